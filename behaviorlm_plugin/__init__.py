@@ -1,0 +1,3 @@
+"""BehaviorLM plugin."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,152 @@
+"""``behaviorlm`` command line.
+
+Subcommands:
+  prepare       events (or --synthetic) -> registered LLaMA-Factory datasets + stats.json
+  simulate      write a synthetic event log (the embedded default) to a file
+  register-aux  register your own ShareGPT/alpaca conversations as an aux dataset
+
+Arguments follow LLaMA-Factory's style: ``--key value`` flags (``--dataset-dir`` and
+``--dataset_dir`` both work) or a single YAML file with the same keys.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+USAGE = __doc__
+
+
+def _parse(dataclass_type, argv: list[str]):
+    from transformers import HfArgumentParser
+
+    parser = HfArgumentParser(dataclass_type)
+    if len(argv) == 1 and argv[0].endswith((".yaml", ".yml")):
+        return parser.parse_yaml_file(Path(argv[0]).absolute())[0]
+    (args,) = parser.parse_args_into_dataclasses(args=argv)
+    return args
+
+
+def _print_prepare_summary(stats: dict) -> None:
+    splits = stats["splits"]
+    print(f"\nprepared {stats['name']!r} from {stats['source']['source']}")
+    print(f"  events: {stats['source']['rows_out']:,}   users per split: {splits['users']}")
+    print(f"  samples: {splits['samples_written']}")
+    cat = stats["categories"]
+    print(
+        f"  anchors: {cat['n_anchor']}  tails: {cat['n_tail']}  anchor share (train): "
+        f"{cat['anchor_share_of_train']:.3f}"
+    )
+    base = stats["baselines"]
+    print(
+        f"  baselines on test: majority {base['majority_accuracy']:.3f}, hour+place {base['hour_place_accuracy']:.3f}"
+    )
+    if "synthetic" in stats:
+        print(f"  TV distance to the paper's table: {stats['synthetic']['tv_distance_to_paper']:.4f}")
+    aux = stats["aux"]
+    print(
+        f"  aux: {aux['kept']}/{aux['loaded']} kept (≤{aux['max_tokens']} tok), "
+        f"{aux['used_in_mix']} in the A-Tuning mix (λ={aux['ratio']})"
+    )
+    print(f"  timings: {stats['timings']}")
+
+
+def cmd_prepare(argv: list[str]) -> int:
+    from .config import PrepareArguments
+    from .prepare import prepare
+
+    args = _parse(PrepareArguments, argv)
+    stats = prepare(args)
+    _print_prepare_summary(stats)
+    print(f"  registered in {Path(args.dataset_dir) / 'dataset_info.json'}")
+    return 0
+
+
+def cmd_simulate(argv: list[str]) -> int:
+    from .simulator import SimulatorConfig, simulate_events
+
+    p = argparse.ArgumentParser(prog="behaviorlm simulate", description="Write a synthetic behavior event log.")
+    p.add_argument("--out", required=True, help="Output file: .parquet, .csv or .jsonl")
+    p.add_argument("--users", type=int, default=2000)
+    p.add_argument("--days", type=int, default=60)
+    p.add_argument("--seed", type=int, default=42)
+    a = p.parse_args(argv)
+    df = simulate_events(SimulatorConfig(num_users=a.users, num_days=a.days, seed=a.seed))
+    out = Path(a.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp")
+    if out.suffix == ".parquet":
+        df.to_parquet(tmp, index=False)
+    elif out.suffix == ".csv":
+        df.to_csv(tmp, index=False)
+    elif out.suffix == ".jsonl":
+        df.astype({"timestamp": str}).to_json(tmp, orient="records", lines=True)
+    else:
+        p.error(f"--out must end in .parquet, .csv or .jsonl, got {out.name}")
+    tmp.replace(out)
+    print(f"wrote {len(df):,} events of {a.users} users over {a.days} days to {out}")
+    return 0
+
+
+def cmd_register_aux(argv: list[str]) -> int:
+    from . import aux_data
+    from .fileio import atomic_write_jsonl
+    from .registry import check_registration, make_entry, register_datasets
+
+    p = argparse.ArgumentParser(
+        prog="behaviorlm register-aux", description="Register general conversations (ShareGPT/alpaca) as a dataset."
+    )
+    p.add_argument("file", help="ShareGPT or alpaca JSON/JSONL")
+    p.add_argument("--dataset-dir", required=True)
+    p.add_argument("--name", required=True, help="Entry name in dataset_info.json")
+    p.add_argument("--max-tokens", type=int, default=512, help="Drop longer conversations")
+    p.add_argument("--tokenizer", default=None, help="HF tokenizer folder for exact token counts")
+    p.add_argument("--overwrite", action="store_true")
+    a = p.parse_args(argv)
+    convs = aux_data.load_conversations(a.file)
+    count = aux_data.approx_token_count
+    if a.tokenizer:
+        from transformers import AutoTokenizer
+
+        tok = AutoTokenizer.from_pretrained(a.tokenizer)
+        count = lambda s: len(tok(s, add_special_tokens=False)["input_ids"])  # noqa: E731
+    kept, dropped = aux_data.filter_by_tokens(convs, a.max_tokens, count)
+    rel = f"{a.name}/aux.jsonl"
+    entries = {a.name: make_entry(rel, "sharegpt")}
+    check_registration(a.dataset_dir, entries, overwrite=a.overwrite)
+    atomic_write_jsonl(Path(a.dataset_dir) / rel, kept)
+    register_datasets(dataset_dir=a.dataset_dir, entries=entries, overwrite=a.overwrite)
+    print(json.dumps({"registered": a.name, "kept": len(kept), "dropped_over_budget": dropped}))
+    return 0
+
+
+COMMANDS = {"prepare": cmd_prepare, "simulate": cmd_simulate, "register-aux": cmd_register_aux}
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    if not argv or argv[0] in {"-h", "--help", "help"}:
+        print(USAGE)
+        return 0
+    cmd, rest = argv[0], argv[1:]
+    if cmd not in COMMANDS:
+        print(f"behaviorlm: unknown command {cmd!r}\n{USAGE}", file=sys.stderr)
+        return 2
+    from .aux_data import AuxDataError
+    from .events import BehaviorDataError
+    from .registry import RegistrationError
+
+    try:
+        return COMMANDS[cmd](rest)
+    except (BehaviorDataError, RegistrationError, AuxDataError, FileNotFoundError, ValueError) as err:
+        # ValueError covers argument checks in the config dataclasses' __post_init__.
+        print(f"behaviorlm {cmd}: error: {err}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
