@@ -25,7 +25,12 @@ from .samples import EncodedEvents
 
 DAY_NAMES = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 BUILTIN_FORMATS = ("instruct1", "instruct2", "instruct3")
-REQUIRED_VARIABLES = frozenset({"history", "next", "candidates"})
+# A format must show each of these, through the string or the structured variable.
+REQUIRED_VARIABLES = {
+    "history": ("history", "events"),
+    "next": ("next", "next_event"),
+    "candidates": ("candidates", "candidate_list"),
+}
 
 _ENV = jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=False)
 _FORMATS: dict[str, jinja2.Template] = {}
@@ -39,7 +44,9 @@ def _builtin_text(name: str) -> str:
 def register_prompt_format(*, name: str, template: str, overwrite: bool = False) -> None:
     """Add an instruction format (a Jinja2 template string) under ``name``.
 
-    The template must use ``history``, ``next`` and ``candidates``; a name already
+    The template must show the history (``history`` or ``events``), the next event
+    (``next`` or ``next_event``) and the candidates (``candidates`` or
+    ``candidate_list``); a name already
     taken is refused unless ``overwrite=True``.
     """
     if not isinstance(name, str) or not name.strip() or not name.replace("_", "").replace("-", "").isalnum():
@@ -52,7 +59,7 @@ def register_prompt_format(*, name: str, template: str, overwrite: bool = False)
     except jinja2.TemplateSyntaxError as err:
         raise ValueError(f"prompt format {name!r}: template syntax error on line {err.lineno}: {err}") from err
     variables = jinja2.meta.find_undeclared_variables(parsed)
-    missing = REQUIRED_VARIABLES - variables
+    missing = {key for key, names in REQUIRED_VARIABLES.items() if not variables.intersection(names)}
     if missing:
         raise ValueError(
             f"prompt format {name!r} never uses {sorted(missing)}; a format must show the history, "

@@ -9,9 +9,12 @@
 #   2. install llamafactory with --no-deps, then every one of its declared
 #      requirements *except torchvision* (read from its own metadata, so nothing
 #      is hand-copied), with torch constrained to the CPU version;
-#   3. torchaudio (LLaMA-Factory's mm_plugin imports it unconditionally) comes in
-#      through step 2: its recent wheels are stable-ABI, have no torch pin and
-#      import fine on the CPU torch.  transformers works without torchvision.
+#   3. torchaudio (LLaMA-Factory's data/mm_plugin.py imports it unconditionally) comes
+#      in through step 2.  PyPI's wheel has no torch pin, but its C++ extension links
+#      libc10_cuda.so and cannot load beside the CPU torch.  torchaudio treats a missing
+#      extension as "not built" and imports its pure-Python part, which is all
+#      LLaMA-Factory touches (audio loading/resampling, unused for text data), so we
+#      remove the CUDA-linked .so files.  transformers works without torchvision.
 # GPU users should not use this script: `pip install -e .[deepspeed]` is right there.
 set -euo pipefail
 VENV=${VENV:-.venv}
@@ -42,6 +45,15 @@ for raw in md.requires("llamafactory") or []:
 PY
 )
 "${PIP[@]}" install -c "$CONSTRAINTS" "${REQS[@]}"
+echo "[install] torchaudio: removing its CUDA-linked C++ extension (see step 3 above)"
+"$VENV/bin/python" - <<'PY'
+import importlib.util, pathlib
+spec = importlib.util.find_spec("torchaudio")
+lib = pathlib.Path(spec.origin).parent / "lib"
+for so in sorted(lib.glob("*.so")):
+    so.unlink()
+    print(f"  removed {so.name}")
+PY
 echo "[install] behaviorlm_plugin (editable) + CPU extras"
 "${PIP[@]}" install -c "$CONSTRAINTS" --no-deps -e .
 "${PIP[@]}" install -c "$CONSTRAINTS" deepspeed gguf pyarrow jinja2 pandas tqdm scikit-learn ruff pytest pytest-xdist

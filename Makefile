@@ -1,0 +1,32 @@
+# BehaviorLM — the two commands in the README, plus a few helpers.
+#   make quickstart   create .venv (CPU) and run the main job on the embedded default
+#   make test         create .venv if needed, lint, run the test suite
+VENV ?= .venv
+PY := $(VENV)/bin/python
+DATA_DIR ?= data
+STAMP := $(VENV)/.behaviorlm-installed
+
+.PHONY: quickstart test lint bench env clean-env
+
+$(STAMP): pyproject.toml scripts/install_cpu_env.sh
+	VENV=$(VENV) bash scripts/install_cpu_env.sh
+	touch $(STAMP)
+
+env: $(STAMP)
+
+quickstart: $(STAMP)
+	$(VENV)/bin/behaviorlm prepare --synthetic --dataset-dir $(DATA_DIR) --name behavior --overwrite
+
+test: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(PY) -m pytest -q
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
+
+bench: $(STAMP)
+	$(PY) benchmarks/bench_windowing.py
+
+clean-env:
+	rm -rf $(VENV)

@@ -1,0 +1,38 @@
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from behaviorlm_plugin.config import PrepareArguments
+from behaviorlm_plugin.prepare import prepare
+
+
+def small_prepare_args(dataset_dir: Path, **overrides) -> PrepareArguments:
+    kw = dict(
+        synthetic=True, synthetic_users=60, synthetic_days=14, dataset_dir=str(dataset_dir), name="beh",
+        max_train_samples=400, max_val_samples=60, max_test_samples=80, balanced_per_class=5, seed=7,
+    )  # fmt: skip
+    kw.update(overrides)
+    return PrepareArguments(**kw)
+
+
+@pytest.fixture(scope="session")
+def prepared(tmp_path_factory) -> tuple[Path, dict]:
+    """A small synthetic dataset prepared once per test session."""
+    d = tmp_path_factory.mktemp("prepared")
+    stats = prepare(small_prepare_args(d))
+    return d, stats
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory, prepared) -> Path:
+    from tiny_model import make_tiny_llama
+
+    d, _ = prepared
+    texts = [json.loads(line)["instruction"] for line in (d / "beh" / "train_all.jsonl").open()][:100]
+    return make_tiny_llama(tmp_path_factory.mktemp("tiny") / "model", texts)
