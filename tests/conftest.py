@@ -14,9 +14,17 @@ from behaviorlm_plugin.prepare import prepare
 
 def small_prepare_args(dataset_dir: Path, **overrides) -> PrepareArguments:
     kw = dict(
-        synthetic=True, synthetic_users=60, synthetic_days=14, dataset_dir=str(dataset_dir), name="beh",
-        max_train_samples=400, max_val_samples=60, max_test_samples=80, balanced_per_class=5, seed=7,
-    )  # fmt: skip
+        synthetic=True,
+        synthetic_users=60,
+        synthetic_days=14,
+        dataset_dir=str(dataset_dir),
+        name="beh",
+        max_train_samples=400,
+        max_val_samples=60,
+        max_test_samples=80,
+        balanced_per_class=5,
+        seed=7,
+    )
     kw.update(overrides)
     return PrepareArguments(**kw)
 

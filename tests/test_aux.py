@@ -20,8 +20,18 @@ def test_sharegpt_openai_and_alpaca_inputs(tmp_path):
         json.dumps([{"conversations": [{"from": "human", "value": "hi"}, {"from": "gpt", "value": "yo"}]}])
     )
     openai = tmp_path / "o.jsonl"
-    openai.write_text(json.dumps({"messages": [{"role": "system", "content": "be nice"},
-        {"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]}) + "\n")  # fmt: skip
+    openai.write_text(
+        json.dumps(
+            {
+                "messages": [
+                    {"role": "system", "content": "be nice"},
+                    {"role": "user", "content": "q"},
+                    {"role": "assistant", "content": "a"},
+                ]
+            }
+        )
+        + "\n"
+    )
     alpaca = tmp_path / "a.json"
     alpaca.write_text(json.dumps([{"instruction": "Add", "input": "2+2", "output": "4"}]))
     assert aux_data.load_conversations(sharegpt)[0]["conversations"][1]["value"] == "yo"
@@ -42,8 +52,12 @@ def test_sharegpt_openai_and_alpaca_inputs(tmp_path):
 )
 def test_bad_records_name_file_and_record(tmp_path, record, message):
     path = tmp_path / "bad.jsonl"
-    path.write_text(json.dumps({"conversations": [{"from": "human", "value": "ok"}, {"from": "gpt", "value": "ok"}]})
-                    + "\n" + json.dumps(record) + "\n")  # fmt: skip
+    path.write_text(
+        json.dumps({"conversations": [{"from": "human", "value": "ok"}, {"from": "gpt", "value": "ok"}]})
+        + "\n"
+        + json.dumps(record)
+        + "\n"
+    )
     with pytest.raises(aux_data.AuxDataError) as err:
         aux_data.load_conversations(path)
     assert str(path) in str(err.value) and "record 1" in str(err.value) and message in str(err.value)
@@ -57,8 +71,10 @@ def test_bad_json_line_is_named(tmp_path):
 
 
 def test_token_filter_with_custom_counter():
-    convs = [{"conversations": [{"from": "human", "value": "a " * n}, {"from": "gpt", "value": "b"}], "system": ""}
-             for n in (1, 10, 100)]  # fmt: skip
+    convs = [
+        {"conversations": [{"from": "human", "value": "a " * n}, {"from": "gpt", "value": "b"}], "system": ""}
+        for n in (1, 10, 100)
+    ]
     kept, dropped = aux_data.filter_by_tokens(convs, 20, count=lambda s: len(s.split()))
     assert len(kept) == 2 and dropped == 1
 

@@ -8,8 +8,9 @@ def _frame(n_users=2, per_user=3):
     rows = []
     for u in range(n_users):
         for i in range(per_user):
-            rows.append({"user_id": f"u{u}", "timestamp": f"2024-03-0{i + 1} 08:0{u}:00", "place": "home",
-                         "behavior": f"b{i}"})  # fmt: skip
+            rows.append(
+                {"user_id": f"u{u}", "timestamp": f"2024-03-0{i + 1} 08:0{u}:00", "place": "home", "behavior": f"b{i}"}
+            )
     return pd.DataFrame(rows)
 
 

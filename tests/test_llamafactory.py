@@ -14,13 +14,27 @@ def test_one_training_step_on_every_registered_entry(prepared, tiny_model, tmp_p
     out = tmp_path / "out"
     run_exp(
         {
-            "model_name_or_path": str(tiny_model), "stage": "sft", "do_train": True, "finetuning_type": "lora",
-            "lora_target": "all", "dataset": ",".join(f"beh_{s}" for s in ALL_SPLITS), "dataset_dir": str(d),
-            "template": "smollm2", "cutoff_len": 1024, "max_samples": 4, "output_dir": str(out),
-            "overwrite_output_dir": True, "per_device_train_batch_size": 2, "max_steps": 1, "report_to": "none",
-            "use_cpu": True, "save_strategy": "no", "dataloader_num_workers": 0, "overwrite_cache": True,
+            "model_name_or_path": str(tiny_model),
+            "stage": "sft",
+            "do_train": True,
+            "finetuning_type": "lora",
+            "lora_target": "all",
+            "dataset": ",".join(f"beh_{s}" for s in ALL_SPLITS),
+            "dataset_dir": str(d),
+            "template": "smollm2",
+            "cutoff_len": 1024,
+            "max_samples": 4,
+            "output_dir": str(out),
+            "overwrite_output_dir": True,
+            "per_device_train_batch_size": 2,
+            "max_steps": 1,
+            "report_to": "none",
+            "use_cpu": True,
+            "save_strategy": "no",
+            "dataloader_num_workers": 0,
+            "overwrite_cache": True,
         }
-    )  # fmt: skip
+    )
     assert (out / "adapter_model.safetensors").exists()
 
 

@@ -46,8 +46,10 @@ def test_stats_contents(prepared):
 
 def test_val_and_test_users_disjoint_from_train(prepared):
     d, _ = prepared
-    users = {s: {m["user_id"] for m in read_jsonl(d / "beh" / f"{s}.meta.jsonl")}
-             for s in ("train_all", "val", "test", "test_balanced")}  # fmt: skip
+    users = {
+        s: {m["user_id"] for m in read_jsonl(d / "beh" / f"{s}.meta.jsonl")}
+        for s in ("train_all", "val", "test", "test_balanced")
+    }
     assert not users["train_all"] & (users["val"] | users["test"] | users["test_balanced"])
     assert not users["val"] & users["test"]
 
@@ -78,15 +80,24 @@ def test_prepare_from_csv_with_column_map(tmp_path):
     ev = ev.rename(columns={"behavior": "intent", "user_id": "uid"})
     path = tmp_path / "events.csv"
     ev.to_csv(path, index=False)
-    stats = prepare(small_prepare_args(tmp_path / "out", synthetic=False, events=str(path),
-                                       column_map="behavior=intent,user_id=uid", history_len=5))  # fmt: skip
+    stats = prepare(
+        small_prepare_args(
+            tmp_path / "out", synthetic=False, events=str(path), column_map="behavior=intent,user_id=uid", history_len=5
+        )
+    )
     assert stats["source"]["source"] == str(path) and stats["splits"]["samples_written"]["train_all"] > 0
     assert "synthetic" not in stats
 
 
 def test_too_short_histories_are_a_clear_error(tmp_path):
-    df = pd.DataFrame({"user_id": ["a"] * 3 + ["b"] * 3, "timestamp": pd.date_range("2024-01-01", periods=6, freq="h"),
-                       "place": "home", "behavior": "x"})  # fmt: skip
+    df = pd.DataFrame(
+        {
+            "user_id": ["a"] * 3 + ["b"] * 3,
+            "timestamp": pd.date_range("2024-01-01", periods=6, freq="h"),
+            "place": "home",
+            "behavior": "x",
+        }
+    )
     path = tmp_path / "ev.csv"
     df.to_csv(path, index=False)
     with pytest.raises(Exception, match="no user has at least 21 events"):
@@ -110,8 +121,24 @@ def test_argument_checks(tmp_path, kw, message):
 
 
 def test_cli_prepare_prints_summary_and_errors_cleanly(tmp_path, capsys):
-    rc = main(["prepare", "--synthetic", "--synthetic-users", "40", "--synthetic-days", "8", "--history-len", "5",
-               "--dataset-dir", str(tmp_path), "--name", "cli", "--max-train-samples", "50"])  # fmt: skip
+    rc = main(
+        [
+            "prepare",
+            "--synthetic",
+            "--synthetic-users",
+            "40",
+            "--synthetic-days",
+            "8",
+            "--history-len",
+            "5",
+            "--dataset-dir",
+            str(tmp_path),
+            "--name",
+            "cli",
+            "--max-train-samples",
+            "50",
+        ]
+    )
     out = capsys.readouterr().out
     assert rc == 0 and "TV distance" in out and "registered in" in out
     assert "cli_train_all" in read_dataset_info(tmp_path)

@@ -9,15 +9,22 @@ from behaviorlm_plugin.samples import encode_events, history_indices, window_tar
 @pytest.fixture
 def enc():
     ts = pd.date_range("2024-03-01 08:00", periods=6, freq="h")  # a Friday
-    df = pd.DataFrame({"user_id": "u1", "timestamp": ts, "place": ["home", "work"] * 3,
-                       "behavior": ["Gaming", "Cooking", "Payment", "Gaming", "Cooking", "Payment"]})  # fmt: skip
+    df = pd.DataFrame(
+        {
+            "user_id": "u1",
+            "timestamp": ts,
+            "place": ["home", "work"] * 3,
+            "behavior": ["Gaming", "Cooking", "Payment", "Gaming", "Cooking", "Payment"],
+        }
+    )
     return encode_events(df)
 
 
 def _render(enc, seed=0, **kw):
     t = window_targets(enc.user, 3)
-    return prompts.render_prompts(enc, t, history_indices(t, 3), np.random.default_rng(seed),
-                                  prompts.PromptOptions(**kw))  # fmt: skip
+    return prompts.render_prompts(
+        enc, t, history_indices(t, 3), np.random.default_rng(seed), prompts.PromptOptions(**kw)
+    )
 
 
 def test_history_next_and_candidates_are_rendered(enc):

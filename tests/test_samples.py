@@ -67,7 +67,8 @@ def test_subsample_is_seeded():
 
 
 def test_encode_refuses_ungrouped_users():
-    df = pd.DataFrame({"user_id": ["a", "b", "a"], "timestamp": pd.to_datetime(["2024-01-01"] * 3),
-                       "place": "p", "behavior": "x"})  # fmt: skip
+    df = pd.DataFrame(
+        {"user_id": ["a", "b", "a"], "timestamp": pd.to_datetime(["2024-01-01"] * 3), "place": "p", "behavior": "x"}
+    )
     with pytest.raises(ValueError, match="grouped by user"):
         encode_events(df)
