@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 DATA_DIR ?= data
 STAMP := $(VENV)/.behaviorlm-installed
 
-.PHONY: quickstart test lint bench env clean-env
+.PHONY: quickstart test lint bench env clean-env shipped-data
 
 $(STAMP): pyproject.toml scripts/install_cpu_env.sh
 	VENV=$(VENV) bash scripts/install_cpu_env.sh
@@ -30,3 +30,9 @@ bench: $(STAMP)
 
 clean-env:
 	rm -rf $(VENV)
+
+# The small demo dataset shipped in dataset_info/ (tests check it is reproducible).
+SHIPPED_ARGS := --synthetic --synthetic-users 200 --synthetic-days 60 --max-train-samples 800 \
+	--max-val-samples 100 --max-test-samples 200 --balanced-per-class 10 --seed 42 --name behavior_demo
+shipped-data: $(STAMP)
+	$(VENV)/bin/behaviorlm prepare $(SHIPPED_ARGS) --dataset-dir dataset_info --overwrite

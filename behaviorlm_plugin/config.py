@@ -46,6 +46,10 @@ class PrepareArguments:
     timestamp_format: str | None = field(
         default=None, metadata={"help": "strptime format of the timestamp column when it is not ISO 8601."}
     )
+    foursquare_place: Literal["grid", "venue"] = field(
+        default="grid",
+        metadata={"help": "Foursquare place label: ~1 km grid cell, or venue id (leaks the category)."},
+    )
     synthetic: bool = field(default=False, metadata={"help": "Use the embedded synthetic long-tailed simulator."})
     synthetic_users: int = field(default=2000, metadata={"help": "Simulated users (with --synthetic)."})
     synthetic_days: int = field(default=60, metadata={"help": "Simulated days (with --synthetic), as in the paper."})

@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 EVENT_COLUMNS: tuple[str, ...] = ("user_id", "timestamp", "place", "behavior")
@@ -139,15 +140,19 @@ def validate_events(
     df["timestamp"] = ts.astype("datetime64[ns]")
 
     for col in ("user_id", "place", "behavior"):
-        values = df[col].astype("string").str.strip()
-        empty = values.isna() | (values == "")
+        # Strip each distinct value once (labels repeat millions of times).
+        cat = df[col].astype("category") if not isinstance(df[col].dtype, pd.CategoricalDtype) else df[col]
+        cleaned = pd.Index(cat.cat.categories.astype(str)).str.strip()
+        codes = cat.cat.codes.to_numpy()
+        blank = np.append(np.asarray(cleaned == "", dtype=bool), True)  # code -1 (missing) -> last slot
+        empty = blank[codes]
         if empty.any():
-            row = int(empty.to_numpy().nonzero()[0][0])
+            row = int(empty.nonzero()[0][0])
             raise BehaviorDataError(
                 f"{source}: {where(source, row)} column {col!r} is empty "
                 f"({int(empty.sum())} empty value(s) in total). Fill or drop those rows."
             )
-        df[col] = values.astype(str)
+        df[col] = np.asarray(cleaned, dtype=object)[codes]
 
     dup = df.duplicated(keep="first")
     if dup.any():

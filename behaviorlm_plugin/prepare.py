@@ -74,7 +74,7 @@ def load_source(args: PrepareArguments) -> tuple[pd.DataFrame, dict]:
     if fmt == "foursquare":
         from .loaders import load_foursquare_tsmc
 
-        df, stats = load_foursquare_tsmc(path, **kw)
+        df, stats = load_foursquare_tsmc(path, place=args.foursquare_place, **kw)
     elif fmt == "app_usage":
         from .loaders import load_app_usage_dir
 

@@ -99,3 +99,10 @@ def test_unknown_suffix_and_missing_file(tmp_path):
     bad.write_text("x")
     with pytest.raises(BehaviorDataError, match="cannot tell the format"):
         load_events(bad)
+
+
+def test_all_empty_column_is_reported():
+    df = _frame()
+    df["place"] = None
+    with pytest.raises(BehaviorDataError, match=r"row 0 column 'place' is empty \(6 empty"):
+        validate_events(df, source="mem")

@@ -47,7 +47,7 @@ def fsq_row(**changes: str) -> tuple[str, ...]:
 def test_foursquare_columns_behavior_and_latin1(tmp_path):
     path = write_fsq(tmp_path)
     assert "Café".encode("latin-1") in path.read_bytes()  # really Latin-1 on disk, not UTF-8
-    df, stats = load_foursquare_tsmc(path)
+    df, stats = load_foursquare_tsmc(path, place="venue")
     assert tuple(df.columns) == EVENT_COLUMNS
     assert df["behavior"].tolist() == ["Arts & Crafts Store", "Café", "Home (private)", "Medical Center"]
     assert df["user_id"].tolist() == ["470", "470", "979", "979"]
@@ -150,7 +150,7 @@ def test_foursquare_non_integer_offset(tmp_path):
 
 def test_foursquare_bad_latitude_only_matters_for_grid(tmp_path):
     path = write_fsq(tmp_path, [*FSQ_ROWS, fsq_row(lat="north", time=FSQ_ROWS[1][7])])
-    df, _ = load_foursquare_tsmc(path, min_events_per_user=1)  # venue mode ignores coordinates
+    df, _ = load_foursquare_tsmc(path, min_events_per_user=1, place="venue")  # venue mode ignores coordinates
     assert len(df) == 5
     with pytest.raises(BehaviorDataError, match=r"line 5: column 5 \(latitude\) 'north'") as err:
         load_foursquare_tsmc(path, place="grid")
