@@ -14,8 +14,12 @@ $(STAMP): pyproject.toml scripts/install_cpu_env.sh
 
 env: $(STAMP)
 
+MODEL_DIR ?= models/SmolLM2-135M-Instruct
+
 quickstart: $(STAMP)
-	$(VENV)/bin/behaviorlm prepare --synthetic --dataset-dir $(DATA_DIR) --name behavior --overwrite
+	$(VENV)/bin/behaviorlm model prepare-default --out $(MODEL_DIR)
+	$(VENV)/bin/behaviorlm prepare --synthetic --dataset-dir $(DATA_DIR) --name behavior --overwrite \
+		--tokenizer $(MODEL_DIR)
 
 test: $(STAMP)
 	$(VENV)/bin/ruff check .

