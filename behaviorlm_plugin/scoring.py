@@ -1,0 +1,330 @@
+"""Exact candidate scoring: total log-probability of each behavior label given the prompt.
+
+For every sample the prompt is encoded **once** (a left-padded batch of ``batch_size`` prompts, with an
+attention mask and explicit position ids so padding does not change the result) and its KV cache is then reused
+for all candidate continuations of that sample, which are run as one right-padded batch against the prompt cache
+repeated over the candidate dimension.
+
+The score of a candidate is ``sum(log p(tok))`` over the candidate's tokens **plus the end token** (``eos``, i.e.
+``<|im_end|>`` for ChatML templates), so a label that is a prefix of another ("Watching video" vs "Watching video
+clip") is scored correctly.
+
+Tokenization: the prompt text comes from the tokenizer's own chat template (``add_generation_prompt=True``) and is
+tokenized with ``add_special_tokens=False`` (the template already contains any BOS). The candidate tokens are those
+of ``tokenizer(prompt_text + candidate + eos)`` after the prompt tokens. If the tokenizer merges tokens across the
+prompt/candidate boundary (the joint encoding does not start with the prompt tokens), the candidate is instead
+encoded on its own (``tokenizer(candidate + eos)``), which is how LLaMA-Factory encodes the answer during training.
+
+Limitation: the cache is a plain full-attention :class:`~transformers.DynamicCache`; models with sliding-window
+attention are exact only while prompt + candidate fit in the window.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+__all__ = ["CandidateScorer", "Prediction", "ScoringConfig"]
+
+
+@dataclass
+class ScoringConfig:
+    batch_size: int = 4
+    """Samples (prompts) per prompt forward pass; candidates of one sample are always one batch."""
+    max_length: int = 2048
+    """Maximum prompt + longest candidate length in tokens; longer samples raise ``ValueError``."""
+    device: str = "auto"
+    """``"auto"`` (CUDA if available), ``"cpu"`` or ``"cuda"``."""
+    dtype: str = "auto"
+    """Model dtype used by :meth:`CandidateScorer.from_pretrained`: auto, float32, bfloat16, float16."""
+    show_progress: bool = True
+    """Show a tqdm progress bar over samples."""
+    template: str | None = None
+    """LLaMA-Factory template name used in training (``smollm2``, ``llama3``, ``qwen`` …). Prompts and answers
+    are then encoded exactly as LLaMA-Factory's SFT encodes them. ``None``: the tokenizer's own chat template."""
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
+        if self.max_length < 2:
+            raise ValueError(f"max_length must be >= 2, got {self.max_length}")
+        if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
+            raise ValueError(f"device must be auto, cpu or cuda, got {self.device!r}")
+        if self.dtype not in ("auto", "float32", "bfloat16", "float16"):
+            raise ValueError(f"dtype must be auto, float32, bfloat16 or float16, got {self.dtype!r}")
+
+
+@dataclass
+class Prediction:
+    id: Any
+    label: str
+    """Top-1 candidate."""
+    top_k: list[tuple[str, float]]
+    """The ``k`` most probable candidates with their probability (softmax over the candidate set)."""
+    probs: np.ndarray
+    """Probability of every candidate, in the sample's candidate order (sums to 1)."""
+    logprobs: np.ndarray
+    """Raw total log-probability of every candidate (candidate tokens + eos)."""
+    true_label: str | None = None
+    true_prob: float | None = None
+    true_rank: int | None = None
+    """1-based rank of the true label (1 + number of candidates with a strictly higher probability)."""
+    extra: dict = field(default_factory=dict)
+
+
+def _resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def _cache_layers(cache) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Per-layer (keys, values) of a returned cache, ``[batch, kv_heads, seq, head_dim]``."""
+    if hasattr(cache, "layers"):  # transformers >= 4.56
+        return [(layer.keys, layer.values) for layer in cache.layers]
+    if hasattr(cache, "key_cache"):
+        return list(zip(cache.key_cache, cache.value_cache, strict=True))
+    return [(k, v) for k, v, *_ in cache]  # legacy tuple of tuples
+
+
+class CandidateScorer:
+    """Scores every candidate label of a sample with one prompt encoding and one batched candidate pass."""
+
+    def __init__(self, model, tokenizer, config: ScoringConfig | None = None) -> None:
+        self.config = config or ScoringConfig()
+        self.tokenizer = tokenizer
+        if self.config.device == "auto":
+            self.device = next(model.parameters()).device
+        else:
+            self.device = _resolve_device(self.config.device)
+            model = model.to(self.device)
+        self.model = model.eval()
+        if tokenizer.eos_token_id is None:
+            raise ValueError("the tokenizer has no eos token; it is needed to end every candidate")
+        self.eos_token = tokenizer.eos_token
+        self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+        self.fallback_count = 0
+        """Number of (sample, candidate) pairs that needed the separate-encoding fallback."""
+        self.lf_template = None
+        self._answer_cache: dict[str, list[int]] = {}
+        if self.config.template is not None:
+            from llamafactory.data import get_template_and_fix_tokenizer
+            from llamafactory.hparams import DataArguments
+
+            self.lf_template = get_template_and_fix_tokenizer(tokenizer, DataArguments(template=self.config.template))
+
+    @classmethod
+    def from_pretrained(cls, model_path, adapter_path=None, **cfg) -> CandidateScorer:
+        """Load ``AutoModelForCausalLM`` + ``AutoTokenizer`` from ``model_path`` (a base or merged model) and,
+        when ``adapter_path`` is given, wrap it with ``peft.PeftModel.from_pretrained``. ``cfg`` are
+        :class:`ScoringConfig` fields."""
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        config = ScoringConfig(**cfg)
+        dtype = config.dtype if config.dtype == "auto" else getattr(torch, config.dtype)
+        tokenizer = AutoTokenizer.from_pretrained(str(model_path))
+        model = AutoModelForCausalLM.from_pretrained(str(model_path), dtype=dtype)
+        model.to(_resolve_device(config.device))
+        if adapter_path is not None:
+            from peft import PeftModel
+
+            model = PeftModel.from_pretrained(model, str(adapter_path))
+        return cls(model, tokenizer, config)
+
+    # ------------------------------------------------------------------ tokenization
+    def prompt_text(self, system: str | None, user: str) -> str:
+        messages = []
+        if system:
+            messages.append({"role": "system", "content": system})
+        messages.append({"role": "user", "content": user})
+        return self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+
+    def _encode(self, text: str) -> list[int]:
+        return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    def _encode_lf(self, system: str | None, user: str, candidates: Sequence[str]):
+        """LLaMA-Factory's own encoding: each message is encoded separately, so answers never merge with the
+        prompt and a label's ids (with the template's end tokens) do not depend on the prompt."""
+        tok, tpl = self.tokenizer, self.lf_template
+        prompt_ids, _ = tpl.encode_oneturn(tok, [{"role": "user", "content": user},
+                                                 {"role": "assistant", "content": ""}], system or None)  # fmt: skip
+        cand_ids = []
+        for cand in candidates:
+            if cand not in self._answer_cache:
+                _, ans = tpl.encode_oneturn(tok, [{"role": "user", "content": "x"},
+                                                  {"role": "assistant", "content": cand}], system or None)  # fmt: skip
+                self._answer_cache[cand] = list(ans)
+            cand_ids.append(self._answer_cache[cand])
+        return list(prompt_ids), cand_ids
+
+    def encode_sample(self, system: str | None, user: str, candidates: Sequence[str]):
+        """Return ``(prompt_ids, [candidate_ids...])``; every candidate's ids end with the eos token."""
+        if self.lf_template is not None:
+            return self._encode_lf(system, user, candidates)
+        text = self.prompt_text(system, user)
+        prompt_ids = self._encode(text)
+        n = len(prompt_ids)
+        cand_ids = []
+        for cand in candidates:
+            full = self._encode(text + cand + self.eos_token)
+            if full[:n] == prompt_ids and len(full) > n:
+                cand_ids.append(full[n:])
+            else:  # the tokenizer merged across the boundary: encode the answer on its own
+                self.fallback_count += 1
+                cand_ids.append(self._encode(cand + self.eos_token))
+        return prompt_ids, cand_ids
+
+    # ------------------------------------------------------------------ scoring
+    def score(
+        self,
+        prompts: Sequence[tuple[str | None, str]],
+        candidates: Sequence[Sequence[str]],
+        ids: Sequence | None = None,
+    ) -> list[np.ndarray]:
+        """Total log-probability (float64 array, candidate order) of each sample's candidates + eos."""
+        if len(prompts) != len(candidates):
+            raise ValueError(f"{len(prompts)} prompts but {len(candidates)} candidate lists")
+        ids = list(range(len(prompts))) if ids is None else list(ids)
+        if len(ids) != len(prompts):
+            raise ValueError(f"{len(prompts)} prompts but {len(ids)} ids")
+
+        encoded = []
+        for (system, user), cands, sid in zip(prompts, candidates, ids, strict=True):
+            if len(cands) == 0:
+                raise ValueError(f"sample {sid!r} has no candidates")
+            p, cs = self.encode_sample(system, user, cands)
+            total = len(p) + max(len(c) for c in cs)
+            if total > self.config.max_length:
+                raise ValueError(
+                    f"sample {sid!r}: prompt ({len(p)} tokens) + longest candidate ({max(len(c) for c in cs)} "
+                    f"tokens) = {total} exceeds max_length={self.config.max_length}"
+                )
+            encoded.append((p, cs))
+
+        # Batch prompts of similar length together (less padding); results go back in input order.
+        order = sorted(range(len(encoded)), key=lambda i: len(encoded[i][0]), reverse=True)
+        results: list[np.ndarray | None] = [None] * len(encoded)
+        bar = None
+        if self.config.show_progress:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=len(encoded), desc="scoring", unit="sample")
+        try:
+            bs = self.config.batch_size
+            with torch.inference_mode():
+                for start in range(0, len(order), bs):
+                    chunk = order[start : start + bs]
+                    scores = self._score_batch([encoded[i] for i in chunk])
+                    for i, s in zip(chunk, scores, strict=True):
+                        results[i] = s
+                    if bar is not None:
+                        bar.update(len(chunk))
+        finally:
+            if bar is not None:
+                bar.close()
+        return results  # type: ignore[return-value]
+
+    def _score_batch(self, batch: list[tuple[list[int], list[list[int]]]]) -> list[np.ndarray]:
+        dev = self.device
+        lens = [len(p) for p, _ in batch]
+        width = max(lens)
+        # Left-padded prompts; position ids count only real tokens so padding does not shift RoPE.
+        input_ids = torch.full((len(batch), width), self.pad_id, dtype=torch.long)
+        attn = torch.zeros((len(batch), width), dtype=torch.long)
+        for r, (p, _) in enumerate(batch):
+            input_ids[r, width - len(p) :] = torch.tensor(p, dtype=torch.long)
+            attn[r, width - len(p) :] = 1
+        pos = (attn.cumsum(-1) - 1).clamp(min=0)
+        out = self.model(
+            input_ids=input_ids.to(dev),
+            attention_mask=attn.to(dev),
+            position_ids=pos.to(dev),
+            use_cache=True,
+            logits_to_keep=1,
+        )
+        first_logp = torch.log_softmax(out.logits[:, -1, :].float(), dim=-1)  # predicts each candidate's 1st token
+        layers = _cache_layers(out.past_key_values)
+        del out
+
+        from transformers import DynamicCache
+
+        results = []
+        for r, (_, cands) in enumerate(batch):
+            n_c, plen = len(cands), lens[r]
+            clen = max(len(c) for c in cands)
+            c_ids = torch.full((n_c, clen), self.pad_id, dtype=torch.long)
+            c_mask = torch.zeros((n_c, clen), dtype=torch.long)
+            for j, c in enumerate(cands):
+                c_ids[j, : len(c)] = torch.tensor(c, dtype=torch.long)
+                c_mask[j, : len(c)] = 1
+            c_ids, c_mask = c_ids.to(dev), c_mask.to(dev)
+
+            # Token 0 of each candidate is scored from the prompt's last-position logits.
+            total = first_logp[r].gather(0, c_ids[:, 0]).double()
+            if clen > 1:
+                cache = DynamicCache()
+                for li, (k, v) in enumerate(layers):
+                    # drop this row's left padding, repeat over candidates
+                    k_r = k[r : r + 1, :, width - plen :].expand(n_c, -1, -1, -1).contiguous()
+                    v_r = v[r : r + 1, :, width - plen :].expand(n_c, -1, -1, -1).contiguous()
+                    cache.update(k_r, v_r, li)
+                # Feed tokens 0..clen-2; their logits score tokens 1..clen-1.
+                step_ids = c_ids[:, :-1]
+                step_mask = torch.cat([torch.ones((n_c, plen), dtype=torch.long, device=dev), c_mask[:, :-1]], dim=1)
+                step_pos = (plen + torch.arange(clen - 1, device=dev)).unsqueeze(0).expand(n_c, -1)
+                o = self.model(
+                    input_ids=step_ids,
+                    attention_mask=step_mask,
+                    position_ids=step_pos,
+                    past_key_values=cache,
+                    use_cache=True,
+                )
+                logp = torch.log_softmax(o.logits.float(), dim=-1)
+                tok_lp = logp.gather(-1, c_ids[:, 1:].unsqueeze(-1)).squeeze(-1)
+                total = total + (tok_lp * c_mask[:, 1:]).sum(-1).double()
+                del o, cache, logp
+            results.append(total.cpu().numpy())
+        return results
+
+    # ------------------------------------------------------------------ prediction
+    def predict(
+        self,
+        prompts: Sequence[tuple[str | None, str]],
+        candidates: Sequence[Sequence[str]],
+        labels: Sequence[str | None] | None = None,
+        ids: Sequence | None = None,
+        k: int = 3,
+    ) -> list[Prediction]:
+        """Top-1 label, top-``k`` (label, prob) and — when ``labels`` are given — the true label's prob and rank.
+        Probabilities are a softmax of the candidate log-probabilities over the sample's candidate set."""
+        if labels is not None and len(labels) != len(prompts):
+            raise ValueError(f"{len(prompts)} prompts but {len(labels)} labels")
+        ids = list(range(len(prompts))) if ids is None else list(ids)
+        all_lp = self.score(prompts, candidates, ids=ids)
+        preds = []
+        for i, (lp, cands) in enumerate(zip(all_lp, candidates, strict=True)):
+            probs = np.exp(lp - lp.max())
+            probs = probs / probs.sum()
+            ranked = np.argsort(-probs, kind="stable")
+            pred = Prediction(
+                id=ids[i],
+                label=cands[int(ranked[0])],
+                top_k=[(cands[int(j)], float(probs[j])) for j in ranked[:k]],
+                probs=probs,
+                logprobs=lp,
+            )
+            true = labels[i] if labels is not None else None
+            if true is not None:
+                pred.true_label = true
+                if true in cands:
+                    t = list(cands).index(true)
+                    pred.true_prob = float(probs[t])
+                    pred.true_rank = int((probs > probs[t]).sum()) + 1
+                else:
+                    pred.true_prob, pred.true_rank = 0.0, None
+            preds.append(pred)
+        return preds
