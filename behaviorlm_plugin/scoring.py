@@ -2,8 +2,9 @@
 
 For every sample the prompt is encoded **once** (a left-padded batch of ``batch_size`` prompts, with an
 attention mask and explicit position ids so padding does not change the result) and its KV cache is then reused
-for all candidate continuations of that sample, which are run as one right-padded batch against the prompt cache
-repeated over the candidate dimension.
+for all candidate continuations of that sample: the candidates form a token trie (shared prefixes such as
+"Watching" are fed once) that runs as one row against the prompt cache, with a 4D attention mask so that each
+trie node sees its own prompt and its ancestors only. Cost: one prompt pass plus one pass over the trie nodes.
 
 The score of a candidate is ``sum(log p(tok))`` over the candidate's tokens **plus the end token** (``eos``, i.e.
 ``<|im_end|>`` for ChatML templates), so a label that is a prefix of another ("Watching video" vs "Watching video
@@ -15,8 +16,8 @@ of ``tokenizer(prompt_text + candidate + eos)`` after the prompt tokens. If the 
 prompt/candidate boundary (the joint encoding does not start with the prompt tokens), the candidate is instead
 encoded on its own (``tokenizer(candidate + eos)``), which is how LLaMA-Factory encodes the answer during training.
 
-Limitation: the cache is a plain full-attention :class:`~transformers.DynamicCache`; models with sliding-window
-attention are exact only while prompt + candidate fit in the window.
+Limitation: the custom 4D mask assumes full attention; models with sliding-window attention are exact only while
+prompt + candidate fit in the window.
 """
 
 from __future__ import annotations
@@ -76,19 +77,45 @@ class Prediction:
     extra: dict = field(default_factory=dict)
 
 
+@dataclass
+class _Trie:
+    """Candidate token prefixes, each stored once, in insertion order (parents before children)."""
+
+    tokens: list[int]  # input token of each node
+    depth: list[int]  # 0 for a candidate's first token
+    ancestors: np.ndarray  # [n, n] bool: node i may attend to node j (j is i or an ancestor of i)
+    paths: list[list[int]]  # per candidate: nodes for its tokens 0..n-2 (inputs that predict tokens 1..n-1)
+
+
+def _build_trie(cands: Sequence[Sequence[int]]) -> _Trie:
+    index: dict[tuple[int, ...], int] = {}
+    tokens: list[int] = []
+    depth: list[int] = []
+    parent: list[int] = []
+    paths = []
+    for c in cands:
+        path = []
+        for i in range(len(c) - 1):  # the last token (the end token) is only predicted, never fed
+            key = tuple(c[: i + 1])
+            if key not in index:
+                index[key] = len(tokens)
+                tokens.append(c[i])
+                depth.append(i)
+                parent.append(path[-1] if path else -1)
+            path.append(index[key])
+        paths.append(path)
+    n = len(tokens)
+    anc = np.eye(n, dtype=bool)
+    for i in range(n):  # parents come first, so their rows are complete
+        if parent[i] >= 0:
+            anc[i] |= anc[parent[i]]
+    return _Trie(tokens, depth, anc, paths)
+
+
 def _resolve_device(device: str) -> torch.device:
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(device)
-
-
-def _cache_layers(cache) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    """Per-layer (keys, values) of a returned cache, ``[batch, kv_heads, seq, head_dim]``."""
-    if hasattr(cache, "layers"):  # transformers >= 4.56
-        return [(layer.keys, layer.values) for layer in cache.layers]
-    if hasattr(cache, "key_cache"):
-        return list(zip(cache.key_cache, cache.value_cache, strict=True))
-    return [(k, v) for k, v, *_ in cache]  # legacy tuple of tuples
 
 
 class CandidateScorer:
@@ -157,7 +184,11 @@ class CandidateScorer:
             if cand not in self._answer_cache:
                 _, ans = tpl.encode_oneturn(tok, [{"role": "user", "content": "x"},
                                                   {"role": "assistant", "content": cand}], system or None)  # fmt: skip
-                self._answer_cache[cand] = list(ans)
+                ans = list(ans)
+                # Score up to the end-of-turn token; what follows is template formatting ("\\n").
+                if self.tokenizer.eos_token_id in ans:
+                    ans = ans[: ans.index(self.tokenizer.eos_token_id) + 1]
+                self._answer_cache[cand] = ans
             cand_ids.append(self._answer_cache[cand])
         return list(prompt_ids), cand_ids
 
@@ -229,10 +260,16 @@ class CandidateScorer:
         return results  # type: ignore[return-value]
 
     def _score_batch(self, batch: list[tuple[list[int], list[list[int]]]]) -> list[np.ndarray]:
+        """Two forward passes for the whole batch.
+
+        1. The left-padded prompts, with position ids that skip padding; keeps the KV cache.
+        2. Every sample's candidates as a token *trie* (shared prefixes once), one row per sample,
+           against that cache, with a 4D mask letting each trie node see its own prompt and its
+           ancestors only (tree attention). No prompt is re-run and no cache is copied.
+        """
         dev = self.device
         lens = [len(p) for p, _ in batch]
         width = max(lens)
-        # Left-padded prompts; position ids count only real tokens so padding does not shift RoPE.
         input_ids = torch.full((len(batch), width), self.pad_id, dtype=torch.long)
         attn = torch.zeros((len(batch), width), dtype=torch.long)
         for r, (p, _) in enumerate(batch):
@@ -246,48 +283,49 @@ class CandidateScorer:
             use_cache=True,
             logits_to_keep=1,
         )
-        first_logp = torch.log_softmax(out.logits[:, -1, :].float(), dim=-1)  # predicts each candidate's 1st token
-        layers = _cache_layers(out.past_key_values)
+        first_logp = torch.log_softmax(out.logits[:, -1, :].float(), dim=-1).cpu()  # scores each 1st token
+        cache = out.past_key_values
         del out
 
-        from transformers import DynamicCache
+        tries = [_build_trie(cands) for _, cands in batch]
+        n_nodes = max(len(t.tokens) for t in tries)
+        if n_nodes == 0:  # every candidate is a single token: the prompt pass scored everything
+            return [first_logp[r].gather(0, torch.tensor([c[0] for c in cands])).double().numpy()
+                    for r, (_, cands) in enumerate(batch)]  # fmt: skip
+
+        dtype = next(self.model.parameters()).dtype
+        neg = torch.finfo(dtype).min
+        b = len(batch)
+        node_ids = torch.full((b, n_nodes), self.pad_id, dtype=torch.long)
+        node_pos = torch.zeros((b, n_nodes), dtype=torch.long)
+        mask = torch.full((b, 1, n_nodes, width + n_nodes), neg, dtype=dtype)
+        for r, trie in enumerate(tries):
+            k = len(trie.tokens)
+            mask[r, 0, :, width - lens[r] : width] = 0  # the row's real prompt tokens
+            if k:
+                node_ids[r, :k] = torch.tensor(trie.tokens, dtype=torch.long)
+                node_pos[r, :k] = lens[r] + torch.tensor(trie.depth, dtype=torch.long)
+                mask[r, 0, :k, width : width + k] = torch.where(torch.from_numpy(trie.ancestors), 0.0, neg).to(dtype)
+            mask[r, 0, range(k, n_nodes), range(width + k, width + n_nodes)] = 0  # padding rows see themselves
+        o = self.model(
+            input_ids=node_ids.to(dev),
+            attention_mask=mask.to(dev),
+            position_ids=node_pos.to(dev),
+            past_key_values=cache,
+            use_cache=False,
+        )
+        node_logp = torch.log_softmax(o.logits.float(), dim=-1).cpu()
+        del o, cache
 
         results = []
-        for r, (_, cands) in enumerate(batch):
-            n_c, plen = len(cands), lens[r]
-            clen = max(len(c) for c in cands)
-            c_ids = torch.full((n_c, clen), self.pad_id, dtype=torch.long)
-            c_mask = torch.zeros((n_c, clen), dtype=torch.long)
-            for j, c in enumerate(cands):
-                c_ids[j, : len(c)] = torch.tensor(c, dtype=torch.long)
-                c_mask[j, : len(c)] = 1
-            c_ids, c_mask = c_ids.to(dev), c_mask.to(dev)
-
-            # Token 0 of each candidate is scored from the prompt's last-position logits.
-            total = first_logp[r].gather(0, c_ids[:, 0]).double()
-            if clen > 1:
-                cache = DynamicCache()
-                for li, (k, v) in enumerate(layers):
-                    # drop this row's left padding, repeat over candidates
-                    k_r = k[r : r + 1, :, width - plen :].expand(n_c, -1, -1, -1).contiguous()
-                    v_r = v[r : r + 1, :, width - plen :].expand(n_c, -1, -1, -1).contiguous()
-                    cache.update(k_r, v_r, li)
-                # Feed tokens 0..clen-2; their logits score tokens 1..clen-1.
-                step_ids = c_ids[:, :-1]
-                step_mask = torch.cat([torch.ones((n_c, plen), dtype=torch.long, device=dev), c_mask[:, :-1]], dim=1)
-                step_pos = (plen + torch.arange(clen - 1, device=dev)).unsqueeze(0).expand(n_c, -1)
-                o = self.model(
-                    input_ids=step_ids,
-                    attention_mask=step_mask,
-                    position_ids=step_pos,
-                    past_key_values=cache,
-                    use_cache=True,
-                )
-                logp = torch.log_softmax(o.logits.float(), dim=-1)
-                tok_lp = logp.gather(-1, c_ids[:, 1:].unsqueeze(-1)).squeeze(-1)
-                total = total + (tok_lp * c_mask[:, 1:]).sum(-1).double()
-                del o, cache, logp
-            results.append(total.cpu().numpy())
+        for r, ((_, cands), trie) in enumerate(zip(batch, tries, strict=True)):
+            total = first_logp[r].gather(0, torch.tensor([c[0] for c in cands])).double()
+            for j, path in enumerate(trie.paths):
+                # path[i] is the node whose output predicts token i+1 of candidate j
+                if path:
+                    nxt = torch.tensor(cands[j][1:])
+                    total[j] += node_logp[r, path].gather(1, nxt[:, None]).sum().double()
+            results.append(total.numpy())
         return results
 
     # ------------------------------------------------------------------ prediction

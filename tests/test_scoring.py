@@ -167,6 +167,7 @@ def test_llamafactory_template_mode_matches_training_encoding_and_brute_force(mo
         for c in cands:
             msgs = [{"role": "user", "content": user}, {"role": "assistant", "content": c}]
             p, a = tpl.encode_oneturn(tok, msgs, system)
+            a = a[: a.index(tok.eos_token_id) + 1]  # the answer ends at the end-of-turn token
             ids = torch.tensor([p + a])
             with torch.no_grad():
                 logp = torch.log_softmax(model(input_ids=ids).logits[0].float(), -1)
