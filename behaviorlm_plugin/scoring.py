@@ -22,6 +22,7 @@ prompt + candidate fit in the window.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,7 +30,7 @@ from typing import Any
 import numpy as np
 import torch
 
-__all__ = ["CandidateScorer", "Prediction", "ScoringConfig"]
+__all__ = ["CandidateScorer", "GenerationResult", "Prediction", "ScoringConfig", "parse_generation"]
 
 
 @dataclass
@@ -116,6 +117,31 @@ def _resolve_device(device: str) -> torch.device:
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(device)
+
+
+@dataclass
+class GenerationResult:
+    raw: str
+    """The decoded generation."""
+    label: str | None
+    """The candidate it was parsed to, or ``None`` when it matches none (an invalid output)."""
+
+
+def _norm(text: str) -> str:
+    return " ".join(re.sub(r"[^\w\s-]", " ", text.lower()).split())
+
+
+def parse_generation(text: str, candidates: Sequence[str]) -> GenerationResult:
+    """Map free text to a candidate: exact match after normalising case and punctuation on the first
+    line, else the longest candidate that occurs in it (so "Watching video clip" beats "Watching video").
+    Nothing found: invalid."""
+    first = _norm(text.strip().splitlines()[0] if text.strip() else "")
+    by_norm = {_norm(c): c for c in candidates}
+    if first in by_norm:
+        return GenerationResult(text, by_norm[first])
+    padded = f" {first} "
+    hits = [c for n, c in by_norm.items() if n and f" {n} " in padded]
+    return GenerationResult(text, max(hits, key=len) if hits else None)
 
 
 class CandidateScorer:
@@ -327,6 +353,52 @@ class CandidateScorer:
                     total[j] += node_logp[r, path].gather(1, nxt[:, None]).sum().double()
             results.append(total.numpy())
         return results
+
+    # ------------------------------------------------------------------ generation (for comparison)
+    def generate(
+        self,
+        prompts: Sequence[tuple[str | None, str]],
+        candidates: Sequence[Sequence[str]],
+        max_new_tokens: int = 16,
+    ) -> list[GenerationResult]:
+        """Greedy generation parsed against the candidate set, as the paper's baselines evaluate.
+
+        Same prompt encoding as :meth:`score`. An output that matches no candidate is *invalid*
+        (``label=None``); see :func:`parse_generation` for the matching rules.
+        """
+        encoded = [self.encode_sample(s, u, ["x"])[0] for s, u in prompts]
+        order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]), reverse=True)
+        texts: list[str] = [""] * len(encoded)
+        bar = None
+        if self.config.show_progress:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=len(encoded), desc="generating", unit="sample")
+        bs = self.config.batch_size
+        with torch.inference_mode():
+            for start in range(0, len(order), bs):
+                chunk = order[start : start + bs]
+                width = max(len(encoded[i]) for i in chunk)
+                ids = torch.full((len(chunk), width), self.pad_id, dtype=torch.long)
+                attn = torch.zeros((len(chunk), width), dtype=torch.long)
+                for r, i in enumerate(chunk):
+                    ids[r, width - len(encoded[i]) :] = torch.tensor(encoded[i])
+                    attn[r, width - len(encoded[i]) :] = 1
+                out = self.model.generate(
+                    input_ids=ids.to(self.device),
+                    attention_mask=attn.to(self.device),
+                    max_new_tokens=max_new_tokens,
+                    do_sample=False,
+                    eos_token_id=self.tokenizer.eos_token_id,
+                    pad_token_id=self.pad_id,
+                )
+                for r, i in enumerate(chunk):
+                    texts[i] = self.tokenizer.decode(out[r, width:], skip_special_tokens=True)
+                if bar is not None:
+                    bar.update(len(chunk))
+        if bar is not None:
+            bar.close()
+        return [parse_generation(t, c) for t, c in zip(texts, candidates, strict=True)]
 
     # ------------------------------------------------------------------ prediction
     def predict(

@@ -173,3 +173,37 @@ def test_llamafactory_template_mode_matches_training_encoding_and_brute_force(mo
                 logp = torch.log_softmax(model(input_ids=ids).logits[0].float(), -1)
             ref.append(sum(logp[len(p) + i - 1, t].item() for i, t in enumerate(a)))
         np.testing.assert_allclose(g, np.array(ref), atol=1e-4, rtol=0)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("Watching video clip", "Watching video clip"),
+        ("watching video clip.", "Watching video clip"),
+        ("The answer is Watching video clip because", "Watching video clip"),  # longest match wins
+        ("I think: watching video", "Watching video"),
+        ("Sleeping", None),
+        ("", None),
+    ],
+)
+def test_parse_generation(text, expected):
+    from behaviorlm_plugin.scoring import parse_generation
+
+    assert parse_generation(text, CANDS).label == expected
+
+
+def test_generate_returns_parsed_or_invalid(model_and_tok):
+    scorer = CandidateScorer(*model_and_tok, ScoringConfig(batch_size=3, show_progress=False))
+    res = scorer.generate(PROMPTS, CAND_LISTS, max_new_tokens=4)
+    assert len(res) == len(PROMPTS)
+    for r, cands in zip(res, CAND_LISTS, strict=True):
+        assert isinstance(r.raw, str)
+        assert r.label is None or r.label in cands
+
+
+def test_generation_is_unaffected_by_batch_padding(model_and_tok):
+    one = CandidateScorer(*model_and_tok, ScoringConfig(batch_size=1, show_progress=False))
+    many = CandidateScorer(*model_and_tok, ScoringConfig(batch_size=4, show_progress=False))
+    a = [r.raw for r in one.generate(PROMPTS, CAND_LISTS, max_new_tokens=5)]
+    b = [r.raw for r in many.generate(PROMPTS, CAND_LISTS, max_new_tokens=5)]
+    assert a == b and any(a)
