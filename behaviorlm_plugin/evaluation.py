@@ -42,9 +42,11 @@ class PredictArguments:
     adapter: str | None = field(default=None, metadata={"help": "LoRA adapter folder (peft) on top of --model."})
     template: str | None = field(
         default="auto",
-        metadata={"help": "LLaMA-Factory template used in training (smollm2, llama3, qwen…); 'auto' reads the "
-                  "default model's marker, else the tokenizer's chat template; 'none' forces the latter."},
-    )  # fmt: skip
+        metadata={
+            "help": "LLaMA-Factory template used in training (smollm2, llama3, qwen…); 'auto' reads the "
+            "default model's marker, else the tokenizer's chat template; 'none' forces the latter."
+        },
+    )
     top_k: int = field(default=5, metadata={"help": "Ranked candidates to keep per sample (0 = all)."})
     method: Literal["score", "generate"] = field(
         default="score", metadata={"help": "score: exact candidate ranking; generate: greedy text parsed."}
@@ -148,25 +150,38 @@ def predict(args: PredictArguments) -> list[dict] | None:
 
         device = f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}" if torch.cuda.is_available() else "cpu"
     scorer = CandidateScorer.from_pretrained(
-        args.model, args.adapter, batch_size=args.batch_size, max_length=args.max_length, device=device,
-        template=_resolve_template(args), show_progress=rank == 0,
-    )  # fmt: skip
+        args.model,
+        args.adapter,
+        batch_size=args.batch_size,
+        max_length=args.max_length,
+        device=device,
+        template=_resolve_template(args),
+        show_progress=rank == 0,
+    )
     prompts = [(recs[i].get("system"), recs[i]["instruction"]) for i in mine]
     cands = [metas[i]["candidates"] for i in mine]
     labels = [metas[i]["label"] for i in mine]
     t0 = time.perf_counter()
     rows = []
     if args.method == "score":
-        preds = scorer.predict(prompts, cands, labels=labels, ids=[recs[i]["id"] for i in mine],
-                               k=args.top_k or 10**9)  # fmt: skip
+        preds = scorer.predict(prompts, cands, labels=labels, ids=[recs[i]["id"] for i in mine], k=args.top_k or 10**9)
         for i, p in zip(mine, preds, strict=True):
-            rows.append(_row(metas[i], p.label, [{"behavior": b, "prob": pr} for b, pr in p.top_k],
-                             p.true_prob, p.true_rank, "score"))  # fmt: skip
+            rows.append(
+                _row(
+                    metas[i],
+                    p.label,
+                    [{"behavior": b, "prob": pr} for b, pr in p.top_k],
+                    p.true_prob,
+                    p.true_rank,
+                    "score",
+                )
+            )
     else:
         gens = scorer.generate(prompts, cands, max_new_tokens=args.max_new_tokens)
         for i, g in zip(mine, gens, strict=True):
-            row = _row(metas[i], g.label, [{"behavior": g.label, "prob": 1.0}] if g.label else [], None, None,
-                       "generate")  # fmt: skip
+            row = _row(
+                metas[i], g.label, [{"behavior": g.label, "prob": 1.0}] if g.label else [], None, None, "generate"
+            )
             row.update(raw_output=g.raw, valid=g.label is not None)
             rows.append(row)
     seconds = time.perf_counter() - t0
@@ -212,8 +227,13 @@ def _row(meta: dict, pred: str | None, ranked: list[dict], true_prob, true_rank,
 
 
 def _write_run_info(out: Path, args: PredictArguments, n: int, seconds: float, world: int) -> None:
-    info = {"samples": n, "seconds": round(seconds, 3), "samples_per_second": n / seconds if seconds else None,
-            "processes": world, "arguments": vars(args)}  # fmt: skip
+    info = {
+        "samples": n,
+        "seconds": round(seconds, 3),
+        "samples_per_second": n / seconds if seconds else None,
+        "processes": world,
+        "arguments": vars(args),
+    }
     atomic_write_json(out.with_name(out.name.removesuffix(".jsonl") + ".run.json"), info)
 
 
@@ -227,8 +247,11 @@ def load_categories(stats_path: str | Path) -> tuple[dict[str, str], dict[str, f
     if "behaviors" not in stats:
         raise EvaluationError(f"{path}: has no 'behaviors' section; is this a BehaviorLM stats.json?")
     beh = stats["behaviors"]
-    return ({b: v["head_medium_tail"] for b, v in beh.items()},
-            {b: v["train_frequency"] for b, v in beh.items()}, list(beh))  # fmt: skip
+    return (
+        {b: v["head_medium_tail"] for b, v in beh.items()},
+        {b: v["train_frequency"] for b, v in beh.items()},
+        list(beh),
+    )
 
 
 def evaluate_predictions(preds: list[dict], stats_path: str | Path) -> dict:
@@ -300,8 +323,9 @@ def plot_confusion(preds: list[dict], behaviors: list[str], out: Path) -> None:
     fig, ax = plt.subplots(figsize=(11, 10))
     im = ax.imshow(norm, cmap="viridis", vmin=0, vmax=1)
     ax.set_yticks(range(n), behaviors, fontsize=6)
-    ax.set_xticks(range(norm.shape[1]), behaviors + (["<invalid>"] if norm.shape[1] > n else []), fontsize=6,
-                  rotation=90)  # fmt: skip
+    ax.set_xticks(
+        range(norm.shape[1]), behaviors + (["<invalid>"] if norm.shape[1] > n else []), fontsize=6, rotation=90
+    )
     ax.set_ylabel("true")
     ax.set_xlabel("predicted")
     fig.colorbar(im, ax=ax, fraction=0.03)
@@ -329,8 +353,10 @@ def summary_text(m: dict, name: str) -> str:
     extra = {k: m[k] for k in ("hr@1", "hr@3", "hr@5", "ndcg@3", "ndcg@5", "invalid_rate") if k in m}
     if extra:
         lines.append("  " + "  ".join(f"{k}={v:.4f}" for k, v in extra.items()))
-    lines.append(f"  samples={m['n']}  classes with test samples: head {m['n_classes_head']}, "
-                 f"medium {m['n_classes_medium']}, tail {m['n_classes_tail']}")  # fmt: skip
+    lines.append(
+        f"  samples={m['n']}  classes with test samples: head {m['n_classes_head']}, "
+        f"medium {m['n_classes_medium']}, tail {m['n_classes_tail']}"
+    )
     if m["classes_without_test_samples"]:
         lines.append(f"  no test samples (not scored): {', '.join(m['classes_without_test_samples'])}")
     return "\n".join(lines)

@@ -65,8 +65,7 @@ def classification_metrics(
         recall = k["tp"] / k["support"]
         w_prec += precision * k["support"] / n
         w_rec += recall * k["support"] / n
-        per_class[c] = {"accuracy": recall, "precision": precision, "support": k["support"],
-                        "category": categories[c]}  # fmt: skip
+        per_class[c] = {"accuracy": recall, "precision": precision, "support": k["support"], "category": categories[c]}
     missing = sorted(set(all_labels or categories) - set(per_class))
     out = {"weighted_precision": w_prec, "weighted_recall": w_rec, "n": n}
     recalls = [v["accuracy"] for v in per_class.values()]
@@ -101,8 +100,14 @@ def ranking_metrics(ranked: Sequence[Sequence[str]], y_true: Sequence[str], ks: 
 
 def format_table(rows: dict[str, dict], columns: Sequence[str] = PAPER_COLUMNS) -> str:
     """A plain terminal table: one row per model/variant, paper column order."""
-    short = {"weighted_precision": "wP", "weighted_recall": "wR", "acc_avg": "Acc_avg", "acc_head": "head",
-             "acc_medium": "medium", "acc_tail": "tail"}  # fmt: skip
+    short = {
+        "weighted_precision": "wP",
+        "weighted_recall": "wR",
+        "acc_avg": "Acc_avg",
+        "acc_head": "head",
+        "acc_medium": "medium",
+        "acc_tail": "tail",
+    }
     names = [short.get(c, c) for c in columns]
     width = max([len(r) for r in rows] + [5])
     lines = [" | ".join([" " * width, *[f"{n:>7}" for n in names]])]

@@ -224,10 +224,14 @@ def prepare(args: PrepareArguments) -> dict:
     aux_kept, aux_dropped = aux_data.filter_by_tokens(
         aux_pool, args.aux_max_tokens, count or aux_data.approx_token_count
     )
-    n_anchor = len(rows["train_anchor"][0])
+    mix_anchor = rows["train_anchor"][0]
+    if args.mix_anchor_samples is not None and args.mix_anchor_samples < len(mix_anchor):
+        keep = np.sort(rng(7).choice(len(mix_anchor), size=args.mix_anchor_samples, replace=False))
+        mix_anchor = [mix_anchor[i] for i in keep]
+    n_anchor = len(mix_anchor)
     n_aux = aux_data.aux_count(n_anchor, args.aux_ratio)
     aux_used, aux_repeats = aux_data.pick_aux(aux_kept, n_aux, rng(5))
-    mix = [aux_data.behavior_to_sharegpt(r["system"], r["instruction"], r["output"]) for r in rows["train_anchor"][0]]
+    mix = [aux_data.behavior_to_sharegpt(r["system"], r["instruction"], r["output"]) for r in mix_anchor]
     mix += aux_used
     mix = [mix[i] for i in rng(6).permutation(len(mix))]
 
@@ -297,6 +301,7 @@ def prepare(args: PrepareArguments) -> dict:
             "ratio": args.aux_ratio,
             "used_in_mix": len(aux_used),
             "pool_repeats": aux_repeats,
+            "mix_anchor_samples": n_anchor,
             "mix_size": len(mix),
             "exact_ratio": (len(aux_used) / n_anchor) if n_anchor else 0.0,
         },

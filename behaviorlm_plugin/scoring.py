@@ -203,13 +203,15 @@ class CandidateScorer:
         """LLaMA-Factory's own encoding: each message is encoded separately, so answers never merge with the
         prompt and a label's ids (with the template's end tokens) do not depend on the prompt."""
         tok, tpl = self.tokenizer, self.lf_template
-        prompt_ids, _ = tpl.encode_oneturn(tok, [{"role": "user", "content": user},
-                                                 {"role": "assistant", "content": ""}], system or None)  # fmt: skip
+        prompt_ids, _ = tpl.encode_oneturn(
+            tok, [{"role": "user", "content": user}, {"role": "assistant", "content": ""}], system or None
+        )
         cand_ids = []
         for cand in candidates:
             if cand not in self._answer_cache:
-                _, ans = tpl.encode_oneturn(tok, [{"role": "user", "content": "x"},
-                                                  {"role": "assistant", "content": cand}], system or None)  # fmt: skip
+                _, ans = tpl.encode_oneturn(
+                    tok, [{"role": "user", "content": "x"}, {"role": "assistant", "content": cand}], system or None
+                )
                 ans = list(ans)
                 # Score up to the end-of-turn token; what follows is template formatting ("\\n").
                 if self.tokenizer.eos_token_id in ans:
@@ -316,8 +318,10 @@ class CandidateScorer:
         tries = [_build_trie(cands) for _, cands in batch]
         n_nodes = max(len(t.tokens) for t in tries)
         if n_nodes == 0:  # every candidate is a single token: the prompt pass scored everything
-            return [first_logp[r].gather(0, torch.tensor([c[0] for c in cands])).double().numpy()
-                    for r, (_, cands) in enumerate(batch)]  # fmt: skip
+            return [
+                first_logp[r].gather(0, torch.tensor([c[0] for c in cands])).double().numpy()
+                for r, (_, cands) in enumerate(batch)
+            ]
 
         dtype = next(self.model.parameters()).dtype
         neg = torch.finfo(dtype).min

@@ -30,8 +30,17 @@ def split(prepared):
 def scored(split, tiny_model, tmp_path_factory):
     data, _ = split
     out = tmp_path_factory.mktemp("pred") / "preds.jsonl"
-    rows = predict(PredictArguments(model=str(tiny_model), data=str(data), out=str(out), top_k=0,
-                                    template="smollm2", max_samples=24, batch_size=3))  # fmt: skip
+    rows = predict(
+        PredictArguments(
+            model=str(tiny_model),
+            data=str(data),
+            out=str(out),
+            top_k=0,
+            template="smollm2",
+            max_samples=24,
+            batch_size=3,
+        )
+    )
     return out, rows
 
 
@@ -67,8 +76,17 @@ def test_evaluate_writes_metrics_and_plots(scored, split, tmp_path):
 
 def test_generation_method_reports_invalid_rate(split, tiny_model, tmp_path):
     out = tmp_path / "gen.jsonl"
-    rows = predict(PredictArguments(model=str(tiny_model), data=str(split[0]), out=str(out), method="generate",
-                                    max_new_tokens=3, max_samples=6, template="smollm2"))  # fmt: skip
+    rows = predict(
+        PredictArguments(
+            model=str(tiny_model),
+            data=str(split[0]),
+            out=str(out),
+            method="generate",
+            max_new_tokens=3,
+            max_samples=6,
+            template="smollm2",
+        )
+    )
     assert all("raw_output" in r and r["valid"] == (r["prediction"] is not None) for r in rows)
     m = evaluate_file(out, split[1], tmp_path / "ev")
     assert m["invalid_rate"] == pytest.approx(np.mean([not r["valid"] for r in rows]))
@@ -88,8 +106,23 @@ def test_bad_inputs_are_named(split, tmp_path):
 
 def test_cli_evaluate_from_model(split, tiny_model, tmp_path, capsys):
     data, stats = split
-    rc = main(["evaluate", "--model", str(tiny_model), "--data", str(data), "--stats", str(stats),
-               "--out-dir", str(tmp_path), "--max-per-class", "1", "--template", "smollm2"])  # fmt: skip
+    rc = main(
+        [
+            "evaluate",
+            "--model",
+            str(tiny_model),
+            "--data",
+            str(data),
+            "--stats",
+            str(stats),
+            "--out-dir",
+            str(tmp_path),
+            "--max-per-class",
+            "1",
+            "--template",
+            "smollm2",
+        ]
+    )
     out = capsys.readouterr().out
     assert rc == 0 and "Acc_avg" in out and "tail" in out
     assert (tmp_path / "preds.jsonl").exists() and (tmp_path / "metrics.json").exists()
@@ -100,9 +133,32 @@ def test_torchrun_two_processes_match_single_process(scored, split, tiny_model, 
     _, rows = scored
     out = tmp_path / "dp.jsonl"
     torchrun = os.path.join(os.path.dirname(sys.executable), "torchrun")
-    cmd = [torchrun, "--nproc_per_node", "2", "--master_port", "29517", "-m", "behaviorlm_plugin.cli", "predict",
-           "--model", str(tiny_model), "--data", str(split[0]), "--out", str(out), "--top_k", "0",
-           "--template", "smollm2", "--max_samples", "24", "--batch_size", "3", "--device", "cpu"]  # fmt: skip
+    cmd = [
+        torchrun,
+        "--nproc_per_node",
+        "2",
+        "--master_port",
+        "29517",
+        "-m",
+        "behaviorlm_plugin.cli",
+        "predict",
+        "--model",
+        str(tiny_model),
+        "--data",
+        str(split[0]),
+        "--out",
+        str(out),
+        "--top_k",
+        "0",
+        "--template",
+        "smollm2",
+        "--max_samples",
+        "24",
+        "--batch_size",
+        "3",
+        "--device",
+        "cpu",
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=dict(os.environ, OMP_NUM_THREADS="1"))
     assert proc.returncode == 0, proc.stderr[-3000:]
     dp = read_jsonl(out)

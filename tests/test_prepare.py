@@ -44,6 +44,14 @@ def test_stats_contents(prepared):
     assert stats["prompt_lengths"]["train_all"]["p50"] > 100
 
 
+def test_mix_anchor_cap_keeps_ratio_exact(tmp_path):
+    stats = prepare(small_prepare_args(tmp_path, mix_anchor_samples=40, aux_ratio=0.1))
+    aux = stats["aux"]
+    assert aux["mix_anchor_samples"] == 40 and aux["used_in_mix"] == 4 and aux["mix_size"] == 44
+    assert stats["splits"]["samples_written"]["train_all"] == 400  # selection pool untouched
+    assert len(read_jsonl(tmp_path / "beh" / "atuning_mix.jsonl")) == 44
+
+
 def test_val_and_test_users_disjoint_from_train(prepared):
     d, _ = prepared
     users = {
