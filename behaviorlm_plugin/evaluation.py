@@ -276,7 +276,7 @@ def evaluate_predictions(preds: list[dict], stats_path: str | Path) -> dict:
     return m
 
 
-def plot_per_behavior(metrics: dict, out: Path) -> None:
+def plot_per_behavior(metrics: dict, out: Path, thresholds: tuple[float, float] = (0.01, 0.05)) -> None:
     """Per-behavior accuracy against training frequency (log x), colored by category."""
     import matplotlib
 
@@ -291,6 +291,10 @@ def plot_per_behavior(metrics: dict, out: Path) -> None:
         ax.annotate(b, (f, v["accuracy"]), fontsize=6, xytext=(3, 2), textcoords="offset points")
     for cat, c in colors.items():
         ax.scatter([], [], color=c, label=cat)
+    medium, head = thresholds
+    for x, text in ((medium, f"{medium:.0%}: tail | medium"), (head, f"{head:.0%}: medium | head")):
+        ax.axvline(x, color="gray", linestyle="--", linewidth=0.8)
+        ax.annotate(text, (x, 1.0), fontsize=7, color="gray", rotation=90, va="top", ha="right")
     ax.set_xscale("log")
     ax.set_xlabel("training frequency (log)")
     ax.set_ylabel("accuracy (recall)")
@@ -343,7 +347,8 @@ def evaluate_file(preds_path: str | Path, stats_path: str | Path, out_dir: str |
     m["predictions_file"] = str(preds_path)
     atomic_write_json(out_dir / "metrics.json", m)
     _, _, behaviors = load_categories(stats_path)
-    plot_per_behavior(m, out_dir / "per_behavior_accuracy.png")
+    th = json.loads(Path(stats_path).read_text())["categories"]["thresholds"]
+    plot_per_behavior(m, out_dir / "per_behavior_accuracy.png", (th["medium"], th["head"]))
     plot_confusion(preds, behaviors, out_dir / "confusion.png")
     return m
 
