@@ -175,6 +175,7 @@ def cmd_evaluate(argv: list[str]) -> int:
                 method=a.method,
                 batch_size=a.batch_size,
                 max_samples=a.max_samples,
+                max_per_class=a.max_per_class,
                 top_k=0,
             )
         )

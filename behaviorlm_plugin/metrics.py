@@ -19,6 +19,14 @@ from collections.abc import Sequence
 import numpy as np
 
 PAPER_COLUMNS = ("weighted_precision", "weighted_recall", "acc_avg", "acc_head", "acc_medium", "acc_tail")
+SHORT_NAMES = {
+    "weighted_precision": "wP",
+    "weighted_recall": "wR",
+    "acc_avg": "Acc_avg",
+    "acc_head": "head",
+    "acc_medium": "medium",
+    "acc_tail": "tail",
+}
 
 
 def per_class_counts(y_true: Sequence[str], y_pred: Sequence[str]) -> dict[str, dict[str, int]]:
@@ -100,15 +108,7 @@ def ranking_metrics(ranked: Sequence[Sequence[str]], y_true: Sequence[str], ks: 
 
 def format_table(rows: dict[str, dict], columns: Sequence[str] = PAPER_COLUMNS) -> str:
     """A plain terminal table: one row per model/variant, paper column order."""
-    short = {
-        "weighted_precision": "wP",
-        "weighted_recall": "wR",
-        "acc_avg": "Acc_avg",
-        "acc_head": "head",
-        "acc_medium": "medium",
-        "acc_tail": "tail",
-    }
-    names = [short.get(c, c) for c in columns]
+    names = [SHORT_NAMES.get(c, c) for c in columns]
     width = max([len(r) for r in rows] + [5])
     lines = [" | ".join([" " * width, *[f"{n:>7}" for n in names]])]
     lines.append("-" * len(lines[0]))

@@ -6,20 +6,11 @@ import json
 from pathlib import Path
 
 from .fileio import atomic_write_text
-from .metrics import PAPER_COLUMNS
-
-_SHORT = {
-    "weighted_precision": "wP",
-    "weighted_recall": "wR",
-    "acc_avg": "Acc_avg",
-    "acc_head": "head",
-    "acc_medium": "medium",
-    "acc_tail": "tail",
-}
+from .metrics import PAPER_COLUMNS, SHORT_NAMES
 
 
 def metric_rows_markdown(rows: dict[str, dict]) -> str:
-    head = "| | " + " | ".join(_SHORT[c] for c in PAPER_COLUMNS) + " | n |"
+    head = "| | " + " | ".join(SHORT_NAMES[c] for c in PAPER_COLUMNS) + " | n |"
     lines = [head, "|" + "---|" * (len(PAPER_COLUMNS) + 2)]
     for name, m in rows.items():
         cells = [f"{m[c]:.4f}" if isinstance(m.get(c), float) else "n/a" for c in PAPER_COLUMNS]

@@ -126,6 +126,9 @@ def test_cli_evaluate_from_model(split, tiny_model, tmp_path, capsys):
     out = capsys.readouterr().out
     assert rc == 0 and "Acc_avg" in out and "tail" in out
     assert (tmp_path / "preds.jsonl").exists() and (tmp_path / "metrics.json").exists()
+    rows = read_jsonl(tmp_path / "preds.jsonl")
+    labels = [r["label"] for r in rows]
+    assert len(labels) == len(set(labels))  # --max-per-class 1 was honoured
     assert main(["evaluate", "--preds", str(tmp_path / "preds.jsonl"), "--stats", str(tmp_path / "missing.json")]) == 1
 
 
