@@ -288,7 +288,8 @@ def plot_per_behavior(metrics: dict, out: Path, thresholds: tuple[float, float] 
     for b, v in metrics["per_behavior"].items():
         f = v.get("train_frequency") or 1e-6
         ax.scatter(f, v["accuracy"], color=colors.get(v["category"], "gray"), s=18 + 2 * v["support"] ** 0.5)
-        ax.annotate(b, (f, v["accuracy"]), fontsize=6, xytext=(3, 2), textcoords="offset points")
+        if v["accuracy"] > 0:  # zero-accuracy labels would pile up on the x axis; they are counted below
+            ax.annotate(b, (f, v["accuracy"]), fontsize=6, xytext=(3, 2), textcoords="offset points")
     for cat, c in colors.items():
         ax.scatter([], [], color=c, label=cat)
     medium, head = thresholds
@@ -299,7 +300,8 @@ def plot_per_behavior(metrics: dict, out: Path, thresholds: tuple[float, float] 
     ax.set_xlabel("training frequency (log)")
     ax.set_ylabel("accuracy (recall)")
     ax.set_ylim(-0.03, 1.03)
-    ax.set_title("Per-behavior accuracy vs training frequency")
+    zero = sum(v["accuracy"] == 0 for v in metrics["per_behavior"].values())
+    ax.set_title(f"Per-behavior accuracy vs training frequency ({zero} behaviors at 0, unlabelled)")
     ax.legend(loc="upper left")
     fig.tight_layout()
     fig.savefig(out, dpi=130)

@@ -257,9 +257,14 @@ class PipelineRunner:
         args = PrepareArguments(**{**self.cfg.prepare, "overwrite": True})
         if stats_path.exists():
             existing = json.loads(stats_path.read_text()).get("arguments", {})
-            if existing == {k: v for k, v in vars(args).items()}:
+            if existing == vars(args):
                 self.log(f"[prepare] {stats_path} already has these arguments; not re-preparing")
                 return StageResult({"stats": str(stats_path)}, {"reused_existing": True})
+            changed = sorted(k for k in set(existing) | set(vars(args)) if existing.get(k) != vars(args).get(k))
+            self.log(
+                f"[prepare] {stats_path.parent} was prepared with other arguments ({', '.join(changed)}); "
+                "re-preparing it for this pipeline"
+            )
         prepare(args)
         return StageResult({"stats": str(stats_path)})
 
