@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -75,7 +75,6 @@ class Prediction:
     true_prob: float | None = None
     true_rank: int | None = None
     """1-based rank of the true label (1 + number of candidates with a strictly higher probability)."""
-    extra: dict = field(default_factory=dict)
 
 
 @dataclass
