@@ -77,9 +77,14 @@ def test_stage_recipe_parses_with_llamafactory(model, stage, tiny_model, recipe_
 
 
 @pytest.mark.parametrize("model", [d.name for d in RECIPES])
-def test_export_and_pipeline_files(model):
+def test_export_and_pipeline_files(model, tiny_model):
+    from llamafactory.hparams import get_infer_args
+
     exp = yaml.safe_load((ROOT / "yaml_recipes" / model / "export.yaml").read_text())
     assert exp["adapter_name_or_path"] == f"saves/{model}/b_tuning" and exp["finetuning_type"] == "lora"
+    parsed = {**exp, "model_name_or_path": str(tiny_model), "adapter_name_or_path": None, "template": "smollm2"}
+    model_args, _, finetuning_args, _ = get_infer_args(parsed)  # LLaMA-Factory's own export parser
+    assert model_args.export_dir == exp["export_dir"] and finetuning_args.finetuning_type == "lora"
     cfg = load_pipeline(ROOT / "yaml_recipes" / model / "pipeline.yaml")
     for stage in ("a_tuning", "b_tuning", "export"):
         assert cfg.stage_yaml(stage)  # the chained files resolve
