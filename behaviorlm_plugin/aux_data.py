@@ -105,6 +105,11 @@ def approx_token_count(text: str) -> int:
     return math.ceil(1.3 * len(_WORDPIECE.findall(text)))
 
 
+def tokenizer_counter(tokenizer) -> Callable[[str], int]:
+    """Exact token count with an HF tokenizer (no special tokens), for filters and length stats."""
+    return lambda text: len(tokenizer(text, add_special_tokens=False)["input_ids"])
+
+
 def conversation_tokens(conv: dict, count: Callable[[str], int]) -> int:
     return count(conv.get("system", "")) + sum(count(t["value"]) for t in conv["conversations"])
 

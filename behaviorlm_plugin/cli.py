@@ -119,7 +119,7 @@ def cmd_register_aux(argv: list[str]) -> int:
         from transformers import AutoTokenizer
 
         tok = AutoTokenizer.from_pretrained(a.tokenizer)
-        count = lambda s: len(tok(s, add_special_tokens=False)["input_ids"])  # noqa: E731
+        count = aux_data.tokenizer_counter(tok)
     kept, dropped = aux_data.filter_by_tokens(convs, a.max_tokens, count)
     rel = f"{a.name}/aux.jsonl"
     entries = {a.name: make_entry(rel, "sharegpt")}

@@ -130,7 +130,8 @@ def _token_stats(texts: list[str], tokenizer, n: int, rng: np.random.Generator) 
         lengths = np.array([aux_data.approx_token_count(texts[i]) for i in pick])
         unit = "approx_tokens (no --tokenizer given)"
     else:
-        lengths = np.array([len(tokenizer(texts[i], add_special_tokens=False)["input_ids"]) for i in pick])
+        count = aux_data.tokenizer_counter(tokenizer)
+        lengths = np.array([count(texts[i]) for i in pick])
         unit = f"tokens ({getattr(tokenizer, 'name_or_path', 'tokenizer')})"
     q = np.percentile(lengths, [50, 90, 99])
     return {
@@ -219,7 +220,7 @@ def prepare(args: PrepareArguments) -> dict:
         from transformers import AutoTokenizer
 
         tokenizer = AutoTokenizer.from_pretrained(args.tokenizer)
-    count = (lambda s: len(tokenizer(s, add_special_tokens=False)["input_ids"])) if tokenizer else None
+    count = aux_data.tokenizer_counter(tokenizer) if tokenizer else None
     aux_pool = aux_data.load_conversations(args.aux_file)
     aux_kept, aux_dropped = aux_data.filter_by_tokens(
         aux_pool, args.aux_max_tokens, count or aux_data.approx_token_count

@@ -112,6 +112,17 @@ def _build_trie(cands: Sequence[Sequence[int]]) -> _Trie:
     return _Trie(tokens, depth, anc, paths)
 
 
+def left_pad(seqs: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Left-padded ``input_ids`` and ``attention_mask`` for a batch of token lists."""
+    width = max(len(x) for x in seqs)
+    ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
+    attn = torch.zeros((len(seqs), width), dtype=torch.long)
+    for r, x in enumerate(seqs):
+        ids[r, width - len(x) :] = torch.tensor(x, dtype=torch.long)
+        attn[r, width - len(x) :] = 1
+    return ids, attn
+
+
 def _resolve_device(device: str) -> torch.device:
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -297,11 +308,7 @@ class CandidateScorer:
         dev = self.device
         lens = [len(p) for p, _ in batch]
         width = max(lens)
-        input_ids = torch.full((len(batch), width), self.pad_id, dtype=torch.long)
-        attn = torch.zeros((len(batch), width), dtype=torch.long)
-        for r, (p, _) in enumerate(batch):
-            input_ids[r, width - len(p) :] = torch.tensor(p, dtype=torch.long)
-            attn[r, width - len(p) :] = 1
+        input_ids, attn = left_pad([p for p, _ in batch], self.pad_id)
         pos = (attn.cumsum(-1) - 1).clamp(min=0)
         out = self.model(
             input_ids=input_ids.to(dev),
@@ -381,12 +388,8 @@ class CandidateScorer:
         with torch.inference_mode():
             for start in range(0, len(order), bs):
                 chunk = order[start : start + bs]
-                width = max(len(encoded[i]) for i in chunk)
-                ids = torch.full((len(chunk), width), self.pad_id, dtype=torch.long)
-                attn = torch.zeros((len(chunk), width), dtype=torch.long)
-                for r, i in enumerate(chunk):
-                    ids[r, width - len(encoded[i]) :] = torch.tensor(encoded[i])
-                    attn[r, width - len(encoded[i]) :] = 1
+                ids, attn = left_pad([encoded[i] for i in chunk], self.pad_id)
+                width = ids.shape[1]
                 out = self.model.generate(
                     input_ids=ids.to(self.device),
                     attention_mask=attn.to(self.device),

@@ -26,18 +26,12 @@ import torch
 
 from behaviorlm_plugin.evaluation import load_split
 from behaviorlm_plugin.fileio import atomic_write_json
-from behaviorlm_plugin.scoring import CandidateScorer
+from behaviorlm_plugin.scoring import CandidateScorer, left_pad
 
 
 def plain_forward(scorer: CandidateScorer, encoded, batch_size: int) -> None:
     for i in range(0, len(encoded), batch_size):
-        chunk = encoded[i : i + batch_size]
-        width = max(len(p) for p, _ in chunk)
-        ids = torch.full((len(chunk), width), scorer.pad_id)
-        attn = torch.zeros((len(chunk), width), dtype=torch.long)
-        for r, (p, _) in enumerate(chunk):
-            ids[r, width - len(p) :] = torch.tensor(p)
-            attn[r, width - len(p) :] = 1
+        ids, attn = left_pad([p for p, _ in encoded[i : i + batch_size]], scorer.pad_id)
         scorer.model(input_ids=ids, attention_mask=attn, logits_to_keep=1)
 
 
