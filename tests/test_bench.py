@@ -107,11 +107,11 @@ def test_shared_steps_run_once(bench_run):
     v = results["variants"]
     # One A-Tuning per seed feeds BehaviorLM, uniform, the k sweep and λ=0.5 (the same config).
     a_keys = {
-        s: [st["key"] for st in v["BehaviorLM"]["per_seed"][s]["steps"] if st["kind"] == "train"][0] for s in "01"
+        s: next(st["key"] for st in v["BehaviorLM"]["per_seed"][s]["steps"] if st["kind"] == "train") for s in "01"
     }
     assert a_keys["0"] != a_keys["1"]  # seeds differ
     for other in ("uniform", "k=1", "k=2", "λ=0.5"):
-        assert [st["key"] for st in v[other]["per_seed"]["0"]["steps"] if st["kind"] == "train"][0] == a_keys["0"]
+        assert next(st["key"] for st in v[other]["per_seed"]["0"]["steps"] if st["kind"] == "train") == a_keys["0"]
     trained = [line for line in logs if line.startswith("[bench] train ") and line.endswith("running")]
     assert len(trained) == len(set(trained))  # no step ran twice
     # Zero-shot is evaluated once for both seeds, so its spread is exactly zero.
@@ -174,25 +174,30 @@ def test_rerun_is_all_cache_and_same_results(bench_run, tiny_model):
         assert again["variants"][name]["mean"] == first["variants"][name]["mean"], name
 
 
-def test_cache_is_path_independent_and_resumes(bench_run, tmp_path):
-    """A copied cache is reused from another place; a half-written step is redone."""
-    tmp, first, _ = bench_run
+def test_step_cache_resumes_a_killed_step_and_is_path_independent(tmp_path):
     cache = StepCache(tmp_path / "c", log=lambda s: None)
     calls = []
 
     def build(out):
         calls.append(out)
-        (out / "x").write_text("1")
+        (out / "x").write_text("done")
         return {"v": 1}
 
-    (tmp_path / "c" / "demo").mkdir(parents=True)
-    key_dir = cache.run("demo", {"a": 1}, build).dir
-    (tmp_path / "c" / "demo" / "leftover.partial").mkdir()  # a killed step is ignored
+    def killed(out):
+        (out / "x").write_text("half")
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        cache.run("demo", {"a": 1}, killed)
+    assert [p.name.endswith(".partial") for p in (tmp_path / "c" / "demo").iterdir()] == [True]
+    step = cache.run("demo", {"a": 1}, build)  # the killed step is redone, not reused
+    assert not step.cached and len(calls) == 1 and (step.dir / "x").read_text() == "done"
+    assert [p.name for p in (tmp_path / "c" / "demo").iterdir()] == [step.key]
     assert cache.run("demo", {"a": 1}, build).cached and len(calls) == 1
-    moved = StepCache(tmp_path / "moved", log=lambda s: None)
-    (tmp_path / "c").rename(tmp_path / "moved")
-    assert moved.run("demo", {"a": 1}, build).cached
-    assert key_dir.name == moved.run("demo", {"a": 1}, build).dir.name
+    assert not cache.run("demo", {"a": 2}, build).cached and len(calls) == 2  # other settings, other key
+    (tmp_path / "c").rename(tmp_path / "moved")  # keys hold no paths: a moved cache still hits
+    moved = StepCache(tmp_path / "moved", log=lambda s: None).run("demo", {"a": 1}, build)
+    assert moved.cached and moved.key == step.key and len(calls) == 2
 
 
 def test_seed_set_change_reuses_old_seeds(bench_run, tiny_model):
@@ -236,12 +241,13 @@ def test_report_only_cli(bench_run, capsys):
     [
         ({"ours": "nope"}, "is not a variant"),
         ({"seeds": []}, "seeds must be"),
-        ({"sweeps": {"lr": [1]}}, "sweeps are aux_ratio and k"),
+        ({"sweeps": {"lr": [1]}}, "sweeps are aux_ratio, k and seeds"),
         ({"variants": [*VARIANTS, {"name": "zero-shot", "kind": "zero_shot"}]}, "duplicate variant names"),
         ({"variants": [*VARIANTS, {"name": "x", "kind": "full_ft"}]}, "full_ft needs train_samples"),
         ({"variants": [*VARIANTS, {"name": "x", "kind": "magic"}]}, "kind must be"),
         ({"recipes": {"a_tuning": "missing.yaml", "b_tuning": "missing.yaml"}}, "not found"),
         ({"bogus": 1}, "unknown key"),
+        ({"variants": [*VARIANTS, {"name": "x", "kind": "zero_shot", "seeds": [9]}]}, "must be a non-empty subset"),
     ],
 )
 def test_bad_suites_are_refused(tmp_path, tiny_model, change, message):
