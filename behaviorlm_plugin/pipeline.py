@@ -63,7 +63,8 @@ class PipelineConfig:
     overrides: dict = field(default_factory=dict)  # per stage: {"a_tuning": {...}, "b_tuning": {...}, ...}
     skip_a_tuning: bool = False  # the paper's "w/o A-Tuning" ablation: stage 2 starts from the base model
     export_check_samples: int = 4
-    export_check_tolerance: float = 2e-3
+    export_check_tolerance: float = 2e-3  # float32 exports: max |Δ log-prob| vs base+adapter
+    export_check_prob_tolerance: float = 0.1  # bf16/fp16 exports: max |Δ candidate probability| (see verify_export)
     base_dir: str = "."
 
     def __post_init__(self) -> None:
@@ -425,10 +426,12 @@ class PipelineRunner:
             data=str(self.data_base / "test_balanced.jsonl"),
             n=self.cfg.export_check_samples,
             tolerance=self.cfg.export_check_tolerance,
+            prob_tolerance=self.cfg.export_check_prob_tolerance,
         )
         self.log(
-            f"[export] merged vs base+adapter: max |Δ log-prob| = {check['max_abs_diff']:.2e} "
-            f"(tolerance {check['tolerance']:g}) over {check['samples']} samples"
+            f"[export] merged ({check['merged_dtype']}) vs base+adapter (float32) over {check['samples']} samples: "
+            f"max |Δ log-prob| = {check['max_abs_diff']:.2e}, max |Δ prob| = {check['max_prob_diff']:.2e}, "
+            f"top-1 agreement {check['top1_agreement']:.0%}; criterion {check['criterion']} <= {check['tolerance']:g}"
         )
         if not check["ok"]:
             raise RuntimeError(f"[export] merged model disagrees with base+adapter: {check}")
@@ -471,9 +474,23 @@ def run_training(cfg: dict, yaml_path: Path) -> str:
 
 
 def verify_export(
-    *, base: str, adapter: str, merged: str, template: str, data: str, n: int = 4, tolerance: float = 2e-3
+    *,
+    base: str,
+    adapter: str,
+    merged: str,
+    template: str,
+    data: str,
+    n: int = 4,
+    tolerance: float = 2e-3,
+    prob_tolerance: float = 0.1,
 ) -> dict:
-    """Candidate log-probs of the merged checkpoint vs base+adapter on ``n`` samples."""
+    """The merged checkpoint's candidate scores against base+adapter (in float32) on ``n`` samples.
+
+    A float32 export must match to ``tolerance`` in log-prob.  A bf16/fp16 export (LLaMA-Factory's
+    default on GPUs for bf16 models) cannot: half-precision rounding alone moves far-off candidates'
+    log-probs by whole nats (3.2 measured for SmolLM2 unmerged in bf16), so there the check is on the
+    normalised candidate probabilities, to ``prob_tolerance`` (bf16 noise measured: 0.03-0.04).
+    """
     import numpy as np
 
     from .evaluation import load_split
@@ -482,7 +499,29 @@ def verify_export(
     recs, metas = load_split(data, max_samples=n)
     prompts = [(r.get("system"), r["instruction"]) for r in recs]
     cands = [m["candidates"] for m in metas]
-    a = CandidateScorer.from_pretrained(base, adapter, template=template, show_progress=False).score(prompts, cands)
+    config = json.loads((Path(merged) / "config.json").read_text())
+    dtype = str(config.get("dtype") or config.get("torch_dtype") or "float32")
+    ref = CandidateScorer.from_pretrained(base, adapter, template=template, show_progress=False, dtype="float32")
+    a = ref.score(prompts, cands)
+    del ref
     b = CandidateScorer.from_pretrained(merged, template=template, show_progress=False).score(prompts, cands)
+
+    def probs(x: np.ndarray) -> np.ndarray:
+        e = np.exp(x - x.max())
+        return e / e.sum()
+
     diff = max(float(np.abs(x - y).max()) for x, y in zip(a, b, strict=True))
-    return {"samples": len(recs), "max_abs_diff": diff, "tolerance": tolerance, "ok": diff <= tolerance}
+    prob_diff = max(float(np.abs(probs(x) - probs(y)).max()) for x, y in zip(a, b, strict=True))
+    top1 = float(np.mean([int(np.argmax(x) == np.argmax(y)) for x, y in zip(a, b, strict=True)]))
+    half = dtype in ("bfloat16", "float16")
+    ok = prob_diff <= prob_tolerance if half else diff <= tolerance
+    return {
+        "samples": len(recs),
+        "merged_dtype": dtype,
+        "max_abs_diff": diff,
+        "max_prob_diff": prob_diff,
+        "top1_agreement": top1,
+        "criterion": "max_prob_diff" if half else "max_abs_diff",
+        "tolerance": prob_tolerance if half else tolerance,
+        "ok": ok,
+    }

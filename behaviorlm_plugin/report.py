@@ -72,9 +72,11 @@ def write_report(run_dir: Path, manifest: dict, cfg) -> Path:
             "",
             "## Export",
             "",
-            f"Merged checkpoint `{stages['export']['outputs']['export_dir']}`: max |Δ "
-            f"log-prob| vs base+adapter = {check['max_abs_diff']:.2e} on {check['samples']} samples "
-            f"(tolerance {check['tolerance']:g}).",
+            f"Merged checkpoint `{stages['export']['outputs']['export_dir']}` "
+            f"({check.get('merged_dtype', 'float32')}) vs base+adapter in float32 on {check['samples']} samples: "
+            f"max |Δ log-prob| = {check['max_abs_diff']:.2e}, max |Δ candidate probability| = "
+            f"{check.get('max_prob_diff', float('nan')):.2e}, top-1 agreement {check.get('top1_agreement', 1):.0%} "
+            f"(criterion {check.get('criterion', 'max_abs_diff')} <= {check['tolerance']:g}).",
         ]
     path = run_dir / "report.md"
     atomic_write_text(path, "\n".join(lines) + "\n")

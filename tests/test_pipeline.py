@@ -164,3 +164,42 @@ def test_bad_pipeline_files(tmp_path, tiny_model):
     path = write_pipeline(tmp_path, tiny_model, a_tuning="missing.yaml")
     with pytest.raises(PipelineError, match="not found"):
         PipelineRunner(load_pipeline(path), log=lambda s: None).run()
+
+
+def test_bf16_export_is_checked_on_candidate_probabilities(full_run, tiny_model, tmp_path):
+    """On GPUs LLaMA-Factory exports bf16 by default; the check must judge it on probabilities, not log-probs."""
+    from llamafactory.train.tuner import export_model
+
+    from behaviorlm_plugin.pipeline import verify_export
+
+    tmp, _, _ = full_run
+    adapter = tmp / "run" / "b_tuning"
+    merged = tmp_path / "merged_bf16"
+    export_model(
+        {
+            "model_name_or_path": str(tiny_model),
+            "adapter_name_or_path": str(adapter),
+            "template": "smollm2",
+            "finetuning_type": "lora",
+            "export_dir": str(merged),
+            "export_device": "cpu",
+            "infer_dtype": "bfloat16",
+        }
+    )
+    data = tmp / "data" / "beh" / "test_balanced.jsonl"
+    check = verify_export(
+        base=str(tiny_model), adapter=str(adapter), merged=str(merged), template="smollm2", data=str(data), n=2
+    )
+    assert check["merged_dtype"] == "bfloat16" and check["criterion"] == "max_prob_diff"
+    assert check["max_abs_diff"] > 0  # bf16 rounding is visible in log-probs
+    assert check["ok"] and check["max_prob_diff"] <= check["tolerance"]
+    strict = verify_export(
+        base=str(tiny_model),
+        adapter=str(adapter),
+        merged=str(merged),
+        template="smollm2",
+        data=str(data),
+        n=2,
+        prob_tolerance=0.0,
+    )
+    assert not strict["ok"]  # the criterion really is applied
