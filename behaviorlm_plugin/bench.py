@@ -552,9 +552,13 @@ class BenchRunner:
                 bar.set_postfix_str(f"{v.name} / seed {seed}")
                 results.setdefault(v.name, {})[seed] = self.run_variant(v, seed, results)
                 bar.update()
+                # A readable snapshot after every run: long suites can be inspected (or salvaged) midway.
+                partial = assemble_results(self.suite, results, None, self.cache.ran, time.time() - t0)
+                Path(self.suite.out_dir).mkdir(parents=True, exist_ok=True)
+                atomic_write_json(Path(self.suite.out_dir) / "results.json", {**partial, "complete": False})
         bar.close()
         sasrec = self.run_sasrec() if self.suite.sasrec.enabled else None
-        out = assemble_results(self.suite, results, sasrec, self.cache.ran, time.time() - t0)
+        out = {**assemble_results(self.suite, results, sasrec, self.cache.ran, time.time() - t0), "complete": True}
         write_outputs(self.suite, out)
         return out
 
@@ -748,7 +752,8 @@ def report_markdown(results: dict) -> str:
     cols = [c for c, _, _ in COLUMNS]
     variants = results["variants"]
     ours_name = results["ours"]
-    ours = variants[ours_name]
+    empty = {"mean": dict.fromkeys(cols), "std": dict.fromkeys(cols), "seeds": 0}
+    ours = variants.get(ours_name, empty)  # absent only in a partial (still running) results.json
     m = results["machine"]
     lines = [
         f"# Benchmark `{results['suite']}`",
@@ -759,7 +764,8 @@ def report_markdown(results: dict) -> str:
         "",
         f"Machine: {m['platform']}, {m['cpus']} CPUs, GPU {m.get('gpu') or 'none'}; Python {m['python']}, torch "
         f"{m['torch']}, transformers {m['transformers']}, peft {m['peft']}, llamafactory {m['llamafactory']}. "
-        f"Wall time {results['wall_seconds'] / 60:.1f} min.",
+        f"Wall time {results['wall_seconds'] / 60:.1f} min."
+        + ("" if results.get("complete", True) else " **Partial results: the run has not finished.**"),
         "",
         "## Main table (mean ± std over seeds)",
         "",
