@@ -99,7 +99,8 @@ def test_every_variant_and_seed_has_metrics(bench_run):
         assert v["seeds"] == 2
         assert 0.0 <= v["mean"]["wR"] <= 1.0 and 0.0 <= v["mean"]["Acc_avg"] <= 1.0
     assert (tmp / "out" / "results.json").exists()
-    assert json.loads((tmp / "out" / "results.json").read_text())["suite"] == "tiny"
+    saved = json.loads((tmp / "out" / "results.json").read_text())
+    assert saved["suite"] == "tiny" and saved["complete"] is True
 
 
 def test_shared_steps_run_once(bench_run):
