@@ -208,30 +208,22 @@ class SuiteConfig:
         return next(v for v in self.variants if v.name == name)
 
     def _sweep_variants(self) -> list[VariantConfig]:
-        ours, out = self.variant(self.ours), []
-        for value in self.sweeps.get("aux_ratio", []):
-            out.append(
-                VariantConfig(
-                    name=f"λ={value:g}",
-                    kind="behaviorlm",
-                    group="sweep",
-                    seeds=self.sweeps.get("seeds"),
-                    a_tuning={**ours.a_tuning, "aux_ratio": value},
-                    selection=dict(ours.selection),
-                )
+        """One ``behaviorlm`` row per sweep value, equal to ``ours`` but for that value."""
+        ours = self.variant(self.ours)
+
+        def row(name: str, a_tuning: dict, selection: dict) -> VariantConfig:
+            return VariantConfig(
+                name=name,
+                kind="behaviorlm",
+                group="sweep",
+                seeds=self.sweeps.get("seeds"),
+                a_tuning={**ours.a_tuning, **a_tuning},
+                selection={**ours.selection, **selection},
             )
-        for value in self.sweeps.get("k", []):
-            out.append(
-                VariantConfig(
-                    name=f"k={value}",
-                    kind="behaviorlm",
-                    group="sweep",
-                    seeds=self.sweeps.get("seeds"),
-                    a_tuning=dict(ours.a_tuning),
-                    selection={**ours.selection, "k": value},
-                )
-            )
-        return out
+
+        return [row(f"λ={v:g}", {"aux_ratio": v}, {}) for v in self.sweeps.get("aux_ratio", [])] + [
+            row(f"k={v}", {}, {"k": v}) for v in self.sweeps.get("k", [])
+        ]
 
     @property
     def data_base(self) -> Path:
@@ -447,32 +439,21 @@ class BenchRunner:
         return step
 
     def evaluate(self, model: Step | None) -> Step:
-        from .evaluation import PredictArguments, evaluate_file, predict
+        from .evaluation import evaluate_splits
 
         ev = self.suite.evaluation
         caps = {s: ev.get(s, {}) for s in ev.get("splits", [])}
 
         def build(out: Path) -> dict:
-            metrics = {}
-            for split, lim in caps.items():
-                preds = out / split / "preds.jsonl"
-                predict(
-                    PredictArguments(
-                        model=self.suite.model_name_or_path,
-                        adapter=str(model.dir) if model else None,
-                        template=self.suite.template,
-                        data=str(self.suite.data_base / f"{split}.jsonl"),
-                        out=str(preds),
-                        top_k=0,
-                        max_samples=lim.get("max_samples"),
-                        max_per_class=lim.get("max_per_class"),
-                        batch_size=ev.get("batch_size", 4),
-                        seed=ev.get("seed", 0),
-                    )
-                )
-                m = evaluate_file(preds, self.suite.data_base / "stats.json", out / split, name=split)
-                metrics[split] = {k: m.get(k) for k in METRIC_KEYS}
-            return {"metrics": metrics}
+            metrics = evaluate_splits(
+                model=self.suite.model_name_or_path,
+                adapter=str(model.dir) if model else None,
+                template=self.suite.template,
+                data_base=self.suite.data_base,
+                evaluation=ev,
+                out_dir=out,
+            )
+            return {"metrics": {split: {k: m.get(k) for k in METRIC_KEYS} for split, m in metrics.items()}}
 
         spec = {
             **self.model_id,

@@ -355,6 +355,33 @@ def evaluate_file(preds_path: str | Path, stats_path: str | Path, out_dir: str |
     return m
 
 
+def evaluate_splits(
+    *, model: str, adapter: str | None, template: str | None, data_base: Path, evaluation: dict, out_dir: Path
+) -> dict[str, dict]:
+    """Predict and score each split of ``evaluation`` (the pipeline/bench block: ``splits``, per-split caps
+    ``{split: {max_samples, max_per_class}}``, ``batch_size``, ``seed``) into ``out_dir/<split>/``."""
+    results = {}
+    for split in evaluation.get("splits", []):
+        lim = evaluation.get(split, {})
+        preds = out_dir / split / "preds.jsonl"
+        predict(
+            PredictArguments(
+                model=model,
+                adapter=adapter,
+                template=template,
+                data=str(data_base / f"{split}.jsonl"),
+                out=str(preds),
+                top_k=0,
+                max_samples=lim.get("max_samples"),
+                max_per_class=lim.get("max_per_class"),
+                batch_size=evaluation.get("batch_size", 4),
+                seed=evaluation.get("seed", 0),
+            )
+        )
+        results[split] = evaluate_file(preds, data_base / "stats.json", out_dir / split, name=split)
+    return results
+
+
 def summary_text(m: dict, name: str) -> str:
     lines = [format_table({name: m}, PAPER_COLUMNS)]
     extra = {k: m[k] for k in ("hr@1", "hr@3", "hr@5", "ndcg@3", "ndcg@5", "invalid_rate") if k in m}

@@ -364,31 +364,20 @@ class PipelineRunner:
         return {"evaluation": self.cfg.evaluation, "adapter_hash": _maybe_hash(self.run_dir / "b_tuning")}
 
     def _stage_evaluate(self) -> StageResult:
-        from .evaluation import PredictArguments, evaluate_file, predict, summary_text
+        from .evaluation import evaluate_splits, summary_text
 
-        ev = self.cfg.evaluation
+        metrics = evaluate_splits(
+            model=self.cfg.model_name_or_path,
+            adapter=str(self.run_dir / "b_tuning"),
+            template=self.cfg.template,
+            data_base=self.data_base,
+            evaluation=self.cfg.evaluation,
+            out_dir=self.run_dir / "eval",
+        )
         outputs, info = {}, {}
-        for split in ev.get("splits", []):
-            out_dir = self.run_dir / "eval" / split
-            preds = out_dir / "preds.jsonl"
-            lim = ev.get(split, {})
-            predict(
-                PredictArguments(
-                    model=self.cfg.model_name_or_path,
-                    adapter=str(self.run_dir / "b_tuning"),
-                    template=self.cfg.template,
-                    data=str(self.data_base / f"{split}.jsonl"),
-                    out=str(preds),
-                    top_k=0,
-                    max_samples=lim.get("max_samples"),
-                    max_per_class=lim.get("max_per_class"),
-                    batch_size=ev.get("batch_size", 4),
-                    seed=ev.get("seed", 0),
-                )
-            )
-            m = evaluate_file(preds, self.data_base / "stats.json", out_dir, name=split)
+        for split, m in metrics.items():
             self.log(summary_text(m, f"BehaviorLM/{split}"))
-            outputs[f"{split}_metrics"] = str(out_dir / "metrics.json")
+            outputs[f"{split}_metrics"] = str(self.run_dir / "eval" / split / "metrics.json")
             info[split] = {
                 k: m.get(k)
                 for k in ("weighted_precision", "weighted_recall", "acc_avg", "acc_head", "acc_medium", "acc_tail", "n")

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from small_configs import FAST_TRAIN, small_synthetic_prepare
 
 from behaviorlm_plugin.bench import (
     BenchError,
@@ -19,14 +20,7 @@ from behaviorlm_plugin.cli import main as cli_main
 
 ROOT = Path(__file__).resolve().parents[1]
 RECIPES = ROOT / "yaml_recipes" / "smollm2-135m-cpu"
-FAST = {
-    "max_steps": 1,
-    "per_device_train_batch_size": 2,
-    "gradient_accumulation_steps": 1,
-    "logging_steps": 1,
-    "cutoff_len": 1024,
-    "warmup_ratio": 0.0,
-}
+FAST = {**FAST_TRAIN, "max_steps": 1}
 VARIANTS = [
     {"name": "zero-shot", "kind": "zero_shot", "group": "baseline"},
     {"name": "full-ft", "kind": "full_ft", "group": "baseline", "train_samples": "matched"},
@@ -45,18 +39,7 @@ def write_suite(tmp: Path, tiny_model: Path, **extra) -> Path:
         "template": "smollm2",
         "recipes": {"a_tuning": str(RECIPES / "a_tuning.yaml"), "b_tuning": str(RECIPES / "b_tuning.yaml")},
         "overrides": {"a_tuning": FAST, "b_tuning": FAST},
-        "prepare": {
-            "synthetic": True,
-            "synthetic_users": 60,
-            "synthetic_days": 14,
-            "dataset_dir": str(tmp / "data"),
-            "name": "beh",
-            "max_train_samples": 300,
-            "max_val_samples": 40,
-            "max_test_samples": 40,
-            "balanced_per_class": 3,
-            "seed": 7,
-        },
+        "prepare": small_synthetic_prepare(tmp / "data"),
         "cache_dir": str(tmp / "cache"),
         "out_dir": str(tmp / "out"),
         "seeds": [0, 1],

@@ -10,19 +10,13 @@ from pathlib import Path
 
 import pytest
 import yaml
+from small_configs import FAST_TRAIN, small_synthetic_prepare
 
 from behaviorlm_plugin.pipeline import PipelineError, PipelineRunner, apply_overrides, load_pipeline
 
 ROOT = Path(__file__).resolve().parents[1]
 RECIPES = ROOT / "yaml_recipes" / "smollm2-135m-cpu"
-FAST = {
-    "max_steps": 2,
-    "per_device_train_batch_size": 2,
-    "gradient_accumulation_steps": 1,
-    "logging_steps": 1,
-    "cutoff_len": 1024,
-    "warmup_ratio": 0.0,
-}
+FAST = FAST_TRAIN
 
 
 def write_pipeline(tmp: Path, tiny_model: Path, **extra) -> Path:
@@ -33,19 +27,7 @@ def write_pipeline(tmp: Path, tiny_model: Path, **extra) -> Path:
         "a_tuning": str(RECIPES / "a_tuning.yaml"),
         "b_tuning": str(RECIPES / "b_tuning.yaml"),
         "export": str(RECIPES / "export.yaml"),
-        "prepare": {
-            "synthetic": True,
-            "synthetic_users": 60,
-            "synthetic_days": 14,
-            "dataset_dir": str(tmp / "data"),
-            "name": "beh",
-            "max_train_samples": 300,
-            "max_val_samples": 40,
-            "max_test_samples": 40,
-            "balanced_per_class": 3,
-            "mix_anchor_samples": 20,
-            "seed": 7,
-        },
+        "prepare": small_synthetic_prepare(tmp / "data", mix_anchor_samples=20),
         "selection": {"k": 2, "chunk_size": 2, "max_scored_per_class": 3, "batch_size": 4},
         "evaluation": {
             "splits": ["test", "test_balanced"],
