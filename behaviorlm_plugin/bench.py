@@ -353,19 +353,30 @@ class BenchRunner:
         self._register(f"bench_{step.key}", step.dir / "data.jsonl", "sharegpt")
         return step
 
-    def subset(self, split: str, n: int, seed: int) -> Step:
+    def subset(self, split: str, n: int, seed: int, categories: tuple[str, ...] | None = None) -> Step:
+        """``n`` random samples of a split; with ``categories``, only samples whose label is in those
+        head/medium/tail categories, and all of them when fewer than ``n`` exist."""
         base = self.suite.data_base
 
         def build(out: Path) -> dict:
             recs = read_jsonl(base / f"{split}.jsonl")
-            if n > len(recs):
+            if categories is not None:
+                metas = read_jsonl(base / f"{split}.meta.jsonl")
+                recs = [r for r, m in zip(recs, metas, strict=True) if m["head_medium_tail"] in categories]
+                if not recs:
+                    raise BenchError(f"{base / split}.jsonl has no samples labelled {'/'.join(categories)}")
+            elif n > len(recs):
                 raise BenchError(f"{base / split}.jsonl has {len(recs)} samples, fewer than the {n} asked for")
-            idx = np.random.default_rng([seed, 2]).choice(len(recs), n, replace=False)
+            k = min(n, len(recs))
+            idx = np.random.default_rng([seed, 2]).choice(len(recs), k, replace=False)
             atomic_write_jsonl(out / "data.jsonl", [recs[i] for i in idx])
-            return {"n": n}
+            return {"n": k, "available": len(recs)}
 
+        spec = {"data": self.fp, "split": split, "n": n, "seed": seed}
+        if categories is not None:
+            spec["categories"] = list(categories)
         step = self.cache.run(
-            "subset", {"data": self.fp, "split": split, "n": n, "seed": seed}, build, f"({split}, n={n})"
+            "subset", spec, build, f"({split}, n={n}{', ' + '+'.join(categories) if categories else ''})"
         )
         self._register(f"bench_{step.key}", step.dir / "data.jsonl", "alpaca")
         return step
@@ -477,8 +488,9 @@ class BenchRunner:
             steps += [data, model]
             samples += data.info["n"]
         if v.kind == "reverse":
+            # Stage 1 on the rarer behaviors (metric categories medium + tail), as many as A-Tuning's anchors.
             n = a.get("anchors") or len(read_jsonl(self.suite.data_base / "train_anchor.jsonl"))
-            data = self.subset("train_tail", n, seed)
+            data = self.subset("train_all", n, seed, categories=("medium", "tail"))
             model = self.train("a_tuning", data, None, seed)
             steps += [data, model]
             samples += data.info["n"]

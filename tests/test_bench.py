@@ -109,7 +109,7 @@ def test_shared_steps_run_once(bench_run):
 
 
 def test_variant_semantics(bench_run):
-    _, results, _ = bench_run
+    tmp, results, _ = bench_run
     v = results["variants"]
     kinds = {n: [st["kind"] for st in v[n]["per_seed"]["0"]["steps"]] for n in v if n != "SASRec"}
     assert kinds["zero-shot"] == ["eval"]
@@ -117,6 +117,11 @@ def test_variant_semantics(bench_run):
     assert kinds["BehaviorLM"] == ["mix", "train", "select", "train", "eval"]
     assert kinds["w/o A-Tuning"] == ["select", "train", "eval"]
     assert kinds["reverse"] == ["subset", "train", "select", "train", "eval"]
+    # The reverse curriculum's first stage holds only medium/tail behaviors.
+    stats = json.loads((tmp / "data" / "beh" / "stats.json").read_text())["behaviors"]
+    key = v["reverse"]["per_seed"]["0"]["steps"][0]["key"]
+    rows = [json.loads(line) for line in (tmp / "cache" / "subset" / key / "data.jsonl").read_text().splitlines()]
+    assert rows and {stats[r["output"]]["head_medium_tail"] for r in rows} <= {"medium", "tail"}
     assert kinds["full-ft"] == ["subset", "train", "eval"]
     # 'matched' full fine-tuning sees as many samples as BehaviorLM's two stages.
     for s in "01":
