@@ -834,11 +834,9 @@ def report_markdown(results: dict) -> str:
         lines += ["", f"Best: `{json.dumps({k: first['best_config'][k] for k in ('lr', 'd_model', 'pre_ln')})}`.", ""]
     if results.get("sasrec_curve"):
         lines += ["## Sample efficiency", "", "| model | train samples | wR | tail |", "|---|---|---|---|"]
-        for n, s in results["sasrec_curve"].items():
-            lines.append(f"| SASRec | {n} | {_cell(s, 'wR')} | {_cell(s, 'tail')} |")
-        for name, v in variants.items():
-            if v["kind"] in ("behaviorlm", "full_ft") and v["group"] in ("ours", "baseline", "sweep"):
-                lines.append(f"| {name} | {v['train_samples']:.0f} | {_cell(v, 'wR')} | {_cell(v, 'tail')} |")
+        for series, pts in efficiency_curves(results).items():
+            for n, summary in pts:
+                lines.append(f"| {series} | {n:.0f} | {_cell(summary, 'wR')} | {_cell(summary, 'tail')} |")
         lines += ["", "![sample efficiency](sample_efficiency.png)", ""]
     lines += [
         "## Tail against head",
@@ -853,6 +851,22 @@ def report_markdown(results: dict) -> str:
     for k, d in results["steps"].items():
         lines.append(f"| {k} | {d['runs']} | {d['cache_hits']} | {d['seconds_run']:.0f} | {d['seconds_saved']:.0f} |")
     return "\n".join(lines) + "\n"
+
+
+def efficiency_curves(results: dict) -> dict[str, list[tuple[float, dict]]]:
+    """Sample-efficiency series: SASRec's train-size curve (plus its full-size row), BehaviorLM's k sweep
+    (with the ``ours`` row) and the full fine-tuning rows; each a list of (train samples, summary)."""
+    variants, ours = results["variants"], results["ours"]
+    sasrec = [(float(n), s) for n, s in results.get("sasrec_curve", {}).items()]
+    if "SASRec" in variants:
+        sasrec.append((variants["SASRec"]["train_samples"], variants["SASRec"]))
+    blm = [(variants[ours]["train_samples"], variants[ours])] if ours in variants else []
+    for n, v in variants.items():  # k rows; the one equal to ours (same sample count) is ours itself
+        if n.startswith("k=") and all(v["train_samples"] != x for x, _ in blm):
+            blm.append((v["train_samples"], v))
+    fft = [(v["train_samples"], v) for v in variants.values() if v["kind"] == "full_ft"]
+    out = {"SASRec": sasrec, "BehaviorLM (k sweep)": blm, "full fine-tuning": fft}
+    return {k: sorted(pts, key=lambda p: p[0]) for k, pts in out.items() if pts}
 
 
 def _fmt(v: Any) -> str:
@@ -878,7 +892,8 @@ def write_plots(results: dict, out: Path) -> list[str]:
         plt.close(fig)
         written.append(name)
 
-    fig, ax = plt.subplots(figsize=(6.5, 5))
+    fig, ax = plt.subplots(figsize=(7, 6))
+    labels: dict[tuple[float, float], list[str]] = {}
     for name, v in variants.items():
         h, t = v["mean"].get("head"), v["mean"].get("tail")
         if h is None or t is None:
@@ -893,7 +908,9 @@ def write_plots(results: dict, out: Path) -> list[str]:
             capsize=3,
             markersize=12 if v["group"] == "ours" else 6,
         )
-        ax.annotate(name, (h, t), fontsize=7, xytext=(4, 3), textcoords="offset points")
+        labels.setdefault((round(h, 4), round(t, 4)), []).append(name)
+    for (h, t), names in labels.items():  # rows on the same point share one label instead of overprinting
+        ax.annotate("\n".join(names), (h, t), fontsize=7, xytext=(4, 3), textcoords="offset points", va="bottom")
     ax.set_xlabel("head accuracy (test_balanced)")
     ax.set_ylabel("tail accuracy (test_balanced)")
     ax.set_title("Tail vs head accuracy (mean ± std over seeds)")
@@ -919,28 +936,19 @@ def write_plots(results: dict, out: Path) -> list[str]:
 
     if results.get("sasrec_curve"):
         fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-        curve = results["sasrec_curve"]
-        xs = [int(n) for n in curve]
+        curves = efficiency_curves(results)
         for ax, col in zip(axes, ("wR", "tail"), strict=True):
-            ax.errorbar(
-                xs,
-                [curve[n]["mean"][col] for n in curve],
-                yerr=[curve[n]["std"][col] or 0 for n in curve],
-                marker="o",
-                capsize=3,
-                label="SASRec",
-            )
-            for kind, label in (("behaviorlm", "BehaviorLM (k sweep)"), ("full_ft", "full fine-tuning")):
-                pts = sorted(
-                    (v["train_samples"], v["mean"][col])
-                    for v in variants.values()
-                    if v["kind"] == kind
-                    and v["group"] != "ablation"
-                    and v["mean"][col] is not None
-                    and (kind != "behaviorlm" or v["group"] in ("ours", "sweep"))
+            for series, pts in curves.items():
+                pts = [(n, p) for n, p in pts if p["mean"][col] is not None]
+                ax.errorbar(
+                    [n for n, _ in pts],
+                    [p["mean"][col] for _, p in pts],
+                    yerr=[p["std"][col] or 0 for _, p in pts],
+                    marker="o" if series == "SASRec" else "s",
+                    linestyle="-" if series == "SASRec" else "--",
+                    capsize=3,
+                    label=series,
                 )
-                if pts:
-                    ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="s", linestyle="--", label=label)
             ax.set_xscale("log")
             ax.set_xlabel("training samples")
             ax.set_ylabel(f"{col} accuracy")
