@@ -255,3 +255,10 @@ def test_shipped_suites_parse():
     paper = load_suite(ROOT / "yaml_recipes" / "bench" / "paper.yaml")
     assert len(paper.seeds) == 5 and paper.sweeps["k"] == [5, 10, 20, 50]
     assert paper.sweeps["aux_ratio"] == [0, 0.025, 0.05, 0.1, 0.2]
+
+
+def test_one_gpu_suite_trains_in_bf16_on_the_gpu():
+    suite = load_suite(ROOT / "yaml_recipes" / "bench" / "smollm2-1gpu.yaml")
+    for stage in ("a_tuning", "b_tuning"):
+        assert suite.overrides[stage]["use_cpu"] is False and suite.overrides[stage]["bf16"] is True
+    assert {v.kind for v in suite.variants} >= {"zero_shot", "full_ft", "anchor_only", "behaviorlm"}

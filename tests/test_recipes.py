@@ -11,7 +11,7 @@ from behaviorlm_plugin.pipeline import load_pipeline
 from behaviorlm_plugin.registry import make_entry, register_datasets
 
 ROOT = Path(__file__).resolve().parents[1]
-RECIPES = sorted(p for p in (ROOT / "yaml_recipes").iterdir() if p.is_dir() and p.name != "deepspeed")
+RECIPES = sorted(p for p in (ROOT / "yaml_recipes").iterdir() if p.is_dir() and p.name not in ("deepspeed", "bench"))
 STAGE_FILES = [(d.name, f) for d in RECIPES for f in ("a_tuning.yaml", "b_tuning.yaml")]
 EXPECTED_ZERO = {"llama3.1-8b": 3, "qwen2-1.5b": 2, "llama3.1-70b": 3}
 HARDWARE_KEYS = ("deepspeed", "bf16", "fp16", "ddp_timeout", "preprocessing_num_workers", "dataloader_num_workers")
