@@ -262,8 +262,9 @@ def cmd_sasrec(argv: list[str]) -> int:
     p.add_argument("--no-search", action="store_true", help="Train the default config only")
     p.add_argument("--pre-ln", choices=["true", "false"], default="true")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
     a = p.parse_args(argv)
-    base = SASRecConfig(pre_ln=a.pre_ln == "true", seed=a.seed)
+    base = SASRecConfig(pre_ln=a.pre_ln == "true", seed=a.seed, device=a.device)
     grid = {"lr": [base.lr]} if a.no_search else None
     res = run_sasrec(a.dataset_dir, a.name, a.out_dir, base=base, grid=grid, train_size=a.train_size)
     print(f"search (val accuracy): {res['search']['trials']}")

@@ -37,9 +37,15 @@ class SASRecConfig:
     max_epochs: int = 30
     patience: int = 4
     seed: int = 0
-    device: str = "cpu"
+    device: str = "cpu"  # cpu, cuda or auto (cuda when available); predictions always come back to the CPU
 
     def __post_init__(self) -> None:
+        if self.device not in ("cpu", "cuda", "auto") and not self.device.startswith("cuda:"):
+            raise ValueError(f"device must be cpu, cuda, cuda:N or auto, got {self.device!r}")
+        if self.device == "auto":
+            self.device = "cuda" if torch.cuda.is_available() else "cpu"
+        if self.device.startswith("cuda") and not torch.cuda.is_available():
+            raise ValueError(f"device {self.device!r} asked for, but torch sees no CUDA device; use device: cpu")
         if self.d_model % self.n_heads:
             raise ValueError(f"d_model ({self.d_model}) must be divisible by n_heads ({self.n_heads})")
         if self.max_epochs < 1 or self.patience < 1:
@@ -65,6 +71,10 @@ class Features:
     def subset(self, idx: np.ndarray) -> Features:
         t = torch.as_tensor(idx, dtype=torch.long)
         kw = {k: getattr(self, k)[t] for k in _TENSORS}
+        return Features(**kw, behaviors=self.behaviors, places=self.places)
+
+    def to(self, device: str | torch.device) -> Features:
+        kw = {k: getattr(self, k).to(device) for k in _TENSORS}
         return Features(**kw, behaviors=self.behaviors, places=self.places)
 
 
@@ -122,14 +132,17 @@ def _batches(f: Features, batch_size: int, rng: np.random.Generator | None):
 @torch.no_grad()
 def predict_proba(model: SASRec, f: Features, batch_size: int = 1024) -> np.ndarray:
     model.eval()
-    return np.concatenate([torch.softmax(model(b), -1).numpy() for b in _batches(f, batch_size, None)])
+    device = next(model.parameters()).device
+    return np.concatenate(
+        [torch.softmax(model(b.to(device)), -1).float().cpu().numpy() for b in _batches(f, batch_size, None)]
+    )
 
 
 def train(train: Features, val: Features, cfg: SASRecConfig) -> tuple[SASRec, dict]:
     """Train with early stopping on val accuracy; returns the best model and its history."""
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
-    model = SASRec(len(train.behaviors), len(train.places), train.hist_behavior.shape[1], cfg)
+    model = SASRec(len(train.behaviors), len(train.places), train.hist_behavior.shape[1], cfg).to(cfg.device)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     best, best_state, bad, history = -1.0, None, 0, []
     t0 = time.perf_counter()
@@ -137,6 +150,7 @@ def train(train: Features, val: Features, cfg: SASRecConfig) -> tuple[SASRec, di
         model.train()
         total = 0.0
         for b in _batches(train, cfg.batch_size, rng):
+            b = b.to(cfg.device)
             loss = nn.functional.cross_entropy(model(b), b.label)
             opt.zero_grad()
             loss.backward()
@@ -258,6 +272,6 @@ def run_sasrec(
             for k in ("weighted_precision", "weighted_recall", "acc_avg", "acc_head", "acc_medium", "acc_tail", "n")
         }
     atomic_write_json(out / "sasrec.json", result)
-    torch.save(model.state_dict(), out / "sasrec.pt")
+    torch.save({k: v.cpu() for k, v in model.state_dict().items()}, out / "sasrec.pt")
     (out / "config.json").write_text(json.dumps(info["best_config"], indent=2))
     return result

@@ -51,3 +51,16 @@ def test_cli_writes_comparable_predictions(prepared, tmp_path, capsys):
     assert all(abs(sum(r["ranked"][i]["prob"] for i in range(len(r["ranked"]))) - 1) < 1e-5 for r in rows)
     res = json.loads((tmp_path / "sasrec.json").read_text())
     assert res["search"]["best_config"]["pre_ln"] is False and "acc_tail" in res["metrics"]["test_balanced"]
+
+
+def test_device_is_checked_and_auto_resolves():
+    import torch
+
+    from behaviorlm_plugin.sasrec import SASRecConfig
+
+    assert SASRecConfig(device="auto").device == ("cuda" if torch.cuda.is_available() else "cpu")
+    with pytest.raises(ValueError, match="device must be"):
+        SASRecConfig(device="tpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="sees no CUDA device"):
+            SASRecConfig(device="cuda")
