@@ -25,7 +25,6 @@ baseline, ablation deltas, sweeps, SASRec search and sample efficiency) and plot
 
 from __future__ import annotations
 
-import hashlib
 import json
 import platform
 import shutil
@@ -39,6 +38,8 @@ import numpy as np
 import yaml
 
 from .fileio import atomic_write_json, atomic_write_jsonl, atomic_write_text, read_jsonl
+from .metrics import SUMMARY_KEYS
+from .pipeline import digest, file_hash
 
 VariantKind = Literal["zero_shot", "anchor_only", "behaviorlm", "full_ft", "reverse"]
 GROUPS = ("baseline", "ours", "ablation", "sweep")
@@ -52,15 +53,10 @@ COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("medium", "test_balanced", "acc_medium"),
     ("tail", "test_balanced", "acc_tail"),
 )
-METRIC_KEYS = ("weighted_precision", "weighted_recall", "acc_avg", "acc_head", "acc_medium", "acc_tail", "n")
 
 
 class BenchError(ValueError):
     """A bad suite file; the message names the key and the fix."""
-
-
-def digest(obj: Any) -> str:
-    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 # ----------------------------------------------------------------------------- config
@@ -298,8 +294,6 @@ class StepCache:
 # ----------------------------------------------------------------------------- runner
 def data_fingerprint(base: Path) -> str:
     """Content of the prepared splits (not stats.json, whose timings change on every prepare)."""
-    from .pipeline import file_hash
-
     stats = json.loads((base / "stats.json").read_text())
     files = {s: file_hash(base / f"{s}.jsonl") for s in DATA_FILES if (base / f"{s}.jsonl").exists()}
     return digest({"files": files, "behaviors": stats["behaviors"]})
@@ -318,7 +312,8 @@ class BenchRunner:
             missing = sorted(set(only) - {v.name for v in suite.variants})
             if missing:
                 raise BenchError(f"--only: unknown variant(s) {missing}")
-        self.fp = ""
+        self.fp = ""  # data fingerprint and stats: set by run() once the data is prepared
+        self.stats: dict = {}
         self.model_id = {"model": suite.model_name_or_path, "template": suite.template}
 
     # ---- steps
@@ -464,7 +459,7 @@ class BenchRunner:
                 evaluation=ev,
                 out_dir=out,
             )
-            return {"metrics": {split: {k: m.get(k) for k in METRIC_KEYS} for split, m in metrics.items()}}
+            return {"metrics": {split: {k: m.get(k) for k in SUMMARY_KEYS} for split, m in metrics.items()}}
 
         spec = {
             **self.model_id,
@@ -482,29 +477,25 @@ class BenchRunner:
         steps: list[Step] = []
         model: Step | None = None
         samples = 0
+        stage1: Step | None = None  # the data of the first LoRA stage, if the variant has one
         if v.kind in ("anchor_only", "behaviorlm") and not v.skip_a_tuning:
-            data = self.mix(a.get("anchors"), float(a.get("aux_ratio", 0.0)), seed)
-            model = self.train("a_tuning", data, None, seed)
-            steps += [data, model]
-            samples += data.info["n"]
-        if v.kind == "reverse":
-            # Stage 1 on the rarer behaviors (metric categories medium + tail), as many as A-Tuning's anchors.
-            n = a.get("anchors") or len(read_jsonl(self.suite.data_base / "train_anchor.jsonl"))
-            data = self.subset("train_all", n, seed, categories=("medium", "tail"))
-            model = self.train("a_tuning", data, None, seed)
-            steps += [data, model]
-            samples += data.info["n"]
-        if v.kind == "full_ft":
+            stage1 = self.mix(a.get("anchors"), float(a.get("aux_ratio", 0.0)), seed)
+        elif v.kind == "reverse":
+            # The rarer behaviors (metric categories medium + tail), as many as A-Tuning's anchors.
+            n = a.get("anchors") or self.stats["splits"]["samples_written"]["train_anchor"]
+            stage1 = self.subset("train_all", n, seed, categories=("medium", "tail"))
+        elif v.kind == "full_ft":
             n = v.train_samples
             if n == "matched":
                 ours = results.get(self.suite.ours, {}).get(seed)
                 if ours is None:
                     raise BenchError(f"variant {v.name!r}: 'matched' needs {self.suite.ours!r} to run first")
                 n = ours["train_samples"]
-            data = self.subset("train_all", int(n), seed)
-            model = self.train("a_tuning", data, None, seed)
-            steps += [data, model]
-            samples += data.info["n"]
+            stage1 = self.subset("train_all", int(n), seed)
+        if stage1 is not None:
+            model = self.train("a_tuning", stage1, None, seed)
+            steps += [stage1, model]
+            samples += stage1.info["n"]
         if v.kind in ("behaviorlm", "reverse"):
             picked = self.select(model, v.selection, seed)
             model = self.train("b_tuning", picked, model, seed)
@@ -534,6 +525,7 @@ class BenchRunner:
         t0 = time.time()
         ensure_prepared(PrepareArguments(**{**self.suite.prepare, "overwrite": True}), self.log)
         self.fp = data_fingerprint(self.suite.data_base)
+        self.stats = json.loads((self.suite.data_base / "stats.json").read_text())
         self._register("bench_val", self.suite.data_base / "val.jsonl", "alpaca")
         results: dict[str, dict[int, dict]] = {}
         order = self._variant_order()
@@ -598,7 +590,7 @@ class BenchRunner:
                 ids = {m["id"] for m in metas}
                 rows = [r for r in read_jsonl(out / split / "preds.jsonl") if r["id"] in ids]
                 m = evaluate_predictions(rows, self.suite.data_base / "stats.json")
-                subset[split] = {k: m.get(k) for k in METRIC_KEYS}
+                subset[split] = {k: m.get(k) for k in SUMMARY_KEYS}
             search = {k: res["search"][k] for k in ("trials", "best_config", "best_val_acc")}
             return {
                 "metrics": subset,

@@ -19,6 +19,7 @@ from collections.abc import Sequence
 import numpy as np
 
 PAPER_COLUMNS = ("weighted_precision", "weighted_recall", "acc_avg", "acc_head", "acc_medium", "acc_tail")
+SUMMARY_KEYS = (*PAPER_COLUMNS, "n")  # what manifests and results.json keep of a metrics dict
 SHORT_NAMES = {
     "weighted_precision": "wP",
     "weighted_recall": "wR",

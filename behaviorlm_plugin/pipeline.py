@@ -34,6 +34,7 @@ from typing import Any
 import yaml
 
 from .fileio import atomic_write_json, atomic_write_text
+from .metrics import SUMMARY_KEYS
 
 STAGES = ("prepare", "a_tuning", "selection", "b_tuning", "evaluate", "export", "report")
 
@@ -151,7 +152,8 @@ def file_hash(path: str | Path) -> str:
     return h.hexdigest()
 
 
-def _digest(obj: Any) -> str:
+def digest(obj: Any) -> str:
+    """Short stable hash of a JSON-able object (stage fingerprints, bench step keys)."""
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
@@ -198,14 +200,14 @@ class PipelineRunner:
 
     @property
     def btuning_name(self) -> str:
-        return f"{self.cfg.name}_btuning_{_digest(str(self.run_dir.resolve()))[:8]}"
+        return f"{self.cfg.name}_btuning_{digest(str(self.run_dir.resolve()))[:8]}"
 
     def run(self) -> dict:
         upstream = ""
         for stage in STAGES:
             fn = getattr(self, f"_stage_{stage}")
             spec = getattr(self, f"_spec_{stage}")()
-            fingerprint = _digest({"stage": stage, "spec": spec, "upstream": upstream})
+            fingerprint = digest({"stage": stage, "spec": spec, "upstream": upstream})
             prev = self.manifest.stage(stage)
             outputs_ok = prev.get("outputs") and all(Path(p).exists() for p in prev["outputs"].values())
             if (
@@ -378,10 +380,7 @@ class PipelineRunner:
         for split, m in metrics.items():
             self.log(summary_text(m, f"BehaviorLM/{split}"))
             outputs[f"{split}_metrics"] = str(self.run_dir / "eval" / split / "metrics.json")
-            info[split] = {
-                k: m.get(k)
-                for k in ("weighted_precision", "weighted_recall", "acc_avg", "acc_head", "acc_medium", "acc_tail", "n")
-            }
+            info[split] = {k: m.get(k) for k in SUMMARY_KEYS}
         return StageResult(outputs, info)
 
     # ---- export
@@ -479,6 +478,7 @@ def verify_export(
     default on GPUs for bf16 models) cannot: half-precision rounding alone moves far-off candidates'
     log-probs by whole nats (3.2 measured for SmolLM2 unmerged in bf16), so there the check is on the
     normalised candidate probabilities, to ``prob_tolerance`` (bf16 noise measured: 0.03-0.04).
+    ``benchmarks/bench_export_dtype.py`` reproduces both figures.
     """
     import numpy as np
 

@@ -249,6 +249,7 @@ def run_sasrec(
     """Search, train, predict and evaluate SASRec on a prepared dataset; writes into ``out_dir``."""
     from .evaluation import evaluate_file
     from .fileio import atomic_write_json
+    from .metrics import SUMMARY_KEYS
 
     base_dir = Path(dataset_dir) / name
     train_f = load_features(base_dir / "train_all.features.npz")
@@ -267,10 +268,7 @@ def run_sasrec(
             model, load_features(base_dir / f"{split}.features.npz"), base_dir / f"{split}.meta.jsonl", preds
         )
         m = evaluate_file(preds, base_dir / "stats.json", out / split, name=f"SASRec/{split}")
-        result["metrics"][split] = {
-            k: m.get(k)
-            for k in ("weighted_precision", "weighted_recall", "acc_avg", "acc_head", "acc_medium", "acc_tail", "n")
-        }
+        result["metrics"][split] = {k: m.get(k) for k in SUMMARY_KEYS}
     atomic_write_json(out / "sasrec.json", result)
     torch.save({k: v.cpu() for k, v in model.state_dict().items()}, out / "sasrec.pt")
     (out / "config.json").write_text(json.dumps(info["best_config"], indent=2))
