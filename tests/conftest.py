@@ -8,8 +8,8 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from behaviorlm_plugin.config import PrepareArguments
-from behaviorlm_plugin.prepare import prepare
+from behaviorlm_plugin.data.prepare import prepare
+from behaviorlm_plugin.hparams.data_args import PrepareArguments
 
 
 def small_prepare_args(dataset_dir: Path, **overrides) -> PrepareArguments:

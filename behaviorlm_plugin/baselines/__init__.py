@@ -1,0 +1,1 @@
+"""Non-LLM baselines on the same windows (SASRec)."""

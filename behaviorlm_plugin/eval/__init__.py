@@ -1,0 +1,1 @@
+"""Prediction and evaluation: predict (+ torchrun), the prediction-row schema, metrics, evaluate, plots."""

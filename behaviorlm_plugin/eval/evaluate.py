@@ -1,0 +1,107 @@
+"""``behaviorlm evaluate``: preds.jsonl + the dataset's stats -> metrics.json, the paper's table and plots."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from behaviorlm_plugin.data.dataset import DatasetStats, PreparedDataset
+from behaviorlm_plugin.eval.metrics import PAPER_COLUMNS, classification_metrics, format_table, ranking_metrics
+from behaviorlm_plugin.eval.plots import plot_confusion, plot_per_behavior
+from behaviorlm_plugin.eval.predict import predict
+from behaviorlm_plugin.extras.fileio import atomic_write_json, read_jsonl
+from behaviorlm_plugin.hparams.eval_args import EvaluationArguments, PredictArguments
+
+
+class EvaluationError(ValueError):
+    """Bad evaluation input; the message names the file and the fix."""
+
+
+REQUIRED_ROW_KEYS = ("label", "prediction")
+
+
+def evaluate_predictions(preds: list[dict], stats: DatasetStats, source: str = "predictions") -> dict:
+    """The metric dict for ``preds`` (rows of preds.jsonl)."""
+    if not preds:
+        raise EvaluationError(f"{source}: no predictions to evaluate")
+    for i, p in enumerate(preds):
+        missing = [k for k in REQUIRED_ROW_KEYS if k not in p]
+        if missing:
+            raise EvaluationError(
+                f"{source}: row {i + 1} has no {', '.join(missing)}; give a preds.jsonl written by `behaviorlm predict`"
+            )
+    freq = stats.frequency
+    y_true = [p["label"] for p in preds]
+    # An invalid generation counts as wrong; it never matches a real label.
+    y_pred = [p["prediction"] if p["prediction"] is not None else "<invalid>" for p in preds]
+    cats = {**stats.head_medium_tail, "<invalid>": "tail"}
+    m = classification_metrics(y_true, y_pred, cats, all_labels=stats.behavior_list)
+    m["per_behavior"].pop("<invalid>", None)
+    for b, v in m["per_behavior"].items():
+        v["train_frequency"] = freq.get(b)
+    if preds[0].get("method") == "score":
+        kept = min(len(p["ranked"]) for p in preds)  # --top-k bounds which HR@k/NDCG@k can be computed
+        ks = tuple(k for k in (1, 3, 5) if k <= kept)
+        m.update(ranking_metrics([[r["behavior"] for r in p["ranked"]] for p in preds], y_true, ks=ks))
+    else:
+        m["invalid_rate"] = sum(p["prediction"] is None for p in preds) / len(preds)
+    m["method"] = preds[0].get("method")
+    return m
+
+
+def evaluate_file(preds_path: str | Path, stats: DatasetStats, out_dir: str | Path, name: str = "model") -> dict:
+    """metrics.json + two plots in ``out_dir``."""
+    preds = read_jsonl(preds_path)
+    m = evaluate_predictions(preds, stats, source=str(preds_path))
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    m["predictions_file"] = str(preds_path)
+    atomic_write_json(out_dir / "metrics.json", m)
+    plot_per_behavior(m, out_dir / "per_behavior_accuracy.png", stats.metric_thresholds)
+    plot_confusion(preds, stats.behavior_list, out_dir / "confusion.png")
+    return m
+
+
+def evaluate_splits(
+    *,
+    model: str,
+    adapter: str | None,
+    template: str | None,
+    data: PreparedDataset,
+    evaluation: EvaluationArguments,
+    out_dir: Path,
+) -> dict[str, dict]:
+    """Predict and score each split of ``evaluation`` (with its caps) into ``out_dir/<split>/``."""
+    results = {}
+    for split in evaluation.splits:
+        cap = evaluation.cap(split)
+        preds = out_dir / split / "preds.jsonl"
+        predict(
+            PredictArguments(
+                model=model,
+                adapter=adapter,
+                template=template,
+                data=str(data.path(split)),
+                out=str(preds),
+                top_k=0,
+                max_samples=cap.max_samples,
+                max_per_class=cap.max_per_class,
+                batch_size=evaluation.batch_size,
+                seed=evaluation.seed,
+            )
+        )
+        results[split] = evaluate_file(preds, data.stats, out_dir / split, name=split)
+    return results
+
+
+def summary_text(m: dict, name: str) -> str:
+    lines = [format_table({name: m}, PAPER_COLUMNS)]
+    extra = {k: m[k] for k in ("hr@1", "hr@3", "hr@5", "ndcg@3", "ndcg@5", "invalid_rate") if k in m}
+    if extra:
+        lines.append("  " + "  ".join(f"{k}={v:.4f}" for k, v in extra.items()))
+    lines.append(
+        f"  samples={m['n']}  classes with test samples: head {m['n_classes_head']}, "
+        f"medium {m['n_classes_medium']}, tail {m['n_classes_tail']}"
+    )
+    if m["classes_without_test_samples"]:
+        lines.append(f"  no test samples (not scored): {', '.join(m['classes_without_test_samples'])}")
+    return "\n".join(lines)

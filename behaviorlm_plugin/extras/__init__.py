@@ -1,0 +1,1 @@
+"""Shared names and defaults (constants), atomic file I/O, hashing."""

@@ -1,0 +1,211 @@
+"""A ``suite.yaml``: the benchmark's rows (variants, ablations, sweeps, SASRec) over seeds (``behaviorlm bench``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+from behaviorlm_plugin.hparams.data_args import PrepareArguments
+from behaviorlm_plugin.hparams.eval_args import EvaluationArguments
+from behaviorlm_plugin.hparams.parser import ConfigError
+from behaviorlm_plugin.hparams.sasrec_args import DEFAULT_SASREC_GRID, SASRecConfig, check_grid
+from behaviorlm_plugin.hparams.selection_args import SelectionArguments
+from behaviorlm_plugin.hparams.tuning_args import ATuningArguments, RecipeSet, StageOverrides
+
+Group = Literal["baseline", "ours", "ablation", "sweep"]
+SWEEP_PARAMS = ("aux_ratio", "k")
+
+
+@dataclass
+class SweepPoint:
+    """The one setting a sweep row changes against ``ours``: rows carry it, nothing parses a name."""
+
+    param: Literal["aux_ratio", "k"]
+    value: float
+
+
+@dataclass
+class VariantConfig:
+    r"""One row of the report.
+
+    kind:
+        a registered variant kind (``runs.bench.variants``): ``zero_shot`` (the paper's NT),
+        ``anchor_only`` (A-Tuning alone), ``behaviorlm`` (A then B; ablations change its blocks),
+        ``full_ft`` (one stage on a natural subset of train_all) and ``reverse`` (medium+tail first).
+    group:
+        ``baseline`` rows are compared with ``ours``; ``ablation`` rows get deltas against it;
+        ``sweep`` rows feed the sweep plots.
+    a_tuning, selection:
+        the suite's blocks with this row's keys on top (resolved when the suite is built).
+    """
+
+    name: str = field(metadata={"help": "Row name in the report."})
+    kind: str = field(metadata={"help": "A registered variant kind."})
+    group: Group = field(default="ablation", metadata={"help": "baseline, ours, ablation or sweep."})
+    a_tuning: ATuningArguments = field(default_factory=ATuningArguments, metadata={"help": "The A-Tuning mix."})
+    selection: SelectionArguments = field(default_factory=SelectionArguments, metadata={"help": "B-Tuning pick."})
+    skip_a_tuning: bool = field(default=False, metadata={"help": "The paper's 'w/o A-Tuning' (kind behaviorlm)."})
+    train_samples: int | str | None = field(
+        default=None, metadata={"help": "full_ft: a positive int, or 'matched' (as many as ours' two stages)."}
+    )
+    seeds: list[int] | None = field(default=None, metadata={"help": "A subset of the suite's seeds (None = all)."})
+    description: str = field(default="", metadata={"help": "One line for the report."})
+    sweep: SweepPoint | None = field(default=None, metadata={"internal": True, "help": "Set on sweep rows."})
+
+    def __post_init__(self) -> None:
+        from behaviorlm_plugin.runs.bench.variants import get_variant_kind, kind_names
+
+        if self.kind not in kind_names():
+            raise ValueError(f"variant {self.name!r}: kind must be one of {', '.join(kind_names())}; got {self.kind!r}")
+        if self.kind == "full_ft":
+            ok = self.train_samples == "matched" or (isinstance(self.train_samples, int) and self.train_samples > 0)
+            if not ok:
+                raise ValueError(
+                    f"variant {self.name!r}: full_ft needs train_samples: a positive int or 'matched', "
+                    f"got {self.train_samples!r}"
+                )
+        elif self.train_samples is not None:
+            raise ValueError(f"variant {self.name!r}: train_samples only applies to kind full_ft")
+        if self.skip_a_tuning and not get_variant_kind(self.kind).can_skip_a_tuning:
+            raise ValueError(f"variant {self.name!r}: skip_a_tuning only applies to kind behaviorlm")
+
+
+@dataclass
+class SweepArguments:
+    r"""Rows equal to ``ours`` but for one setting each."""
+
+    aux_ratio: list[float] = field(default_factory=list, metadata={"help": "λ values."})
+    k: list[int] = field(default_factory=list, metadata={"help": "Samples per behavior in B-Tuning."})
+    seeds: list[int] | None = field(default=None, metadata={"help": "Seeds of the sweep rows (None = all)."})
+
+
+@dataclass
+class SASRecBench:
+    r"""The SASRec baseline inside a suite.
+
+    grid: searched once per seed on the full train_all (best val accuracy wins);
+    config: the fixed settings around the grid; train_sizes: the sample-efficiency curve, trained
+    with the searched config (no per-size search).
+    """
+
+    enabled: bool = field(default=True, metadata={"help": "Run SASRec."})
+    grid: dict[str, list] = field(default_factory=lambda: dict(DEFAULT_SASREC_GRID), metadata={"help": "Search."})
+    config: SASRecConfig = field(default_factory=SASRecConfig, metadata={"help": "Fixed settings."})
+    train_sizes: list[int] = field(default_factory=list, metadata={"help": "Sample-efficiency curve sizes."})
+
+    def __post_init__(self) -> None:
+        check_grid(self.grid, "sasrec.grid")
+        if any(n < 1 for n in self.train_sizes):
+            raise ValueError("sasrec.train_sizes must be positive")
+
+
+@dataclass
+class SuiteConfig:
+    r"""A ``suite.yaml`` (see ``yaml_recipes/bench/``).
+
+    Where: name, cache_dir, out_dir
+    Model and recipes: model_name_or_path, template, recipes (relative to the suite file), overrides (per stage)
+    Data: prepare (``behaviorlm prepare`` arguments; prepared once, shared by every seed)
+    Repetition: seeds (each seeds training, the anchor/aux draw, subsets and the selection pool)
+    Defaults every variant inherits: a_tuning, selection
+    Evaluation: evaluation (splits, per-split caps, fixed subset seed, batch size)
+    Rows: ours (the main variant's name), variants, sweeps, sasrec
+    """
+
+    RENAMED: ClassVar[dict[str, str]] = {}
+
+    name: str = field(metadata={"help": "Suite name."})
+    model_name_or_path: str = field(metadata={"help": "Base model."})
+    template: str = field(metadata={"help": "LLaMA-Factory template."})
+    recipes: RecipeSet = field(metadata={"help": "a_tuning and b_tuning recipes."})
+    prepare: PrepareArguments = field(metadata={"help": "behaviorlm prepare arguments."})
+    variants: list[VariantConfig] = field(metadata={"help": "The rows."})
+    seeds: list[int] = field(default_factory=lambda: [0], metadata={"help": "Seeds of every row."})
+    cache_dir: str = field(default="runs/bench-cache", metadata={"help": "Step cache (shared across suites)."})
+    out_dir: str = field(default="runs/bench", metadata={"help": "results.json, report.md and plots."})
+    ours: str = field(default="BehaviorLM", metadata={"help": "The main row's name (kind behaviorlm)."})
+    a_tuning: ATuningArguments = field(default_factory=ATuningArguments, metadata={"help": "Default A mix."})
+    selection: SelectionArguments = field(default_factory=SelectionArguments, metadata={"help": "Default pick."})
+    evaluation: EvaluationArguments = field(default_factory=EvaluationArguments, metadata={"help": "Evaluation."})
+    overrides: StageOverrides = field(default_factory=StageOverrides, metadata={"help": "Over the recipes."})
+    sweeps: SweepArguments = field(default_factory=SweepArguments, metadata={"help": "Sweep rows."})
+    sasrec: SASRecBench = field(default_factory=SASRecBench, metadata={"help": "The SASRec baseline."})
+    base_dir: str = field(default=".", metadata={"internal": True, "help": "Folder of the suite file."})
+
+    @staticmethod
+    def __prebuild__(raw: dict[str, Any], prefix: str) -> dict[str, Any]:
+        """Each variant's a_tuning/selection keys go on top of the suite's (a row changes only what it names)."""
+        variants = raw.get("variants")
+        if not isinstance(variants, list):
+            raise ConfigError(f"{prefix}variants: expected a list of variants, got {variants!r}")
+        resolved = []
+        for i, v in enumerate(variants):
+            if not isinstance(v, dict):
+                raise ConfigError(f"{prefix}variants[{i}]: expected a mapping, got {v!r}")
+            v = dict(v)
+            for block in ("a_tuning", "selection"):
+                base, own = raw.get(block) or {}, v.get(block) or {}
+                if isinstance(base, dict) and isinstance(own, dict):
+                    v[block] = {**base, **own}
+            resolved.append(v)
+        return {**raw, "variants": resolved}
+
+    def __post_init__(self) -> None:
+        for stage in ("a_tuning", "b_tuning"):
+            if not self.recipe_path(stage).is_file():
+                raise ValueError(f"recipes.{stage}: {self.recipe_path(stage)} not found")
+        if not self.seeds or len(set(self.seeds)) != len(self.seeds):
+            raise ValueError("seeds must be a non-empty list of distinct ints")
+        names = [v.name for v in self.variants]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"duplicate variant names {dupes}")
+        if self.ours not in names:
+            raise ValueError(f"ours = {self.ours!r} is not a variant (have {names})")
+        if self.variant(self.ours).kind != "behaviorlm":
+            raise ValueError("the 'ours' variant must have kind behaviorlm")
+        self.variants.extend(self._sweep_variants())
+        for v in self.variants:
+            if v.seeds is not None and (not v.seeds or set(v.seeds) - set(self.seeds)):
+                raise ValueError(
+                    f"variant {v.name!r} seeds {v.seeds} must be a non-empty subset of the suite's seeds {self.seeds}"
+                )
+        ours = self.variant(self.ours)
+        for v in self.variants:
+            if v.train_samples == "matched" and ours.seeds is not None and set(self.seeds_of(v)) - set(ours.seeds):
+                raise ValueError(f"{v.name!r} is matched to {self.ours!r}, so needs its seeds")
+
+    def seeds_of(self, v: VariantConfig) -> list[int]:
+        return v.seeds if v.seeds is not None else self.seeds
+
+    def recipe_path(self, stage: str) -> Path:
+        return self.recipes.path(stage, self.base_dir)
+
+    def variant(self, name: str) -> VariantConfig:
+        return next(v for v in self.variants if v.name == name)
+
+    @property
+    def data_base(self) -> Path:
+        return Path(self.prepare.dataset_dir) / self.prepare.name
+
+    def _sweep_variants(self) -> list[VariantConfig]:
+        """One ``behaviorlm`` row per sweep value, equal to ``ours`` but for that value."""
+        ours = self.variant(self.ours)
+        rows = []
+        for v in self.sweeps.aux_ratio:
+            rows.append((f"λ={v:g}", SweepPoint("aux_ratio", float(v)), replace(ours.a_tuning, aux_ratio=v), None))
+        for v in self.sweeps.k:
+            rows.append((f"k={v}", SweepPoint("k", int(v)), None, replace(ours.selection, k=v)))
+        return [
+            VariantConfig(
+                name=name,
+                kind="behaviorlm",
+                group="sweep",
+                seeds=self.sweeps.seeds,
+                a_tuning=a or ours.a_tuning,
+                selection=s or ours.selection,
+                sweep=point,
+            )
+            for name, point, a, s in rows
+        ]

@@ -1,0 +1,185 @@
+"""Configuration dataclasses, in LLaMA-Factory's ``hparams`` style.
+
+Each field carries its help text; checks live in ``__post_init__`` so a bad value
+fails when the config is built (from the CLI, a YAML file or Python), not halfway
+through a run.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from behaviorlm_plugin.extras.constants import (
+    ANCHOR_THRESHOLD,
+    AUX_RATIO,
+    HEAD_THRESHOLD,
+    HISTORY_LEN,
+    MEDIUM_THRESHOLD,
+    SYNTHETIC_DAYS,
+    SYNTHETIC_USERS,
+)
+
+AUX_MAX_TOKENS = 512
+
+
+@dataclass
+class PrepareArguments:
+    r"""Arguments of ``behaviorlm prepare``: raw events -> registered instruction datasets.
+
+    Source (exactly one of ``events`` / ``synthetic``):
+        events, format, column_map, timestamp_format, synthetic, synthetic_users, synthetic_days
+
+    Output:
+        dataset_dir, name, overwrite
+
+    Samples and splits:
+        seed, history_len, split_ratios, max_*_samples, balanced_per_class, thresholds
+
+    Prompts:
+        prompt_formats, prompt_template_files, fixed_candidate_order, tokenizer
+
+    Auxiliary conversations (A-Tuning mix):
+        aux_file, aux_ratio, aux_max_tokens
+    """
+
+    # --- source ---
+    events: str | None = field(
+        default=None,
+        metadata={"help": "Events file (CSV/TSV/JSONL/JSON/Parquet, Foursquare TSMC2014 .txt) or App Usage dir."},
+    )
+    format: str = field(
+        default="auto",
+        metadata={
+            "help": "Events format: 'auto' (by file suffix) or a registered one (behaviorlm formats lists them)."
+        },
+    )
+    column_map: str | None = field(
+        default=None,
+        metadata={"help": "Map our columns to yours, e.g. 'user_id=uid,behavior=intent,place=loc,timestamp=time'."},
+    )
+    timestamp_format: str | None = field(
+        default=None, metadata={"help": "strptime format of the timestamp column when it is not ISO 8601."}
+    )
+    foursquare_place: Literal["grid", "venue"] = field(
+        default="grid",
+        metadata={"help": "Foursquare place label: ~1 km grid cell, or venue id (leaks the category)."},
+    )
+    synthetic: bool = field(default=False, metadata={"help": "Use the embedded synthetic long-tailed simulator."})
+    synthetic_users: int = field(default=SYNTHETIC_USERS, metadata={"help": "Simulated users (with --synthetic)."})
+    synthetic_days: int = field(
+        default=SYNTHETIC_DAYS, metadata={"help": "Simulated days (with --synthetic), as in the paper."}
+    )
+    # --- output ---
+    dataset_dir: str = field(default="data", metadata={"help": "LLaMA-Factory dataset_dir to write and register in."})
+    name: str = field(default="behavior", metadata={"help": "Dataset name prefix: NAME_train_all, NAME_val, …"})
+    overwrite: bool = field(
+        default=False, metadata={"help": "Replace existing dataset_info.json entries of the same name."}
+    )
+    # --- samples and splits ---
+    seed: int = field(default=42, metadata={"help": "Seed for split, sampling, prompt formats and candidate order."})
+    history_len: int = field(default=HISTORY_LEN, metadata={"help": "Events of history per sample (paper: 20)."})
+    split_ratios: str = field(default="0.8,0.1,0.1", metadata={"help": "User-level train,val,test ratios."})
+    max_train_samples: int | None = field(
+        default=20000, metadata={"help": "Cap on train_all samples (random subset; paper: 200k). None = all."}
+    )
+    max_val_samples: int | None = field(default=2000, metadata={"help": "Cap on val samples."})
+    max_test_samples: int | None = field(default=5000, metadata={"help": "Cap on test samples."})
+    balanced_per_class: int = field(default=500, metadata={"help": "Max samples per behavior in test_balanced."})
+    anchor_threshold: float = field(
+        default=ANCHOR_THRESHOLD, metadata={"help": "Anchor = training frequency above this."}
+    )
+    head_threshold: float = field(default=HEAD_THRESHOLD, metadata={"help": "Metrics: head = frequency above this."})
+    medium_threshold: float = field(
+        default=MEDIUM_THRESHOLD, metadata={"help": "Metrics: tail = frequency below this."}
+    )
+    min_events_per_user: int | None = field(
+        default=None, metadata={"help": "Skip users with fewer events (default: history_len + 1)."}
+    )
+    # --- prompts ---
+    prompt_formats: str = field(
+        default="instruct1,instruct2,instruct3",
+        metadata={"help": "Comma-separated formats, one drawn at random per sample."},
+    )
+    prompt_template_files: str | None = field(
+        default=None, metadata={"help": "Comma-separated .j2 files to register as extra formats (named by stem)."}
+    )
+    fixed_candidate_order: bool = field(
+        default=False, metadata={"help": "List candidates in a fixed order instead of a random order per sample."}
+    )
+    tokenizer: str | None = field(
+        default=None, metadata={"help": "HF tokenizer folder for prompt-length stats and the aux token filter."}
+    )
+    token_stats_samples: int = field(default=500, metadata={"help": "Prompts per split to measure token lengths on."})
+    # --- auxiliary conversations ---
+    aux_file: str | None = field(
+        default=None, metadata={"help": "ShareGPT/alpaca JSON(L) of general conversations (default: shipped set)."}
+    )
+    aux_ratio: float = field(
+        default=AUX_RATIO, metadata={"help": "λ: aux conversations as a fraction of train_anchor."}
+    )
+    aux_max_tokens: int = field(default=AUX_MAX_TOKENS, metadata={"help": "Drop aux conversations longer than this."})
+    mix_anchor_samples: int | None = field(
+        default=None,
+        metadata={
+            "help": "Use only N train_anchor samples (seeded) in atuning_mix, e.g. for a CPU budget; "
+            "λ stays exact and train_all stays whole for selection. None = all."
+        },
+    )
+
+    def __post_init__(self) -> None:
+        from behaviorlm_plugin.data.loaders import format_names
+
+        if self.format != "auto" and self.format not in format_names():
+            raise ValueError(f"--format must be auto or one of {', '.join(format_names())}; got {self.format!r}")
+        if bool(self.events) == bool(self.synthetic):
+            raise ValueError("give exactly one source: --events FILE or --synthetic")
+        if self.history_len < 1:
+            raise ValueError(f"history_len must be >= 1, got {self.history_len}")
+        if not self.name or not self.name.replace("_", "").replace("-", "").isalnum():
+            raise ValueError(f"--name must be letters, digits, '_' or '-', got {self.name!r}")
+        ratios = self.ratios
+        if len(ratios) != 3 or min(ratios) < 0 or abs(sum(ratios) - 1) > 1e-6:
+            raise ValueError(f"--split_ratios must be three non-negative numbers summing to 1, got {self.split_ratios}")
+        for key in ("max_train_samples", "max_val_samples", "max_test_samples"):
+            value = getattr(self, key)
+            if value is not None and value < 1:
+                raise ValueError(f"--{key} must be >= 1 or None, got {value}")
+        if self.balanced_per_class < 1:
+            raise ValueError("--balanced_per_class must be >= 1")
+        if not 0 < self.anchor_threshold < 1:
+            raise ValueError("--anchor_threshold must be in (0, 1)")
+        if not 0 <= self.medium_threshold <= self.head_threshold < 1:
+            raise ValueError("need 0 <= --medium_threshold <= --head_threshold < 1")
+        if not 0 <= self.aux_ratio <= 10:
+            raise ValueError("--aux_ratio must be in [0, 10]")
+        if self.mix_anchor_samples is not None and self.mix_anchor_samples < 1:
+            raise ValueError("--mix_anchor_samples must be >= 1 or None")
+        if self.aux_max_tokens < 1:
+            raise ValueError("--aux_max_tokens must be >= 1")
+        if self.synthetic and (self.synthetic_users < 10 or self.synthetic_days < 1):
+            raise ValueError("--synthetic_users must be >= 10 (so every split gets users) and --synthetic_days >= 1")
+        if self.min_events_per_user is None:
+            self.min_events_per_user = self.history_len + 1
+        if self.column_map:
+            self.column_map_dict  # noqa: B018  (validates the syntax now)
+
+    @property
+    def ratios(self) -> tuple[float, ...]:
+        try:
+            return tuple(float(x) for x in self.split_ratios.split(","))
+        except ValueError as err:
+            raise ValueError(f"--split_ratios must look like 0.8,0.1,0.1, got {self.split_ratios!r}") from err
+
+    @property
+    def column_map_dict(self) -> dict[str, str]:
+        if not self.column_map:
+            return {}
+        pairs = [p.split("=", 1) for p in self.column_map.split(",") if p.strip()]
+        if any(len(p) != 2 or not p[0].strip() or not p[1].strip() for p in pairs):
+            raise ValueError(f"--column_map must look like 'behavior=intent,place=loc', got {self.column_map!r}")
+        return {k.strip(): v.strip() for k, v in pairs}
+
+    @property
+    def format_list(self) -> tuple[str, ...]:
+        return tuple(f.strip() for f in self.prompt_formats.split(",") if f.strip())

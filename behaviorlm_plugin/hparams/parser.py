@@ -1,0 +1,334 @@
+"""The one argument parser: YAML files, ``--set key=value`` and flags, into typed dataclasses.
+
+Precedence, lowest first (later wins, per key)::
+
+    dataclass defaults  <  the YAML file  <  --set a.b=c  <  --a.b c  (a generated flag)
+
+Every command goes through :func:`parse_cli` or :func:`load_config`; nested blocks are nested
+dataclasses, built by :func:`build` with these guarantees:
+
+* an unknown key fails with the file, the dotted key and the known keys (and a close match);
+* a renamed key fails with its new name (each class lists its renames in ``RENAMED``);
+* a value of the wrong type fails with the key and the expected type;
+* ``__post_init__`` checks run as the object is built, so a bad value fails before any work.
+
+Flags are generated from the fields (dotted for nested blocks: ``--selection.k 10``), with the
+field's ``help``; ``--dataset-dir`` and ``--dataset_dir`` both work, as in LLaMA-Factory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import dataclasses
+import difflib
+import types
+import typing
+from pathlib import Path
+from typing import Any, Literal, TypeVar, Union, get_args, get_origin
+
+import yaml
+
+T = TypeVar("T")
+
+
+class ConfigError(ValueError):
+    """A bad configuration value or key; the message names the source, the key and the fix."""
+
+
+def _hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def _internal(f: dataclasses.Field) -> bool:
+    """Fields set by the program (e.g. a config file's folder), never by the user."""
+    return bool(f.metadata.get("internal"))
+
+
+def user_fields(cls: type) -> list[dataclasses.Field]:
+    return [f for f in dataclasses.fields(cls) if f.init and not _internal(f)]
+
+
+def _is_dataclass_type(tp: Any) -> bool:
+    return isinstance(tp, type) and dataclasses.is_dataclass(tp)
+
+
+def _type_name(tp: Any) -> str:
+    if get_origin(tp) is Literal:
+        return " | ".join(repr(a) for a in get_args(tp))
+    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
+
+
+def coerce(value: Any, tp: Any, key: str) -> Any:
+    """``value`` checked (and, where lossless, converted) to the annotation ``tp``."""
+    origin = get_origin(tp)
+    if tp is Any:
+        return value
+    if origin in (Union, types.UnionType):
+        options = get_args(tp)
+        if value is None and type(None) in options:
+            return None
+        errors = []
+        for option in options:
+            if option is type(None):
+                continue
+            try:
+                return coerce(value, option, key)
+            except ConfigError as err:
+                errors.append(str(err))
+        raise ConfigError(f"{key}: expected {' or '.join(_type_name(o) for o in options)}, got {value!r}")
+    if origin is Literal:
+        if value not in get_args(tp):
+            raise ConfigError(f"{key}: must be one of {', '.join(map(str, get_args(tp)))}; got {value!r}")
+        return value
+    if _is_dataclass_type(tp):
+        return value if isinstance(value, tp) else _build(tp, value, prefix=f"{key}.")
+    if origin in (list, tuple):
+        if isinstance(value, str) and origin is list:
+            value = [v.strip() for v in value.split(",") if v.strip()]  # a flag's "a,b,c"
+        if not isinstance(value, list | tuple):
+            raise ConfigError(f"{key}: expected a list, got {value!r}")
+        (item,) = get_args(tp)[:1] or (Any,)
+        items = [coerce(v, item, f"{key}[{i}]") for i, v in enumerate(value)]
+        return items if origin is list else tuple(items)
+    if origin is dict or tp is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key}: expected a mapping, got {value!r}")
+        args = get_args(tp)
+        return {k: coerce(v, args[1], f"{key}.{k}") for k, v in value.items()} if args else dict(value)
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"{key}: expected true or false, got {value!r}")
+    if tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        raise ConfigError(f"{key}: expected an integer, got {value!r}")
+    if tp is float:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value)
+        raise ConfigError(f"{key}: expected a number, got {value!r}")
+    if tp is str:
+        if isinstance(value, str):
+            return value
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return str(value)  # e.g. a model id or seed-like name that YAML read as a number
+        raise ConfigError(f"{key}: expected a string, got {value!r}")
+    return value
+
+
+def build(cls: type[T], raw: Any, *, where: str, context: dict | None = None) -> T:
+    """A ``cls`` from a mapping of user keys, checked key by key (see the module docstring).
+
+    ``where`` (a file, or "arguments") starts every error message, followed by the dotted key.
+    ``context`` sets ``internal`` fields (never user keys). A class may define
+    ``__prebuild__(raw, prefix) -> raw`` to resolve its block before typing (e.g. variants that
+    inherit the suite's defaults).
+    """
+    try:
+        return _build(cls, raw, prefix="", context=context)
+    except ConfigError as err:
+        raise ConfigError(f"{where}: {err}") from err
+
+
+def _build(cls: type[T], raw: Any, *, prefix: str, context: dict | None = None) -> T:
+    label = prefix.rstrip(".") or "top level"
+    if isinstance(raw, cls):
+        return raw
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{label}: expected a mapping of keys to values, got {type(raw).__name__} {raw!r:.80}")
+    raw = dict(raw)
+    renamed: dict[str, str] = getattr(cls, "RENAMED", {})
+    fields = {f.name: f for f in user_fields(cls)}
+    for key in list(raw):
+        if key in renamed and key not in fields:
+            raise ConfigError(f"{prefix}{key}: this key was renamed; use '{renamed[key]}' instead")
+        if key not in fields:
+            close = difflib.get_close_matches(str(key), list(fields), n=1)
+            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            raise ConfigError(f"{prefix}{key}: unknown key{hint}; known keys: {', '.join(sorted(fields))}")
+    hints = _hints(cls)
+    try:
+        prebuild = getattr(cls, "__prebuild__", None)
+        if prebuild is not None:
+            raw = prebuild(raw, prefix)
+        kwargs = {k: coerce(v, hints[k], f"{prefix}{k}") for k, v in raw.items()}
+        kwargs.update(context or {})
+        missing = [
+            n
+            for n, f in fields.items()
+            if n not in kwargs and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+        ]
+        if missing:
+            raise ConfigError(f"{label}: missing required key(s) {', '.join(missing)}")
+        return cls(**kwargs)
+    except ConfigError:
+        raise
+    except (ValueError, TypeError) as err:
+        raise ConfigError(f"{label}: {err}" if prefix else str(err)) from err
+
+
+# ----------------------------------------------------------------------------- raw layers
+def _yaml_value(text: str) -> Any:
+    return yaml.safe_load(text) if text != "" else ""
+
+
+def apply_sets(raw: dict, sets: list[str], *, where: str = "--set") -> dict:
+    """``--set a.b=c`` items over a raw mapping (values parsed as YAML scalars)."""
+    out = copy.deepcopy(raw)
+    for item in sets:
+        if "=" not in item:
+            raise ConfigError(f"{where} {item!r}: expected key=value, e.g. --set selection.k=10")
+        key, value = item.split("=", 1)
+        set_dotted(out, key.strip(), _yaml_value(value), where=f"{where} {key.strip()}")
+    return out
+
+
+def set_dotted(raw: dict, key: str, value: Any, *, where: str) -> None:
+    node = raw
+    parts = key.split(".")
+    for p in parts[:-1]:
+        node = node.setdefault(p, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"{where}: {p!r} is not a mapping")
+    node[parts[-1]] = value
+
+
+def read_yaml_mapping(path: str | Path) -> dict:
+    """A YAML file that must hold a mapping; any other content fails with the file and the fix."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: file not found")
+    try:
+        raw = yaml.safe_load(path.read_text("utf-8"))
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: not valid YAML ({str(err).splitlines()[0]}); fix the syntax") from err
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping of keys to values at the top level, got {type(raw).__name__}")
+    return raw
+
+
+def load_config(cls: type[T], path: str | Path, sets: list[str] | None = None, **flags: Any) -> T:
+    """A config file's dataclass, with ``--set`` items and flags (dotted keys) on top."""
+    raw = apply_sets(read_yaml_mapping(path), sets or [])
+    for key, value in flags.items():
+        set_dotted(raw, key, value, where=f"--{key}")
+    context = {"base_dir": str(Path(path).parent)} if "base_dir" in _field_names(cls) else {}
+    return build(cls, raw, where=str(path), context=context)
+
+
+# ----------------------------------------------------------------------------- flags
+def flag_fields(cls: type, prefix: str = "") -> list[tuple[str, dataclasses.Field, Any]]:
+    """(dotted name, field, type) for every scalar or list field, nested blocks flattened."""
+    out = []
+    hints = _hints(cls)
+    for f in user_fields(cls):
+        tp = hints[f.name]
+        inner = [a for a in get_args(tp) if a is not type(None)] if get_origin(tp) in (Union, types.UnionType) else []
+        sub = tp if _is_dataclass_type(tp) else (inner[0] if len(inner) == 1 and _is_dataclass_type(inner[0]) else None)
+        if sub is not None:
+            out += flag_fields(sub, f"{prefix}{f.name}.")
+        elif get_origin(tp) is dict or tp is dict or (get_origin(tp) is list and _is_dataclass_type(get_args(tp)[0])):
+            continue  # free-form mappings and lists of blocks come from YAML or --set
+        else:
+            out.append((prefix + f.name, f, tp))
+    return out
+
+
+def _default_text(f: dataclasses.Field) -> str:
+    if f.default is not dataclasses.MISSING:
+        return f" (default: {f.default})"
+    if f.default_factory is not dataclasses.MISSING:
+        return f" (default: {f.default_factory()})"
+    return " (required)"
+
+
+def add_flags(parser: argparse.ArgumentParser, cls: type, *, group_title: str | None = None) -> None:
+    """One ``--name`` (and ``--name-with-dashes``) flag per field; unset flags stay absent."""
+    group = parser.add_argument_group(group_title) if group_title else parser
+    for name, f, tp in flag_fields(cls):
+        names = [f"--{name}"]
+        if "_" in name:
+            names.append(f"--{name.replace('_', '-')}")
+        kw: dict[str, Any] = {
+            "dest": f"cfg:{name}",
+            "default": argparse.SUPPRESS,
+            "metavar": name.split(".")[-1].upper(),
+        }
+        if tp is bool:
+            kw.update(nargs="?", const="true", metavar="BOOL")
+        choices = get_args(tp) if get_origin(tp) is Literal else None
+        help_text = f.metadata.get("help", "") + (f" Choices: {', '.join(map(str, choices))}." if choices else "")
+        group.add_argument(*names, help=help_text + _default_text(f), **kw)
+
+
+def flags_from_namespace(ns: argparse.Namespace) -> dict[str, Any]:
+    """The generated flags the user gave, as dotted key -> YAML-parsed value."""
+    return {k.removeprefix("cfg:"): _yaml_value(v) for k, v in vars(ns).items() if k.startswith("cfg:")}
+
+
+def split_raw(classes: tuple[type, ...], raw: dict, where: str) -> list[dict]:
+    """Route each top-level key to the one class that has it (several blocks side by side, as HfArgumentParser)."""
+    if len(classes) == 1:
+        return [raw]
+    parts: list[dict] = [{} for _ in classes]
+    for key, value in raw.items():
+        owner = [i for i, c in enumerate(classes) if key in {f.name for f in user_fields(c)}]
+        if not owner:
+            known = sorted({f.name for c in classes for f in user_fields(c)})
+            close = difflib.get_close_matches(str(key), known, n=1)
+            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            raise ConfigError(f"{where}.{key}: unknown key{hint}; known keys: {', '.join(known)}")
+        parts[owner[0]][key] = value
+    return parts
+
+
+def parse_cli(
+    classes: type | tuple[type, ...],
+    argv: list[str],
+    *,
+    prog: str,
+    description: str = "",
+    extra: Any = None,
+    config_file: bool = True,
+) -> tuple[Any, argparse.Namespace]:
+    """``prog [CONFIG.yaml] [--set k=v ...] [--flag value ...]`` into typed blocks (precedence: module docstring).
+
+    ``classes`` is one dataclass (returns its instance) or a tuple (returns a tuple, one per class, with
+    flat flags side by side).  ``extra(parser)`` may add command options that are not configuration;
+    they come back in the namespace.
+    """
+    many = isinstance(classes, tuple)
+    classes = classes if many else (classes,)
+    parser = argparse.ArgumentParser(prog=prog, description=description)
+    if config_file:
+        parser.add_argument("config", nargs="?", help="YAML file with the same keys as the flags (optional)")
+    parser.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="Override a key, e.g. --set selection.k=10"
+    )
+    if extra is not None:
+        extra(parser)
+    for cls in classes:
+        add_flags(parser, cls, group_title=cls.__name__)
+    ns = parser.parse_args(argv)
+    config = getattr(ns, "config", None)
+    raw = read_yaml_mapping(config) if config else {}
+    raw = apply_sets(raw, ns.set)
+    for key, value in flags_from_namespace(ns).items():
+        set_dotted(raw, key, value, where=f"--{key}")
+    where = config or "arguments"
+    built = []
+    for cls, part in zip(classes, split_raw(classes, raw, where), strict=True):
+        context = {"base_dir": str(Path(config).parent)} if config and "base_dir" in _field_names(cls) else {}
+        built.append(build(cls, part, where=where, context=context))
+    return (tuple(built) if many else built[0]), ns
+
+
+def _field_names(cls: type) -> set[str]:
+    return {f.name for f in dataclasses.fields(cls)}

@@ -1,0 +1,75 @@
+"""Training blocks shared by the pipeline and the bench: recipes, their overrides, the A-Tuning mix, export checks."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from behaviorlm_plugin.extras.constants import AUX_RATIO
+
+TRAIN_STAGES = ("a_tuning", "b_tuning")
+RECIPE_STAGES = (*TRAIN_STAGES, "export")
+
+
+@dataclass
+class RecipeSet:
+    r"""The plain LLaMA-Factory YAMLs a run chains (paths relative to the pipeline or suite file)."""
+
+    a_tuning: str = field(metadata={"help": "A-Tuning recipe (llamafactory-cli train YAML)."})
+    b_tuning: str = field(metadata={"help": "B-Tuning recipe (llamafactory-cli train YAML)."})
+    export: str | None = field(default=None, metadata={"help": "Export recipe (llamafactory-cli export YAML)."})
+
+    def path(self, stage: str, base_dir: str | Path) -> Path:
+        rel = getattr(self, stage)
+        if rel is None:
+            raise ValueError(f"recipes.{stage} is not set; add it to the config")
+        return Path(base_dir) / rel
+
+
+@dataclass
+class StageOverrides:
+    r"""LLaMA-Factory arguments over a recipe, per stage (they are LLaMA-Factory's own keys, so free-form).
+
+    Precedence: recipe file < these overrides < the keys a run owns (model, template, data, output and
+    adapter paths, seed), which an override may not set (see ``tuning.launcher``).
+    """
+
+    a_tuning: dict = field(default_factory=dict, metadata={"help": "Over the A-Tuning recipe."})
+    b_tuning: dict = field(default_factory=dict, metadata={"help": "Over the B-Tuning recipe."})
+    export: dict = field(default_factory=dict, metadata={"help": "Over the export recipe."})
+
+    def of(self, stage: str) -> dict:
+        return dict(getattr(self, stage))
+
+
+@dataclass
+class ATuningArguments:
+    r"""The A-Tuning mix: anchor samples plus λ general conversations."""
+
+    anchors: int | None = field(
+        default=None, metadata={"help": "Use N seeded train_anchor samples (None = all of them)."}
+    )
+    aux_ratio: float = field(
+        default=AUX_RATIO, metadata={"help": "λ: general conversations per anchor sample (paper: 0.05)."}
+    )
+
+    def __post_init__(self) -> None:
+        if self.anchors is not None and self.anchors < 1:
+            raise ValueError(f"anchors must be >= 1 or None, got {self.anchors}")
+        if not 0 <= self.aux_ratio <= 10:
+            raise ValueError(f"aux_ratio must be in [0, 10], got {self.aux_ratio}")
+
+
+@dataclass
+class ExportCheckArguments:
+    r"""How a merged export is checked against base + adapter (see ``tuning.export.verify_export``)."""
+
+    samples: int = field(default=4, metadata={"help": "test_balanced samples scored by both models."})
+    tolerance: float = field(default=2e-3, metadata={"help": "float32 exports: max |Δ log-prob| against base+adapter."})
+    prob_tolerance: float = field(
+        default=0.1, metadata={"help": "bf16/fp16 exports: max |Δ candidate probability| (bf16 noise: 0.03-0.04)."}
+    )
+
+    def __post_init__(self) -> None:
+        if self.samples < 1:
+            raise ValueError("samples must be >= 1")

@@ -1,0 +1,230 @@
+"""``behaviorlm run pipeline.yaml``: the whole progressive pipeline, resumable.
+
+Stages, in order, under ``run_dir``::
+
+    prepare -> a_tuning -> selection -> b_tuning -> evaluate -> export -> report
+
+``manifest.json`` records every stage's fingerprint, inputs (with hashes), outputs, timings
+and status (see :mod:`behaviorlm_plugin.runs.manifest`).  Training goes through
+:mod:`behaviorlm_plugin.tuning` (LLaMA-Factory in-process on one device, ``llamafactory-cli
+train`` on several); the concrete YAML of each stage is written into the run dir, and so is
+``export.yaml``, which re-runs the merge with ``llamafactory-cli export``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, replace
+from pathlib import Path
+
+from behaviorlm_plugin.data.dataset import PreparedDataset
+from behaviorlm_plugin.eval.metrics import SUMMARY_KEYS
+from behaviorlm_plugin.extras.constants import btuning_dataset_name, dataset_file_stem
+from behaviorlm_plugin.extras.hashing import digest, maybe_hash
+from behaviorlm_plugin.hparams.parser import ConfigError, apply_sets, load_config
+from behaviorlm_plugin.hparams.pipeline_args import PipelineConfig
+from behaviorlm_plugin.runs.manifest import Manifest, Stage, StageResult, run_stages
+from behaviorlm_plugin.tuning.launcher import TrainJob, export_args, train_args
+from behaviorlm_plugin.tuning.lora_stage import ADAPTER_FILE, train_stage
+
+STAGES = ("prepare", "a_tuning", "selection", "b_tuning", "evaluate", "export", "report")
+
+PipelineError = ConfigError
+"""A bad pipeline file or override (kept as a name for callers of the earlier API)."""
+apply_overrides = apply_sets
+
+
+def load_pipeline(path: str | Path, sets: list[str] | None = None) -> PipelineConfig:
+    """A ``pipeline.yaml`` with ``--set`` items on top (see :mod:`behaviorlm_plugin.hparams.parser`)."""
+    return load_config(PipelineConfig, path, sets)
+
+
+class PipelineRunner:
+    """Runs the stage table of one pipeline config; see the module docstring."""
+
+    def __init__(self, cfg: PipelineConfig, *, log: Callable[[str], None] = print, until: str | None = None) -> None:
+        if until is not None and until not in STAGES:
+            raise ConfigError(f"--until must be one of {', '.join(STAGES)}; got {until!r}")
+        self.cfg = cfg
+        self.run_dir = Path(cfg.run_dir)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.manifest = Manifest(self.run_dir)
+        self.log = log
+        self.until = until
+        self.data = PreparedDataset(cfg.dataset_dir, cfg.name)
+
+    @property
+    def btuning_name(self) -> str:
+        """This run's B-Tuning dataset: a per-run name, so two runs on one dataset never share it."""
+        return btuning_dataset_name(self.cfg.name, digest(str(self.run_dir.resolve()))[:8])
+
+    def stages(self) -> list[Stage]:
+        return [Stage(s, getattr(self, f"_spec_{s}"), getattr(self, f"_stage_{s}")) for s in STAGES]
+
+    def run(self) -> dict:
+        data = run_stages(self.stages(), self.manifest, log=self.log, until=self.until)
+        if "export" in data["stages"] and data["stages"]["export"].get("status") == "done":
+            self.log(f"[export] to merge again: llamafactory-cli export {self.run_dir / 'export.yaml'}")
+        return data
+
+    # ---- prepare
+    def _prepare_args(self):
+        return replace(self.cfg.prepare, overwrite=True)
+
+    def _spec_prepare(self) -> dict:
+        return {"arguments": asdict(self._prepare_args())}
+
+    def _stage_prepare(self) -> StageResult:
+        from behaviorlm_plugin.data.prepare import ensure_prepared
+
+        reused = ensure_prepared(self._prepare_args(), self.log)
+        return StageResult({"stats": str(self.data.stats_path)}, {"reused_existing": True} if reused else {})
+
+    # ---- LoRA stages
+    def train_job(self, stage: str, dataset: str, adapter: str | None) -> TrainJob:
+        return TrainJob(
+            stage=stage,
+            model_name_or_path=self.cfg.model_name_or_path,
+            template=self.cfg.template,
+            dataset_dir=self.cfg.dataset_dir,
+            dataset=dataset,
+            output_dir=str(self.run_dir / stage),
+            init_adapter=adapter,
+            eval_dataset=f"{self.cfg.name}_val",
+        )
+
+    def train_config(self, stage: str, dataset: str, adapter: str | None) -> dict:
+        job = self.train_job(stage, dataset, adapter)
+        return train_args(self.cfg.recipe_path(stage), self.cfg.overrides.of(stage), job)
+
+    def _train(self, stage: str, cfg: dict) -> StageResult:
+        info = train_stage(cfg, self.run_dir / f"{stage}.yaml")
+        outputs = {k: info[k] for k in ("adapter_dir", "adapter", "yaml")}
+        return StageResult(outputs, {"launcher": info["launcher"]})
+
+    def _a_config(self) -> dict:
+        return self.train_config("a_tuning", f"{self.cfg.name}_atuning_mix", None)
+
+    def _spec_a_tuning(self) -> dict:
+        if self.cfg.skip_a_tuning:
+            return {"skip": True}
+        return {"config": self._a_config(), "data_hash": maybe_hash(self.data.path("atuning_mix"))}
+
+    def _stage_a_tuning(self) -> StageResult | None:
+        if self.cfg.skip_a_tuning:
+            self.log("[a_tuning] skipped (skip_a_tuning: the 'w/o A-Tuning' ablation)")
+            return None
+        return self._train("a_tuning", self._a_config())
+
+    def _stage1_adapter(self) -> str | None:
+        return None if self.cfg.skip_a_tuning else str(self.run_dir / "a_tuning")
+
+    # ---- selection
+    def _spec_selection(self) -> dict:
+        adapter = self._stage1_adapter()
+        return {
+            "arguments": asdict(self.cfg.selection),
+            "pool_hash": maybe_hash(self.data.path("train_all")),
+            "adapter_hash": maybe_hash(Path(adapter) / ADAPTER_FILE) if adapter else None,
+        }
+
+    def _stage_selection(self) -> StageResult:
+        from behaviorlm_plugin.tuning.select_run import run_selection
+
+        out_json = self.run_dir / "selection.json"
+        report = run_selection(
+            model=self.cfg.model_name_or_path,
+            adapter=self._stage1_adapter(),
+            template=self.cfg.template,
+            dataset_dir=self.cfg.dataset_dir,
+            name=self.cfg.name,
+            args=self.cfg.selection,
+            output_name=self.btuning_name,
+            out_json=str(out_json),
+        )
+        return StageResult(
+            {"selection": str(out_json), "dataset": str(Path(self.cfg.dataset_dir) / report["file"])},
+            {"scored_total": report["scored_total"], "picked_total": report["picked_total"]},
+        )
+
+    # ---- B-Tuning
+    def _b_config(self) -> dict:
+        return self.train_config("b_tuning", self.btuning_name, self._stage1_adapter())
+
+    def _spec_b_tuning(self) -> dict:
+        data = self.data.path(dataset_file_stem(self.cfg.name, self.btuning_name))
+        return {"config": self._b_config(), "data_hash": maybe_hash(data)}
+
+    def _stage_b_tuning(self) -> StageResult:
+        return self._train("b_tuning", self._b_config())
+
+    # ---- evaluate
+    def _final_adapter(self) -> Path:
+        return self.run_dir / "b_tuning"
+
+    def _spec_evaluate(self) -> dict:
+        return {
+            "evaluation": asdict(self.cfg.evaluation),
+            "adapter_hash": maybe_hash(self._final_adapter() / ADAPTER_FILE),
+        }
+
+    def _stage_evaluate(self) -> StageResult:
+        from behaviorlm_plugin.eval.evaluate import evaluate_splits, summary_text
+
+        metrics = evaluate_splits(
+            model=self.cfg.model_name_or_path,
+            adapter=str(self._final_adapter()),
+            template=self.cfg.template,
+            data=self.data,
+            evaluation=self.cfg.evaluation,
+            out_dir=self.run_dir / "eval",
+        )
+        outputs, info = {}, {}
+        for split, m in metrics.items():
+            self.log(summary_text(m, f"BehaviorLM/{split}"))
+            outputs[f"{split}_metrics"] = str(self.run_dir / "eval" / split / "metrics.json")
+            info[split] = {k: m.get(k) for k in SUMMARY_KEYS}
+        return StageResult(outputs, info)
+
+    # ---- export
+    def export_config(self) -> dict:
+        return export_args(
+            self.cfg.recipe_path("export"),
+            self.cfg.overrides.of("export"),
+            model=self.cfg.model_name_or_path,
+            template=self.cfg.template,
+            adapter=str(self._final_adapter()),
+            export_dir=str(self.run_dir / "export"),
+        )
+
+    def _spec_export(self) -> dict:
+        return {
+            "config": self.export_config(),
+            "check": asdict(self.cfg.export_check),
+            "adapter_hash": maybe_hash(self._final_adapter() / ADAPTER_FILE),
+        }
+
+    def _stage_export(self) -> StageResult:
+        from behaviorlm_plugin.tuning.export import export_and_verify
+
+        cfg = self.export_config()
+        check = export_and_verify(
+            cfg, self.run_dir / "export.yaml", data=str(self.data.path("test_balanced")), check=self.cfg.export_check
+        )
+        self.log(
+            f"[export] merged ({check['merged_dtype']}) vs base+adapter (float32) over {check['samples']} samples: "
+            f"max |Δ log-prob| = {check['max_abs_diff']:.2e}, max |Δ prob| = {check['max_prob_diff']:.2e}, "
+            f"top-1 agreement {check['top1_agreement']:.0%}; criterion {check['criterion']} <= {check['tolerance']:g}"
+        )
+        return StageResult(
+            {"export_dir": cfg["export_dir"], "export_yaml": str(self.run_dir / "export.yaml")}, {"check": check}
+        )
+
+    # ---- report
+    def _spec_report(self) -> dict:
+        return {"evaluate": self.manifest.stage("evaluate").get("fingerprint")}
+
+    def _stage_report(self) -> StageResult:
+        from behaviorlm_plugin.runs.report import write_report
+
+        return StageResult({"report": str(write_report(self.run_dir, self.manifest.data, self.cfg))})

@@ -1,0 +1,1 @@
+"""A-Tuning and B-Tuning through LLaMA-Factory (launcher, LoRA stage), selection (strategy registry), export."""

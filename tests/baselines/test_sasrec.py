@@ -1,0 +1,66 @@
+import json
+
+import numpy as np
+import pytest
+
+from behaviorlm_plugin.baselines.sasrec import SASRecConfig, load_features, search, train
+from behaviorlm_plugin.cli import main
+from behaviorlm_plugin.extras.fileio import read_jsonl
+
+
+def test_features_align_with_jsonl(prepared):
+    d, stats = prepared
+    for split in ("train_all", "val", "test", "test_balanced"):
+        f = load_features(d / "beh" / f"{split}.features.npz")
+        metas = read_jsonl(d / "beh" / f"{split}.meta.jsonl")
+        assert len(f) == len(metas) and f.hist_behavior.shape[1] == 20
+        assert [f.behaviors[i] for i in f.label.tolist()] == [m["label"] for m in metas]
+    assert f.behaviors == list(stats["behaviors"])
+
+
+def test_sasrec_learns_above_chance_and_search_reports(prepared):
+    d, _ = prepared
+    tr, va = load_features(d / "beh" / "train_all.features.npz"), load_features(d / "beh" / "val.features.npz")
+    _, info = train(tr, va, SASRecConfig(d_model=32, max_epochs=8, patience=8, batch_size=32, lr=3e-3))
+    majority = np.bincount(va.label.numpy()).max() / len(va)
+    assert info["best_val_acc"] >= majority - 0.05 and len(info["history"]) <= 8
+    _, rep = search(tr, va, SASRecConfig(max_epochs=2, patience=1), {"lr": [1e-3, 3e-3], "d_model": [16]})
+    assert len(rep["trials"]) == 2 and rep["best_val_acc"] == max(t["val_acc"] for t in rep["trials"])
+    with pytest.raises(ValueError):
+        SASRecConfig(d_model=30, n_heads=4)
+
+
+def test_cli_writes_comparable_predictions(prepared, tmp_path, capsys):
+    d, _ = prepared
+    rc = main(
+        [
+            "sasrec",
+            "--dataset-dir",
+            str(d),
+            "--name",
+            "beh",
+            "--out-dir",
+            str(tmp_path),
+            "--no-search",
+            "--pre-ln",
+            "false",
+        ]
+    )
+    assert rc == 0 and "SASRec/test_balanced" in capsys.readouterr().out
+    rows = read_jsonl(tmp_path / "test_balanced" / "preds.jsonl")
+    assert all(abs(sum(r["ranked"][i]["prob"] for i in range(len(r["ranked"]))) - 1) < 1e-5 for r in rows)
+    res = json.loads((tmp_path / "sasrec.json").read_text())
+    assert res["search"]["best_config"]["pre_ln"] is False and "acc_tail" in res["metrics"]["test_balanced"]
+
+
+def test_device_is_checked_and_auto_resolves():
+    import torch
+
+    from behaviorlm_plugin.baselines.sasrec import SASRecConfig
+
+    assert SASRecConfig(device="auto").device == ("cuda" if torch.cuda.is_available() else "cpu")
+    with pytest.raises(ValueError, match="device must be"):
+        SASRecConfig(device="tpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="sees no CUDA device"):
+            SASRecConfig(device="cuda")
