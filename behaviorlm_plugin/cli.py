@@ -76,12 +76,26 @@ def cmd_simulate(argv: list[str]) -> int:
     return 0
 
 
+def _positional_file(argv: list[str]) -> list[str]:
+    """register-aux takes the conversations file as a bare argument anywhere, as ``--file`` does."""
+    out, i, takes_no_value = [], 0, {"--overwrite"}
+    while i < len(argv):
+        tok = argv[i]
+        if tok.startswith("-"):
+            value = [] if tok in takes_no_value or "=" in tok or i + 1 >= len(argv) else [argv[i + 1]]
+            out += [tok, *value]
+            i += 1 + len(value)
+            continue
+        out += [tok] if tok.endswith((".yaml", ".yml")) else ["--file", tok]
+        i += 1
+    return out
+
+
 def cmd_register_aux(argv: list[str]) -> int:
     from behaviorlm_plugin.data.aux_data import register_aux
     from behaviorlm_plugin.hparams.cli_args import RegisterAuxArguments
 
-    if argv and not argv[0].startswith("-") and not argv[0].endswith((".yaml", ".yml")):
-        argv = ["--file", argv[0], *argv[1:]]  # the conversations file is also accepted as the first argument
+    argv = _positional_file(argv)
     a, _ = parse_cli(RegisterAuxArguments, argv, prog="behaviorlm register-aux", description="Register aux chats.")
     print(json.dumps(register_aux(a)))
     return 0
@@ -112,7 +126,7 @@ def cmd_evaluate(argv: list[str]) -> int:
         pa = a.predict_arguments()
         predict(pa)
         preds = pa.out
-    name = a.name or Path(a.adapter or a.model or preds).name
+    name = a.name or (Path(a.adapter or a.model).name if a.model else Path(preds).stem)
     m = evaluate_file(preds, stats, a.out_dir, name=name)
     print(summary_text(m, name))
     print(f"wrote {Path(a.out_dir) / 'metrics.json'}, per_behavior_accuracy.png, confusion.png")
@@ -221,6 +235,10 @@ def cmd_bench(argv: list[str]) -> int:
 
     suite, ns = parse_cli(SuiteConfig, argv, prog="behaviorlm bench", description="A benchmark suite.", extra=extra)
     if ns.report_only:
+        if not (Path(suite.out_dir) / "results.json").is_file():
+            raise FileNotFoundError(
+                f"{suite.out_dir}/results.json: not found; run the suite first (without --report-only)"
+            )
         print(f"report: {rerender(suite.out_dir, suite) / 'report.md'}")
         return 0
     only = [n.strip() for n in ns.only.split(",") if n.strip()] if ns.only else None
@@ -245,6 +263,22 @@ COMMANDS = {
 }
 
 
+def _load_plugins() -> None:
+    """Import the modules named in ``$BEHAVIORLM_PLUGINS`` (comma-separated): they register their own
+    event formats, selection strategies and variant kinds before the command runs."""
+    import importlib
+    import os
+
+    for name in filter(None, (m.strip() for m in os.environ.get(PLUGINS_ENV, "").split(","))):
+        try:
+            importlib.import_module(name)
+        except ImportError as err:
+            raise SystemExit(f"behaviorlm: cannot import plugin module {name!r} from ${PLUGINS_ENV}: {err}") from err
+
+
+PLUGINS_ENV = "BEHAVIORLM_PLUGINS"
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
@@ -252,6 +286,7 @@ def main(argv: list[str] | None = None) -> int:
         print(USAGE)
         return 0
     cmd, rest = argv[0], argv[1:]
+    _load_plugins()
     if cmd not in COMMANDS:
         print(f"behaviorlm: unknown command {cmd!r}\n{USAGE}", file=sys.stderr)
         return 2
@@ -259,7 +294,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         return COMMANDS[cmd](rest)
-    except (ModelSetupError, FileNotFoundError, ValueError) as err:
+    except (ModelSetupError, OSError, ValueError) as err:
         # Every input error of the package is a ValueError (ConfigError, BehaviorDataError, DatasetError,
         # RegistrationError, AuxDataError, EvaluationError, LaunchError), so each reaches the user as one line.
         print(f"behaviorlm {cmd}: error: {err}", file=sys.stderr)

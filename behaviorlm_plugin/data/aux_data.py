@@ -181,8 +181,13 @@ def build_atuning_mix(
 def register_aux(args) -> dict:
     """``behaviorlm register-aux``: filter a conversation file by tokens, write it, register it."""
     from behaviorlm_plugin.data.registry import check_registration, make_entry, register_datasets
+    from behaviorlm_plugin.extras.constants import STATS_FILE, check_dataset_name
     from behaviorlm_plugin.extras.fileio import atomic_write_jsonl
 
+    check_dataset_name(args.name)
+    folder = Path(args.dataset_dir) / args.name
+    if (folder / STATS_FILE).exists() or folder.is_symlink():
+        raise AuxDataError(f"{folder}: is a prepared behavior dataset; register the conversations under another --name")
     convs = load_conversations(args.file)
     count = approx_token_count
     if args.tokenizer:
@@ -190,7 +195,14 @@ def register_aux(args) -> dict:
 
         count = tokenizer_counter(AutoTokenizer.from_pretrained(args.tokenizer))
     kept, dropped = filter_by_tokens(convs, args.max_tokens, count)
+    if not kept:
+        raise AuxDataError(
+            f"{args.file}: no conversation left ({len(convs)} loaded, {dropped} over --max-tokens {args.max_tokens})"
+        )
     rel = f"{args.name}/aux.jsonl"
+    target = Path(args.dataset_dir) / rel
+    if target.exists() and not args.overwrite:
+        raise AuxDataError(f"{target}: already holds conversations; pass --overwrite to replace them")
     entries = {args.name: make_entry(rel, "sharegpt")}
     check_registration(args.dataset_dir, entries, overwrite=args.overwrite)
     atomic_write_jsonl(Path(args.dataset_dir) / rel, kept)

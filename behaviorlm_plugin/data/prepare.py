@@ -17,31 +17,24 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
-
-from behaviorlm_plugin.data import aux_data
+from behaviorlm_plugin.data import aux_data, store
 from behaviorlm_plugin.data.dataset import DatasetError, DatasetStats
-from behaviorlm_plugin.data.events import BehaviorDataError
+from behaviorlm_plugin.data.dataset_stats import build_stats
 from behaviorlm_plugin.data.loaders import load_source
-from behaviorlm_plugin.data.prompts import PromptOptions, load_prompt_format_file, render_prompts, system_prompt
-from behaviorlm_plugin.data.registry import check_registration, make_entry, register_datasets
-from behaviorlm_plugin.data.samples import (
-    EncodedEvents,
-    FrequencyCategories,
-    balanced_subset,
-    context_baseline,
-    encode_events,
-    frequency_categories,
-    history_indices,
-    split_users,
-    subsample,
-    window_targets,
+from behaviorlm_plugin.data.registry import (
+    RegistrationError,
+    check_registration,
+    check_writable,
+    entries_under,
+    make_entry,
+    read_dataset_info,
+    register_datasets,
+    unregister_datasets,
 )
-from behaviorlm_plugin.data.simulator import PAPER_BEHAVIOR_PROPORTIONS, total_variation
+from behaviorlm_plugin.data.windows import Windows, build_windows, render_splits, write_features
 from behaviorlm_plugin.extras.constants import (
     ALL_SPLITS,
     AUX_SPLIT,
@@ -50,10 +43,11 @@ from behaviorlm_plugin.extras.constants import (
     FEATURES_SUFFIX,
     MIX_SPLIT,
     STATS_FILE,
-    USER_SPLITS,
 )
 from behaviorlm_plugin.extras.fileio import atomic_write_json, atomic_write_jsonl
+from behaviorlm_plugin.extras.hashing import file_hash
 from behaviorlm_plugin.hparams.data_args import PrepareArguments
+from behaviorlm_plugin.model.paths import TOKENIZER_FILES, check_model_path
 
 logger = logging.getLogger(__name__)
 
@@ -66,133 +60,6 @@ def dataset_entries(name: str) -> dict[str, dict]:
     for s in (AUX_SPLIT, MIX_SPLIT):
         entries[f"{name}_{s}"] = make_entry(f"{name}/{s}.jsonl", "sharegpt")
     return entries
-
-
-@dataclass
-class Windows:
-    """Samples as event indices: every window's target, by user split, and the chosen ones per output split."""
-
-    enc: EncodedEvents
-    user_split: np.ndarray
-    by_split: dict[str, np.ndarray]
-    cats: FrequencyCategories
-    chosen: dict[str, np.ndarray]
-    balanced_counts: np.ndarray
-
-
-def _rng(args: PrepareArguments, stream: int) -> np.random.Generator:
-    # Each split gets its own generator, so capping one split never changes another.
-    return np.random.default_rng([args.seed, stream])
-
-
-def build_windows(df: pd.DataFrame, args: PrepareArguments, source: str) -> Windows:
-    """Encode events, cut windows, split users, compute categories and draw each split's samples."""
-    enc = encode_events(df)
-    targets = window_targets(enc.user, args.history_len)
-    if len(targets) == 0:
-        raise BehaviorDataError(
-            f"{source}: no user has more than {args.history_len} events, so no sample can be "
-            "built; lower --history_len or add data."
-        )
-    user_split = split_users(len(enc.users), args.ratios, seed=args.seed)
-    target_split = user_split[enc.user[targets]]
-    by_split = {s: targets[target_split == i] for i, s in enumerate(USER_SPLITS)}
-    for s, arr in by_split.items():
-        if len(arr) == 0:
-            raise BehaviorDataError(
-                f"{source}: the {s} split has no samples ({len(enc.users)} users); add users or change --split_ratios."
-            )
-    cats = frequency_categories(
-        enc.behavior[by_split["train"]],
-        enc.behaviors,
-        anchor_threshold=args.anchor_threshold,
-        head_threshold=args.head_threshold,
-        medium_threshold=args.medium_threshold,
-    )
-    chosen = {
-        "train_all": subsample(by_split["train"], args.max_train_samples, _rng(args, 1)),
-        "val": subsample(by_split["val"], args.max_val_samples, _rng(args, 2)),
-        "test": subsample(by_split["test"], args.max_test_samples, _rng(args, 3)),
-    }
-    chosen["test_balanced"], balanced = balanced_subset(
-        by_split["test"], enc.behavior, len(enc.behaviors), args.balanced_per_class, _rng(args, 4)
-    )
-    return Windows(enc, user_split, by_split, cats, chosen, balanced)
-
-
-def _sample_rows(
-    enc: EncodedEvents,
-    targets: np.ndarray,
-    args: PrepareArguments,
-    split: str,
-    cats,
-    rng: np.random.Generator,
-    options: PromptOptions,
-    system: str,
-) -> tuple[list[dict], list[dict]]:
-    hist = history_indices(targets, args.history_len)
-    prompts, fmts, cands = render_prompts(enc, targets, hist, rng, options)
-    records, metas = [], []
-    for i, t in enumerate(targets):
-        label = enc.behaviors[enc.behavior[t]]
-        sid = f"{args.name}-{split}-{i:06d}"
-        records.append({"id": sid, "instruction": prompts[i], "input": "", "output": label, "system": system})
-        metas.append(
-            {
-                "id": sid,
-                "user_id": enc.users[enc.user[t]],
-                "timestamp": str(pd.Timestamp(enc.timestamp[t])),
-                "label": label,
-                "anchor_tail": cats.anchor_tail[label],
-                "head_medium_tail": cats.head_medium_tail[label],
-                "format": fmts[i],
-                "candidates": cands[i],
-            }
-        )
-    return records, metas
-
-
-def render_splits(w: Windows, args: PrepareArguments) -> dict[str, tuple[list[dict], list[dict]]]:
-    """(records, metas) of every behavior split; train_anchor/train_tail are train_all by category."""
-    for path in (args.prompt_template_files or "").split(","):
-        if path.strip():
-            load_prompt_format_file(path.strip(), overwrite=True)
-    options = PromptOptions(formats=args.format_list, shuffle_candidates=not args.fixed_candidate_order)
-    system = system_prompt()
-    rows = {}
-    for i, split in enumerate(FEATURE_SPLITS):
-        rows[split] = _sample_rows(w.enc, w.chosen[split], args, split, w.cats, _rng(args, 10 + i), options, system)
-    recs, metas = rows["train_all"]
-    anchor_mask = [m["anchor_tail"] == "anchor" for m in metas]
-    for split, keep in (("train_anchor", True), ("train_tail", False)):
-        rows[split] = (
-            [r for r, a in zip(recs, anchor_mask, strict=True) if a == keep],
-            [m for m, a in zip(metas, anchor_mask, strict=True) if a == keep],
-        )
-    return rows
-
-
-def _token_stats(texts: list[str], tokenizer, n: int, rng: np.random.Generator) -> dict:
-    if not texts:
-        return {}
-    pick = rng.choice(len(texts), size=min(n, len(texts)), replace=False)
-    if tokenizer is None:
-        lengths = np.array([aux_data.approx_token_count(texts[i]) for i in pick])
-        unit = "approx_tokens (no --tokenizer given)"
-    else:
-        count = aux_data.tokenizer_counter(tokenizer)
-        lengths = np.array([count(texts[i]) for i in pick])
-        unit = f"tokens ({getattr(tokenizer, 'name_or_path', 'tokenizer')})"
-    q = np.percentile(lengths, [50, 90, 99])
-    return {
-        "unit": unit,
-        "measured": len(pick),
-        "mean": float(lengths.mean()),
-        "p50": float(q[0]),
-        "p90": float(q[1]),
-        "p99": float(q[2]),
-        "max": int(lengths.max()),
-    }
 
 
 def _load_tokenizer(args: PrepareArguments):
@@ -231,6 +98,7 @@ def build_aux(args: PrepareArguments, anchor_records: list[dict], tokenizer) -> 
 def write_dataset(base: Path, w: Windows, args: PrepareArguments, rows, aux_kept: list[dict], mix: list[dict]) -> None:
     for split in FEATURE_SPLITS:
         write_features(base / f"{split}{FEATURES_SUFFIX}", w.enc, w.chosen[split], args.history_len)
+    store.pause_point("writing")
     for split in BEHAVIOR_SPLITS:
         recs, metas = rows[split]
         atomic_write_jsonl(base / f"{split}.jsonl", recs)
@@ -239,154 +107,128 @@ def write_dataset(base: Path, w: Windows, args: PrepareArguments, rows, aux_kept
     atomic_write_jsonl(base / f"{MIX_SPLIT}.jsonl", mix)
 
 
-def _categories_stats(w: Windows, args: PrepareArguments) -> dict:
-    train_labels = pd.Series(w.cats.counts)
-    anchors = [b for b, c in w.cats.anchor_tail.items() if c == "anchor"]
-    return {
-        "thresholds": {"anchor": args.anchor_threshold, "head": args.head_threshold, "medium": args.medium_threshold},
-        "anchors": anchors,
-        "n_anchor": len(anchors),
-        "n_tail": len(w.enc.behaviors) - len(anchors),
-        "anchor_share_of_train": float(train_labels[anchors].sum() / max(1, train_labels.sum())),
-        "head_medium_tail_counts": pd.Series(w.cats.head_medium_tail).value_counts().to_dict(),
-    }
+def _check_target(out_dir: Path, args: PrepareArguments, entries: dict[str, dict], log) -> None:
+    """Before any work: the folder and registry are writable, and an existing dataset is only replaced on request.
+
+    ``DIR/NAME`` is only ever replaced when it is a dataset ``prepare`` made: a link to one of its versions,
+    or (from before versioning) a folder with a ``stats.json``.  Anything else there is the user's and is
+    never touched.
+    """
+    check_writable(out_dir)
+    check_registration(out_dir, entries, overwrite=args.overwrite)
+    existing = out_dir / args.name
+    if not existing.exists() and not existing.is_symlink():
+        return
+    ours = store.is_versioned(out_dir, args.name) or (existing.is_dir() and (existing / STATS_FILE).is_file())
+    if not ours:
+        raise RegistrationError(
+            f"{existing}: already exists and is not a dataset `behaviorlm prepare` made; it is left untouched. "
+            "Move it away or choose another --name"
+        )
+    registered = set(entries) & set(read_dataset_info(out_dir))
+    if registered and not args.overwrite:
+        raise RegistrationError(
+            f"{existing}: a dataset named {args.name!r} is already prepared and registered there; pass --overwrite "
+            "to replace it (its B-Tuning sets are unregistered with it), or choose another --name"
+        )
+    if not registered and not store.is_versioned(out_dir, args.name) and not args.overwrite:
+        raise RegistrationError(
+            f"{existing}: holds an unregistered prepared dataset (from before versioned folders); pass --overwrite "
+            "to replace it, or choose another --name"
+        )
+    if not registered:
+        log(f"[prepare] {existing} is not registered (an interrupted run); replacing it")
 
 
-def _synthetic_stats(w: Windows) -> dict:
-    enc = w.enc
-    all_counts = pd.Series(np.bincount(enc.behavior, minlength=len(enc.behaviors)), index=list(enc.behaviors))
-    anchors = [b for b, f in PAPER_BEHAVIOR_PROPORTIONS.items() if f > 0.01]
-    return {
-        "tv_distance_to_paper": total_variation(all_counts.to_dict(), PAPER_BEHAVIOR_PROPORTIONS),
-        "tv_distance_train_to_paper": total_variation(w.cats.counts, PAPER_BEHAVIOR_PROPORTIONS),
-        "anchor_share_all_events": float(all_counts[anchors].sum() / all_counts.sum()),
-    }
+def _commit(out_dir: Path, name: str, staging: Path, entries: dict[str, dict]) -> None:
+    """Swap the new version in (the atomic commit) and register it; see ``data/store.py``."""
+    store.adopt_legacy(out_dir, name)
+    stale = sorted(set(entries_under(out_dir, name)) - set(entries))  # B-Tuning sets built from the old data
+    unregister_datasets(out_dir, stale)
+    store.pause_point("unregistered")
+    store.commit(out_dir, name, staging)
+    register_datasets(dataset_dir=out_dir, entries=entries, overwrite=True)
+    store.pause_point("registered")
+    store.recover(out_dir, name)  # drop the old version
 
 
-def build_stats(w: Windows, args: PrepareArguments, source_stats: dict, rows, aux_stats: dict, tokenizer) -> dict:
-    """The ``stats.json`` mapping (timings are added by :func:`prepare`)."""
-    cats, enc = w.cats, w.enc
-    stats = {
-        "name": args.name,
-        "source": source_stats,
-        "arguments": asdict(args),
-        "behaviors": {
-            b: {
-                "train_count": cats.counts[b],
-                "train_frequency": cats.frequency[b],
-                "anchor_tail": cats.anchor_tail[b],
-                "head_medium_tail": cats.head_medium_tail[b],
-                "test_balanced_count": int(w.balanced_counts[i]),
-            }
-            for i, b in enumerate(enc.behaviors)
-        },
-        "categories": _categories_stats(w, args),
-        "splits": {
-            "users": {s: int((w.user_split == i).sum()) for i, s in enumerate(USER_SPLITS)},
-            "user_overlap": _user_overlap(enc, w.chosen),
-            "windows_available": {s: len(v) for s, v in w.by_split.items()},
-            "samples_written": {s: len(rows[s][0]) for s in BEHAVIOR_SPLITS},
-            "test_balanced_per_behavior": {b: int(c) for b, c in zip(enc.behaviors, w.balanced_counts, strict=True)},
-        },
-        "baselines": context_baseline(enc, w.by_split["train"], w.by_split["test"]),
-        "aux": aux_stats,
-        "prompt_lengths": {
-            split: _token_stats(
-                [r["system"] + "\n" + r["instruction"] for r in rows[split][0]],
-                tokenizer,
-                args.token_stats_samples,
-                _rng(args, 20 + i),
-            )
-            for i, split in enumerate(("train_all", "test_balanced"))
-        },
-        "prompt_formats": list(args.format_list),
-    }
-    if args.synthetic:
-        stats["synthetic"] = _synthetic_stats(w)
-    return stats
+def prepare(args: PrepareArguments, log=logger.info) -> dict:
+    """Run the whole preparation; returns the stats dict (also written to stats.json).
 
-
-def prepare(args: PrepareArguments) -> dict:
-    """Run the whole preparation; returns the stats dict (also written to stats.json)."""
+    All or nothing: the dataset is built in a staging folder and committed in one atomic step, under
+    a lock on its name (see ``data/store.py``), so a kill or a concurrent run never leaves a mix.
+    """
     t0 = time.perf_counter()
     out_dir = Path(args.dataset_dir)
     entries = dataset_entries(args.name)
-    check_registration(out_dir, entries, overwrite=args.overwrite)  # fail before any work or write
-    timings: dict[str, float] = {}
+    _check_target(out_dir, args, entries, log)  # fail before any work or write
+    if args.tokenizer:
+        check_model_path(args.tokenizer, what="--tokenizer", needs=TOKENIZER_FILES)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with store.name_lock(out_dir, args.name):
+        store.recover(out_dir, args.name)
+        _check_target(out_dir, args, entries, log)  # again under the lock: another run may have finished
+        timings: dict[str, float] = {}
 
-    def lap(key: str, since: float) -> float:
-        now = time.perf_counter()
-        timings[key] = now - since
-        return now
+        def lap(key: str, since: float) -> float:
+            now = time.perf_counter()
+            timings[key] = now - since
+            return now
 
-    df, source_stats = load_source(args)
-    t = lap("load_events_s", t0)
-    windows = build_windows(df, args, source_stats["source"])
-    t = lap("windows_s", t)
-    rows = render_splits(windows, args)
-    t = lap("render_prompts_s", t)
-    tokenizer = _load_tokenizer(args)
-    aux_kept, mix, aux_stats = build_aux(args, rows["train_anchor"][0], tokenizer)
-    t = time.perf_counter()
-    base = out_dir / args.name
-    write_dataset(base, windows, args, rows, aux_kept, mix)
-    lap("write_s", t)
-    stats = build_stats(windows, args, source_stats, rows, aux_stats, tokenizer)
-    timings["total_s"] = time.perf_counter() - t0
-    stats["timings"] = {k: round(v, 3) for k, v in timings.items()}
-    atomic_write_json(base / STATS_FILE, stats)
-    register_datasets(dataset_dir=out_dir, entries=entries, overwrite=args.overwrite)
+        df, source_stats = load_source(args)
+        if args.events:
+            source_stats["content_sha256"] = file_hash(args.events)  # ensure_prepared notices an edited log
+        t = lap("load_events_s", t0)
+        windows = build_windows(df, args, source_stats["source"])
+        t = lap("windows_s", t)
+        rows = render_splits(windows, args)
+        t = lap("render_prompts_s", t)
+        tokenizer = _load_tokenizer(args)
+        aux_kept, mix, aux_stats = build_aux(args, rows["train_anchor"][0], tokenizer)
+        t = time.perf_counter()
+        staging = store.staging_dir(out_dir, args.name)
+        write_dataset(staging, windows, args, rows, aux_kept, mix)
+        lap("write_s", t)
+        stats = build_stats(windows, args, source_stats, rows, aux_stats, tokenizer)
+        timings["total_s"] = time.perf_counter() - t0
+        stats["timings"] = {k: round(v, 3) for k, v in timings.items()}
+        atomic_write_json(staging / STATS_FILE, stats)
+        store.pause_point("staged")
+        _commit(out_dir, args.name, staging, entries)
     return stats
 
 
-def ensure_prepared(args: PrepareArguments, log=print) -> bool:
-    """Prepare unless ``DIR/NAME/stats.json`` already records exactly these arguments.
+def _comparable(arguments: dict) -> dict:
+    return {k: v for k, v in arguments.items() if k != "overwrite"}
 
-    Returns True when the existing data was reused.  Used by the pipeline and the benchmark,
-    so a shared dataset is never rebuilt (and never silently reused with other arguments).
+
+def ensure_prepared(args: PrepareArguments, log=print) -> bool:
+    """Reuse ``DIR/NAME`` when its ``stats.json`` records exactly these arguments; else prepare it.
+
+    Returns True when the existing data was reused.  Used by the pipeline and the benchmark, so a
+    shared dataset is never rebuilt, never silently reused with other arguments, and never replaced
+    unless ``args.overwrite`` says so.
     """
     stats_path = Path(args.dataset_dir) / args.name / STATS_FILE
     if stats_path.exists():
         try:
-            existing = DatasetStats.read(stats_path).arguments
+            recorded = DatasetStats.read(stats_path)
+            existing, source = recorded.arguments, recorded.raw.get("source", {})
         except DatasetError as err:
-            log(f"[prepare] {err}; re-preparing")
-            existing = {}
-        if existing == asdict(args):
+            existing, source = {}, {}
+            log(f"[prepare] {err}")
+        wanted = _comparable(asdict(args))
+        same_log = not args.events or source.get("content_sha256") == file_hash(args.events)
+        if _comparable(existing) == wanted and same_log:
             log(f"[prepare] {stats_path} already has these arguments; not re-preparing")
             return True
-        changed = sorted(k for k in set(existing) | set(asdict(args)) if existing.get(k) != asdict(args).get(k))
+        changed = sorted(k for k in set(_comparable(existing)) | set(wanted) if existing.get(k) != wanted.get(k))
+        changed += [] if same_log else [f"the content of {args.events}"]
+        if not args.overwrite:
+            raise RegistrationError(
+                f"{stats_path.parent} was prepared with other arguments ({', '.join(changed)}); set "
+                "prepare.overwrite: true to replace it, or give prepare.name another name"
+            )
         log(f"[prepare] {stats_path.parent} was prepared with other arguments ({', '.join(changed)}); re-preparing")
-    prepare(args)
+    prepare(args, log=log)
     return False
-
-
-def write_features(path: Path, enc: EncodedEvents, targets: np.ndarray, history_len: int) -> None:
-    """Integer features of the same samples, line-aligned with the JSONL, for non-LLM baselines (SASRec)."""
-    hist = history_indices(targets, history_len)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp.npz")
-    np.savez_compressed(
-        tmp,
-        hist_behavior=enc.behavior[hist].astype(np.int16),
-        hist_place=enc.place[hist].astype(np.int32),
-        hist_dow=enc.dow[hist].astype(np.int8),
-        hist_hour=enc.hour[hist].astype(np.int8),
-        next_dow=enc.dow[targets].astype(np.int8),
-        next_hour=enc.hour[targets].astype(np.int8),
-        next_place=enc.place[targets].astype(np.int32),
-        label=enc.behavior[targets].astype(np.int16),
-        behaviors=np.array(enc.behaviors),
-        places=np.array(enc.places),
-    )
-    tmp.replace(path)
-
-
-def _user_overlap(enc: EncodedEvents, chosen: dict[str, np.ndarray]) -> dict[str, int]:
-    users = {s: set(np.unique(enc.user[t]).tolist()) for s, t in chosen.items()}
-    test_users = users["test"] | users["test_balanced"]
-    return {
-        "train_val": len(users["train_all"] & users["val"]),
-        "train_test": len(users["train_all"] & test_users),
-        "val_test": len(users["val"] & test_users),
-    }

@@ -9,12 +9,14 @@ as ``dataset_dir`` for an unmodified ``llamafactory-cli train``.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Literal
 
-from behaviorlm_plugin.extras.fileio import atomic_write_json
+from filelock import FileLock
 
-DATASET_INFO = "dataset_info.json"
+from behaviorlm_plugin.extras.constants import DATASET_INFO
+from behaviorlm_plugin.extras.fileio import atomic_write_json
 
 ALPACA_COLUMNS = {"prompt": "instruction", "query": "input", "response": "output", "system": "system"}
 SHAREGPT_COLUMNS = {"messages": "conversations", "system": "system"}
@@ -72,8 +74,33 @@ def check_registration(dataset_dir: str | Path, entries: dict[str, dict], *, ove
         )
 
 
+def registry_lock(dataset_dir: str | Path) -> FileLock:
+    """The inter-process lock every read-modify-write of ``dataset_info.json`` holds."""
+    return FileLock(str(Path(dataset_dir) / ".dataset_info.lock"))
+
+
+def check_writable(dataset_dir: str | Path) -> None:
+    """Refuse up front (before any work) a dataset folder or registry we could not write."""
+    dataset_dir = Path(dataset_dir)
+    if dataset_dir.exists() and not dataset_dir.is_dir():
+        raise RegistrationError(f"{dataset_dir}: is a file, not a folder; choose another --dataset-dir")
+    probe = dataset_dir
+    while not probe.exists():
+        probe = probe.parent
+    if not probe.is_dir() or not os.access(probe, os.W_OK | os.X_OK):
+        raise RegistrationError(
+            f"{dataset_dir}: cannot write there ({probe} is read-only); choose another --dataset-dir"
+        )
+    info = dataset_dir / DATASET_INFO
+    if info.exists() and not os.access(info, os.W_OK):
+        raise RegistrationError(
+            f"{info}: the registry is read-only, so nothing could be registered; make it writable "
+            f"(chmod u+w {info}) or choose another --dataset-dir"
+        )
+
+
 def register_datasets(*, dataset_dir: str | Path, entries: dict[str, dict], overwrite: bool = False) -> Path:
-    """Merge ``entries`` into ``dataset_dir/dataset_info.json`` atomically.
+    """Merge ``entries`` into ``dataset_dir/dataset_info.json`` atomically, under the registry lock.
 
     Identical re-registration is a no-op; a different entry under an existing name is
     refused unless ``overwrite``.  Every entry must name a file that exists.
@@ -90,9 +117,30 @@ def register_datasets(*, dataset_dir: str | Path, entries: dict[str, dict], over
             raise FileNotFoundError(
                 f"entry {name!r}: {dataset_dir / entry['file_name']} does not exist; write the data before registering"
             )
-    check_registration(dataset_dir, entries, overwrite=overwrite)
-    info = read_dataset_info(dataset_dir)
-    info.update(entries)
-    path = dataset_dir / DATASET_INFO
-    atomic_write_json(path, info)
+    check_writable(dataset_dir)
+    with registry_lock(dataset_dir):
+        check_registration(dataset_dir, entries, overwrite=overwrite)
+        info = read_dataset_info(dataset_dir)
+        info.update(entries)
+        path = dataset_dir / DATASET_INFO
+        atomic_write_json(path, info)
     return path
+
+
+def unregister_datasets(dataset_dir: str | Path, names: list[str]) -> list[str]:
+    """Remove entries (under the registry lock); returns the names that were registered."""
+    dataset_dir = Path(dataset_dir)
+    with registry_lock(dataset_dir):
+        info = read_dataset_info(dataset_dir)
+        gone = [n for n in names if n in info]
+        if gone:
+            atomic_write_json(dataset_dir / DATASET_INFO, {k: v for k, v in info.items() if k not in gone})
+    return gone
+
+
+def entries_under(dataset_dir: str | Path, folder: str) -> dict[str, dict]:
+    """Registered entries whose file lives under ``folder/`` (e.g. a dataset's derived B-Tuning sets)."""
+    info = read_dataset_info(dataset_dir)
+    return {
+        n: e for n, e in info.items() if isinstance(e, dict) and str(e.get("file_name", "")).startswith(f"{folder}/")
+    }

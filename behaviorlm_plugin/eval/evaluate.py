@@ -19,16 +19,42 @@ class EvaluationError(ValueError):
 REQUIRED_ROW_KEYS = ("label", "prediction")
 
 
+def _check_rows(preds: list[dict], stats: DatasetStats, source: str) -> None:
+    """Rows that would give wrong metrics without a word: missing keys, repeats, foreign labels, a prediction
+    that is not the top of its own ranking."""
+    seen: set = set()
+    known = set(stats.behaviors)
+    for i, p in enumerate(preds, start=1):
+        missing = [k for k in REQUIRED_ROW_KEYS if k not in p]
+        if missing:
+            raise EvaluationError(
+                f"{source}: row {i} has no {', '.join(missing)}; give a preds.jsonl written by `behaviorlm predict`"
+            )
+        if p.get("id") is not None:
+            if p["id"] in seen:
+                raise EvaluationError(f"{source}: row {i} repeats id {p['id']!r}; each sample must be scored once")
+            seen.add(p["id"])
+        if p["label"] not in known:
+            raise EvaluationError(
+                f"{source}: row {i} has label {p['label']!r}, which is not a behavior of {stats.path}; pass the "
+                "--stats of the dataset these predictions were made on"
+            )
+        ranked = p.get("ranked") or []
+        if p.get("method", "score") == "score" and ranked and ranked[0].get("behavior") != p["prediction"]:
+            raise EvaluationError(
+                f"{source}: row {i}: prediction {p['prediction']!r} is not the top-ranked candidate "
+                f"{ranked[0].get('behavior')!r}; the file was edited or mixes outputs"
+            )
+    methods = {p.get("method") for p in preds}
+    if len(methods) > 1:
+        raise EvaluationError(f"{source}: mixes methods {sorted(map(str, methods))}; evaluate one method per file")
+
+
 def evaluate_predictions(preds: list[dict], stats: DatasetStats, source: str = "predictions") -> dict:
     """The metric dict for ``preds`` (rows of preds.jsonl)."""
     if not preds:
         raise EvaluationError(f"{source}: no predictions to evaluate")
-    for i, p in enumerate(preds):
-        missing = [k for k in REQUIRED_ROW_KEYS if k not in p]
-        if missing:
-            raise EvaluationError(
-                f"{source}: row {i + 1} has no {', '.join(missing)}; give a preds.jsonl written by `behaviorlm predict`"
-            )
+    _check_rows(preds, stats, source)
     freq = stats.frequency
     y_true = [p["label"] for p in preds]
     # An invalid generation counts as wrong; it never matches a real label.

@@ -40,6 +40,14 @@ TEMPLATE_AUTO = "auto"
 """``template: auto`` reads the default model's marker, else the tokenizer's own chat template."""
 
 
+def check_dataset_name(name: str, what: str = "--name") -> str:
+    """Dataset and entry names: letters, digits, '_' and '-', at most 100 characters (they become file names)."""
+    plain = isinstance(name, str) and name.replace("_", "").replace("-", "").isalnum()
+    if not plain or len(name) > 100:
+        raise ValueError(f"{what} must be 1-100 letters, digits, '_' or '-', got {name!r}")
+    return name
+
+
 def btuning_dataset_name(name: str, run_tag: str | None = None) -> str:
     """The registered name of a B-Tuning set: ``NAME_btuning`` (plain recipes) or ``NAME_btuning_<tag>`` (a run)."""
     return f"{name}_btuning" + (f"_{run_tag}" if run_tag else "")

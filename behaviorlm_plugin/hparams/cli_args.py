@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
+from typing import Literal
 
 from behaviorlm_plugin.hparams.data_args import PrepareArguments
 from behaviorlm_plugin.hparams.eval_args import PredictArguments
@@ -38,7 +39,7 @@ class EvaluateArguments:
     adapter: str | None = same_as(PredictArguments, "adapter")
     data: str | None = same_as(PredictArguments, "data", default=None)
     template: str | None = same_as(PredictArguments, "template")
-    method: str = same_as(PredictArguments, "method")
+    method: Literal["score", "generate"] = same_as(PredictArguments, "method")
     batch_size: int = same_as(PredictArguments, "batch_size")
     max_samples: int | None = same_as(PredictArguments, "max_samples")
     max_per_class: int | None = same_as(PredictArguments, "max_per_class")
@@ -51,6 +52,14 @@ class EvaluateArguments:
             raise ValueError("give either --preds or --model (with --data)")
         if self.model and not self.data:
             raise ValueError("--model needs --data (a prepared split)")
+        from pathlib import Path
+
+        if self.preds and not Path(self.preds).is_file():
+            raise ValueError(f"--preds {self.preds}: file not found; write it with `behaviorlm predict`")
+        if Path(self.out_dir).exists() and not Path(self.out_dir).is_dir():
+            raise ValueError(f"--out-dir {self.out_dir}: is a file; pass a folder for metrics.json and the plots")
+        if not Path(self.stats).is_file():
+            raise ValueError(f"--stats {self.stats}: file not found; pass the stats.json `behaviorlm prepare` wrote")
 
     def predict_arguments(self) -> PredictArguments:
         from pathlib import Path

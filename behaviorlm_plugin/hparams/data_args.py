@@ -18,6 +18,7 @@ from behaviorlm_plugin.extras.constants import (
     MEDIUM_THRESHOLD,
     SYNTHETIC_DAYS,
     SYNTHETIC_USERS,
+    check_dataset_name,
 )
 
 AUX_MAX_TOKENS = 512
@@ -60,6 +61,17 @@ class PrepareArguments:
     )
     timestamp_format: str | None = field(
         default=None, metadata={"help": "strptime format of the timestamp column when it is not ISO 8601."}
+    )
+    timestamp_unit: Literal["auto", "s", "ms", "us", "ns"] = field(
+        default="auto",
+        metadata={"help": "Unit of numeric (epoch) timestamps; 'auto' tells seconds/ms/us/ns apart by magnitude."},
+    )
+    timezone: str | None = field(
+        default=None,
+        metadata={
+            "help": "Convert every event to this IANA zone (e.g. Asia/Shanghai). Default: each event keeps the "
+            "local wall-clock time it was written in (its own UTC offset is dropped)."
+        },
     )
     foursquare_place: Literal["grid", "venue"] = field(
         default="grid",
@@ -116,7 +128,10 @@ class PrepareArguments:
         default=None, metadata={"help": "ShareGPT/alpaca JSON(L) of general conversations (default: shipped set)."}
     )
     aux_ratio: float = field(
-        default=AUX_RATIO, metadata={"help": "λ: aux conversations as a fraction of train_anchor."}
+        default=AUX_RATIO,
+        metadata={
+            "help": "λ: aux conversations per anchor sample, in [0, 10] (paper: 0.05; above 1: more aux than anchors)."
+        },
     )
     aux_max_tokens: int = field(default=AUX_MAX_TOKENS, metadata={"help": "Drop aux conversations longer than this."})
     mix_anchor_samples: int | None = field(
@@ -136,8 +151,9 @@ class PrepareArguments:
             raise ValueError("give exactly one source: --events FILE or --synthetic")
         if self.history_len < 1:
             raise ValueError(f"history_len must be >= 1, got {self.history_len}")
-        if not self.name or not self.name.replace("_", "").replace("-", "").isalnum():
-            raise ValueError(f"--name must be letters, digits, '_' or '-', got {self.name!r}")
+        check_dataset_name(self.name)
+        if self.seed < 0:
+            raise ValueError(f"--seed must be >= 0, got {self.seed}")
         ratios = self.ratios
         if len(ratios) != 3 or min(ratios) < 0 or abs(sum(ratios) - 1) > 1e-6:
             raise ValueError(f"--split_ratios must be three non-negative numbers summing to 1, got {self.split_ratios}")
@@ -161,6 +177,15 @@ class PrepareArguments:
             raise ValueError("--synthetic_users must be >= 10 (so every split gets users) and --synthetic_days >= 1")
         if self.min_events_per_user is None:
             self.min_events_per_user = self.history_len + 1
+        if not self.format_list:
+            raise ValueError(f"--prompt_formats needs at least one format name, got {self.prompt_formats!r}")
+        if self.timezone is not None:
+            import zoneinfo
+
+            try:
+                zoneinfo.ZoneInfo(self.timezone)
+            except (zoneinfo.ZoneInfoNotFoundError, ValueError) as err:
+                raise ValueError(f"--timezone {self.timezone!r} is not an IANA zone name (e.g. Europe/Paris)") from err
         if self.column_map:
             self.column_map_dict  # noqa: B018  (validates the syntax now)
 

@@ -99,6 +99,8 @@ class PredictArguments:
     def __post_init__(self) -> None:
         if self.top_k < 0:
             raise ValueError("--top_k must be >= 0")
+        if self.method not in ("score", "generate"):
+            raise ValueError(f"--method must be score or generate, got {self.method!r}")
         for key in ("max_samples", "max_per_class"):
             if getattr(self, key) is not None and getattr(self, key) < 1:
                 raise ValueError(f"--{key} must be >= 1")

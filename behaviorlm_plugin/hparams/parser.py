@@ -22,6 +22,7 @@ import argparse
 import copy
 import dataclasses
 import difflib
+import re
 import types
 import typing
 from pathlib import Path
@@ -59,63 +60,104 @@ def _type_name(tp: Any) -> str:
     return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
 
 
+class CliText(str):
+    """Text typed on the command line (a flag or ``--set``): kept verbatim for text fields, read as YAML
+    for the others, so ``--name 0123`` stays ``"0123"`` and ``--seeds 0,1`` becomes ``[0, 1]``."""
+
+
+def _plain(value: Any) -> Any:
+    """Free-form values (LLaMA-Factory overrides, grids): command-line text read as YAML, recursively."""
+    if isinstance(value, CliText):
+        return _yaml_value(str(value))
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _number(value: Any, kind: type) -> Any:
+    """A number from text too: YAML 1.1 reads ``1e-3`` as a string, and flags are text."""
+    if isinstance(value, str):
+        try:
+            return kind(value.strip())
+        except ValueError:
+            return value
+    return value
+
+
 def coerce(value: Any, tp: Any, key: str) -> Any:
     """``value`` checked (and, where lossless, converted) to the annotation ``tp``."""
     origin = get_origin(tp)
     if tp is Any:
-        return value
+        return _plain(value)
     if origin in (Union, types.UnionType):
         options = get_args(tp)
-        if value is None and type(None) in options:
-            return None
-        errors = []
+        if type(None) in options and (value is None or (isinstance(value, str) and value.lower() in ("none", "null"))):
+            return None  # a flag's "None" (the docs' spelling) or YAML's null
+        if isinstance(value, CliText) and str in options:
+            return str(value)
         for option in options:
             if option is type(None):
                 continue
             try:
                 return coerce(value, option, key)
-            except ConfigError as err:
-                errors.append(str(err))
+            except ConfigError:
+                continue
         raise ConfigError(f"{key}: expected {' or '.join(_type_name(o) for o in options)}, got {value!r}")
+    if tp is str:
+        if isinstance(value, str):
+            return str(value)
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return str(value)  # e.g. a model id or seed-like name that YAML read as a number
+        raise ConfigError(f"{key}: expected a string, got {value!r}")
+    if origin in (list, tuple):
+        if isinstance(value, CliText):
+            text = str(value).strip()
+            value = (
+                _yaml_value(text)
+                if text.startswith("[")
+                else [CliText(v.strip()) for v in text.split(",") if v.strip()]
+            )
+        if not isinstance(value, list | tuple):
+            raise ConfigError(f"{key}: expected a list, got {value!r}")
+        (item,) = get_args(tp)[:1] or (Any,)
+        items = [coerce(v, item, f"{key}[{i}]") for i, v in enumerate(value)]
+        return items if origin is list else tuple(items)
+    if isinstance(value, CliText):
+        if tp in (int, float):
+            value = _number(str(value), tp)
+        elif origin is Literal and all(isinstance(c, str) for c in get_args(tp)):
+            value = str(value)
+        else:
+            value = _yaml_value(str(value))
     if origin is Literal:
         if value not in get_args(tp):
             raise ConfigError(f"{key}: must be one of {', '.join(map(str, get_args(tp)))}; got {value!r}")
         return value
     if _is_dataclass_type(tp):
         return value if isinstance(value, tp) else _build(tp, value, prefix=f"{key}.")
-    if origin in (list, tuple):
-        if isinstance(value, str) and origin is list:
-            value = [v.strip() for v in value.split(",") if v.strip()]  # a flag's "a,b,c"
-        if not isinstance(value, list | tuple):
-            raise ConfigError(f"{key}: expected a list, got {value!r}")
-        (item,) = get_args(tp)[:1] or (Any,)
-        items = [coerce(v, item, f"{key}[{i}]") for i, v in enumerate(value)]
-        return items if origin is list else tuple(items)
     if origin is dict or tp is dict:
         if not isinstance(value, dict):
             raise ConfigError(f"{key}: expected a mapping, got {value!r}")
         args = get_args(tp)
-        return {k: coerce(v, args[1], f"{key}.{k}") for k, v in value.items()} if args else dict(value)
+        return {k: coerce(v, args[1], f"{key}.{k}") for k, v in value.items()} if args else _plain(value)
     if tp is bool:
         if isinstance(value, bool):
             return value
         raise ConfigError(f"{key}: expected true or false, got {value!r}")
     if tp is int:
+        value = _number(value, int)
         if isinstance(value, int) and not isinstance(value, bool):
             return value
         if isinstance(value, float) and value.is_integer():
             return int(value)
         raise ConfigError(f"{key}: expected an integer, got {value!r}")
     if tp is float:
+        value = _number(value, float)
         if isinstance(value, int | float) and not isinstance(value, bool):
             return float(value)
         raise ConfigError(f"{key}: expected a number, got {value!r}")
-    if tp is str:
-        if isinstance(value, str):
-            return value
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            return str(value)  # e.g. a model id or seed-like name that YAML read as a number
-        raise ConfigError(f"{key}: expected a string, got {value!r}")
     return value
 
 
@@ -174,7 +216,27 @@ def _build(cls: type[T], raw: Any, *, prefix: str, context: dict | None = None) 
 
 # ----------------------------------------------------------------------------- raw layers
 def _yaml_value(text: str) -> Any:
-    return yaml.safe_load(text) if text != "" else ""
+    """A flag's or --set's text as a YAML scalar/list; text YAML cannot read stays a string (checked later)."""
+    if text == "":
+        return ""
+    try:
+        return _sci_floats(yaml.safe_load(text))
+    except yaml.YAMLError:
+        return text
+
+
+SCI_FLOAT = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+$")
+
+
+def _sci_floats(value: Any) -> Any:
+    """YAML 1.1 reads ``1e-3`` (no dot) as text; on the command line it is meant as a number."""
+    if isinstance(value, str) and SCI_FLOAT.match(value):
+        return float(value)
+    if isinstance(value, list):
+        return [_sci_floats(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _sci_floats(v) for k, v in value.items()}
+    return value
 
 
 def apply_sets(raw: dict, sets: list[str], *, where: str = "--set") -> dict:
@@ -184,7 +246,7 @@ def apply_sets(raw: dict, sets: list[str], *, where: str = "--set") -> dict:
         if "=" not in item:
             raise ConfigError(f"{where} {item!r}: expected key=value, e.g. --set selection.k=10")
         key, value = item.split("=", 1)
-        set_dotted(out, key.strip(), _yaml_value(value), where=f"{where} {key.strip()}")
+        set_dotted(out, key.strip(), CliText(value), where=f"{where} {key.strip()}")
     return out
 
 
@@ -192,19 +254,36 @@ def set_dotted(raw: dict, key: str, value: Any, *, where: str) -> None:
     node = raw
     parts = key.split(".")
     for p in parts[:-1]:
-        node = node.setdefault(p, {})
+        if node.get(p) is None:
+            node[p] = {}  # an empty block in the YAML (``selection:``) takes keys like a missing one
+        node = node[p]
         if not isinstance(node, dict):
             raise ConfigError(f"{where}: {p!r} is not a mapping")
     node[parts[-1]] = value
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """A safe loader that refuses a key given twice in one mapping (YAML would silently keep the last)."""
+
+    def construct_mapping(self, node, deep=False):
+        keys = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in keys:
+                raise yaml.constructor.ConstructorError(None, None, f"key {key!r} is given twice", key_node.start_mark)
+            keys.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
 def read_yaml_mapping(path: str | Path) -> dict:
     """A YAML file that must hold a mapping; any other content fails with the file and the fix."""
     path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"{path}: is a folder; pass the YAML file itself")
     if not path.is_file():
         raise ConfigError(f"{path}: file not found")
     try:
-        raw = yaml.safe_load(path.read_text("utf-8"))
+        raw = yaml.load(path.read_text("utf-8"), Loader=_UniqueKeyLoader)
     except yaml.YAMLError as err:
         raise ConfigError(f"{path}: not valid YAML ({str(err).splitlines()[0]}); fix the syntax") from err
     if raw is None:
@@ -270,7 +349,7 @@ def add_flags(parser: argparse.ArgumentParser, cls: type, *, group_title: str | 
 
 def flags_from_namespace(ns: argparse.Namespace) -> dict[str, Any]:
     """The generated flags the user gave, as dotted key -> YAML-parsed value."""
-    return {k.removeprefix("cfg:"): _yaml_value(v) for k, v in vars(ns).items() if k.startswith("cfg:")}
+    return {k.removeprefix("cfg:"): CliText(v) for k, v in vars(ns).items() if k.startswith("cfg:")}
 
 
 def split_raw(classes: tuple[type, ...], raw: dict, where: str) -> list[dict]:
@@ -284,7 +363,7 @@ def split_raw(classes: tuple[type, ...], raw: dict, where: str) -> list[dict]:
             known = sorted({f.name for c in classes for f in user_fields(c)})
             close = difflib.get_close_matches(str(key), known, n=1)
             hint = f" (did you mean '{close[0]}'?)" if close else ""
-            raise ConfigError(f"{where}.{key}: unknown key{hint}; known keys: {', '.join(known)}")
+            raise ConfigError(f"{where}: {key}: unknown key{hint}; known keys: {', '.join(known)}")
         parts[owner[0]][key] = value
     return parts
 
@@ -323,6 +402,8 @@ def parse_cli(
     for key, value in flags_from_namespace(ns).items():
         set_dotted(raw, key, value, where=f"--{key}")
     where = config or "arguments"
+    if config and (ns.set or flags_from_namespace(ns)):
+        where = f"{config} (with --set/flags)"
     built = []
     for cls, part in zip(classes, split_raw(classes, raw, where), strict=True):
         context = {"base_dir": str(Path(config).parent)} if config and "base_dir" in _field_names(cls) else {}

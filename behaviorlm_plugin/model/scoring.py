@@ -123,6 +123,10 @@ class CandidateScorer:
         :class:`ScoringConfig` fields."""
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
+        from behaviorlm_plugin.model.paths import check_adapter_path, check_model_path
+
+        check_model_path(str(model_path))  # both before loading anything: no minutes lost on a typo
+        check_adapter_path(None if adapter_path is None else str(adapter_path))
         config = ScoringConfig(**cfg)
         dtype = config.dtype if config.dtype == "auto" else getattr(torch, config.dtype)
         tokenizer = AutoTokenizer.from_pretrained(str(model_path))

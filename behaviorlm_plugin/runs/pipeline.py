@@ -14,7 +14,7 @@ train`` on several); the concrete YAML of each stage is written into the run dir
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, replace
+from dataclasses import asdict
 from pathlib import Path
 
 from behaviorlm_plugin.data.dataset import PreparedDataset
@@ -47,7 +47,6 @@ class PipelineRunner:
             raise ConfigError(f"--until must be one of {', '.join(STAGES)}; got {until!r}")
         self.cfg = cfg
         self.run_dir = Path(cfg.run_dir)
-        self.run_dir.mkdir(parents=True, exist_ok=True)
         self.manifest = Manifest(self.run_dir)
         self.log = log
         self.until = until
@@ -61,7 +60,18 @@ class PipelineRunner:
     def stages(self) -> list[Stage]:
         return [Stage(s, getattr(self, f"_spec_{s}"), getattr(self, f"_stage_{s}")) for s in STAGES]
 
+    def preflight(self) -> None:
+        """Everything cheap that a stage would otherwise find late: the model and the three recipes."""
+        from behaviorlm_plugin.model.paths import check_model_path
+        from behaviorlm_plugin.tuning.launcher import read_recipe
+
+        check_model_path(self.cfg.model_name_or_path, what="model_name_or_path")
+        for stage in ("a_tuning", "b_tuning", "export"):
+            read_recipe(self.cfg.recipe_path(stage))
+
     def run(self) -> dict:
+        self.preflight()
+        self.run_dir.mkdir(parents=True, exist_ok=True)  # only once the cheap checks have passed
         data = run_stages(self.stages(), self.manifest, log=self.log, until=self.until)
         if "export" in data["stages"] and data["stages"]["export"].get("status") == "done":
             self.log(f"[export] to merge again: llamafactory-cli export {self.run_dir / 'export.yaml'}")
@@ -69,7 +79,7 @@ class PipelineRunner:
 
     # ---- prepare
     def _prepare_args(self):
-        return replace(self.cfg.prepare, overwrite=True)
+        return self.cfg.prepare
 
     def _spec_prepare(self) -> dict:
         return {"arguments": asdict(self._prepare_args())}

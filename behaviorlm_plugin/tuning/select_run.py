@@ -9,7 +9,12 @@ import numpy as np
 
 from behaviorlm_plugin.data.dataset import PreparedDataset
 from behaviorlm_plugin.data.registry import make_entry, register_datasets
-from behaviorlm_plugin.extras.constants import btuning_dataset_name, dataset_file_stem
+from behaviorlm_plugin.extras.constants import (
+    ALL_SPLITS,
+    btuning_dataset_name,
+    check_dataset_name,
+    dataset_file_stem,
+)
 from behaviorlm_plugin.extras.fileio import atomic_write_json, atomic_write_jsonl
 from behaviorlm_plugin.hparams.selection_args import SelectionArguments
 from behaviorlm_plugin.tuning.selection import Scored, select
@@ -32,6 +37,19 @@ def _score_fn(model, adapter, template, args: SelectionArguments, device: str, r
         return [Scored(predicted=p.label, true_prob=float(p.true_prob or 0.0)) for p in preds]
 
     return score
+
+
+def _check_output(name: str, output_name: str | None, out_path: str | None) -> None:
+    """The B-Tuning set never lands on a prepared split: its name must be new to the dataset."""
+    if out_path is not None or output_name is None:
+        return
+    check_dataset_name(output_name, "--output-name")
+    stem = dataset_file_stem(name, output_name)
+    if stem in ALL_SPLITS or stem == "stats":
+        raise ValueError(
+            f"--output-name {output_name}: would overwrite the prepared {stem!r} split of {name!r}; "
+            f"choose another name (default {btuning_dataset_name(name)})"
+        )
 
 
 def run_selection(
@@ -57,6 +75,11 @@ def run_selection(
     """
     from tqdm.auto import tqdm
 
+    from behaviorlm_plugin.model.paths import check_adapter_path, check_model_path
+
+    check_model_path(model)  # even for a strategy that scores nothing: a typo is an error, not a silent pass
+    check_adapter_path(adapter)
+    _check_output(name, output_name, out_path)
     data = PreparedDataset(dataset_dir, name)
     anchor_tail = data.stats.anchor_tail
     recs, metas = data.load("train_all")

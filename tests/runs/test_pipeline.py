@@ -161,7 +161,7 @@ def test_bad_pipeline_files(tmp_path, tiny_model):
     with pytest.raises(PipelineError, match="model_name_or_path"):
         load_pipeline(path)
     raw = yaml.safe_load(path.read_text())
-    raw["model_name_or_path"] = "m"
+    raw["model_name_or_path"] = str(tiny_model)
     raw["recipes"]["a_tuning"] = "missing.yaml"
     path.write_text(yaml.safe_dump(raw))
     with pytest.raises(LaunchError, match="recipe not found"):

@@ -222,6 +222,8 @@ def _table_loader(fmt: str) -> EventLoader:
             column_map=args.column_map_dict,
             fmt=fmt,
             timestamp_format=args.timestamp_format,
+            timestamp_unit=args.timestamp_unit,
+            timezone=args.timezone,
             min_events_per_user=args.min_events_per_user,
         )
 
@@ -248,7 +250,8 @@ _TABLES = {
 
 def _register_builtins() -> None:
     for name, description in _TABLES.items():
-        register_event_format(name=name, loader=_table_loader(name), suffixes=(f".{name}",), description=description)
+        suffixes = (f".{name}", f".{name}.gz") if name in ("csv", "tsv", "jsonl") else (f".{name}",)
+        register_event_format(name=name, loader=_table_loader(name), suffixes=suffixes, description=description)
     register_event_format(
         name="foursquare",
         loader=_load_foursquare,

@@ -19,6 +19,10 @@ from behaviorlm_plugin.extras.constants import ALL_SPLITS, MIX_SPLIT
 from behaviorlm_plugin.extras.fileio import atomic_write_json
 from behaviorlm_plugin.extras.hashing import digest, file_hash
 
+CACHE_VERSION = 2
+"""Part of every key: raised whenever a step's output for the same settings changes (2: the A-Tuning mix
+is drawn by ``data.aux_data.build_atuning_mix``, with the same streams as ``prepare``)."""
+
 
 @dataclass
 class Step:
@@ -42,7 +46,7 @@ class StepCache:
         self.ran: list[Step] = []
 
     def run(self, kind: str, spec: dict, fn: Callable[[Path], dict], label: str = "") -> Step:
-        key = digest({"kind": kind, **spec})
+        key = digest({"kind": kind, "cache_version": CACHE_VERSION, **spec})
         final = self.root / kind / key
         marker = final / "step.json"
         if marker.exists():

@@ -67,7 +67,7 @@ class BenchRunner:
     # ---- steps
     def _register(self, name: str, path: Path, formatting: str) -> None:
         register_datasets(
-            dataset_dir=self.datasets_dir, entries={name: make_entry(str(path.resolve()), formatting)}, overwrite=True
+            dataset_dir=self.datasets_dir, entries={name: make_entry(str(path.absolute()), formatting)}, overwrite=True
         )
 
     def mix(self, anchors: int | None, aux_ratio: float, seed: int) -> Step:
@@ -228,8 +228,11 @@ class BenchRunner:
 
     def _prepare(self) -> None:
         from behaviorlm_plugin.data.prepare import ensure_prepared
+        from behaviorlm_plugin.model.paths import check_model_path
 
-        ensure_prepared(replace(self.suite.prepare, overwrite=True), self.log)
+        check_model_path(self.suite.model_name_or_path, what="model_name_or_path")
+
+        ensure_prepared(self.suite.prepare, self.log)
         self.fp = data_fingerprint(self.data)
         self._register(VAL_DATASET, self.data.path("val"), "alpaca")
 
