@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from behaviorlm_plugin.data.timestamps import TimestampError, far_from_span, parse_timestamps
+from behaviorlm_plugin.data.timestamps import TimestampError, far_from_span, order_key, parse_timestamps
 
 logger = logging.getLogger(__name__)
 
@@ -156,7 +156,8 @@ def load_events(
     )
 
 
-def _timestamps(df: pd.DataFrame, source: str, fmt, unit, timezone, stats: EventStats) -> pd.Series:
+def _timestamps(df: pd.DataFrame, source: str, fmt, unit, timezone, stats: EventStats) -> tuple[pd.Series, pd.Series]:
+    """(local wall-clock times, the key events are ordered by)."""
     try:
         ts = parse_timestamps(df["timestamp"], fmt=fmt, unit=unit, timezone=timezone)
     except TimestampError as err:
@@ -173,7 +174,8 @@ def _timestamps(df: pd.DataFrame, source: str, fmt, unit, timezone, stats: Event
             where(source, row),
             ts.iloc[row],
         )
-    return ts
+    order = ts if timezone else order_key(df["timestamp"], ts, fmt)
+    return ts, order
 
 
 def _clean_labels(df: pd.DataFrame, col: str, source: str) -> None:
@@ -236,8 +238,8 @@ def validate_events(
             f"{source}: missing column(s) {missing}; found {list(df.columns)}. "
             "Rename them in the file or pass a column map, e.g. --column-map behavior=intent."
         )
-    df = df.loc[:, list(EVENT_COLUMNS)].copy()
-    df["timestamp"] = _timestamps(df, source, timestamp_format, timestamp_unit, timezone, stats)
+    df = df.loc[:, list(EVENT_COLUMNS)].reset_index(drop=True)
+    df["timestamp"], order = _timestamps(df, source, timestamp_format, timestamp_unit, timezone, stats)
     for col in ("user_id", "place", "behavior"):
         _clean_labels(df, col, source)
 
@@ -263,7 +265,8 @@ def validate_events(
             f"{source}: no user has at least {min_events_per_user} events after validation; "
             "check the user_id column or lower the history length."
         )
-    df = df.sort_values(["user_id", "timestamp"], kind="stable").reset_index(drop=True)
+    df = df.assign(_order=order.loc[df.index]).sort_values(["user_id", "_order"], kind="stable")
+    df = df.drop(columns="_order").reset_index(drop=True)
     stats.rows_out = len(df)
     return df, stats
 

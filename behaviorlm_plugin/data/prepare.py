@@ -75,6 +75,12 @@ def build_aux(args: PrepareArguments, anchor_records: list[dict], tokenizer) -> 
     count = aux_data.tokenizer_counter(tokenizer) if tokenizer else aux_data.approx_token_count
     pool = aux_data.load_conversations(args.aux_file)
     kept, dropped = aux_data.filter_by_tokens(pool, args.aux_max_tokens, count)
+    if not kept and args.aux_ratio > 0:
+        source = args.aux_file or aux_data.default_aux_path()
+        raise aux_data.AuxDataError(
+            f"{source}: no conversation left ({len(pool)} loaded, {dropped} over --aux-max-tokens "
+            f"{args.aux_max_tokens}); add conversations, raise the budget, or set --aux-ratio 0"
+        )
     mix, info = aux_data.build_atuning_mix(
         anchor_records, kept, aux_ratio=args.aux_ratio, anchors=args.mix_anchor_samples, seed=args.seed
     )

@@ -115,3 +115,20 @@ def far_from_span(ts: pd.Series, margin_days: int = 365) -> np.ndarray:
     lo, hi = ts.quantile(0.01), ts.quantile(0.99)
     margin = pd.Timedelta(days=margin_days)
     return ((ts < lo - margin) | (ts > hi + margin)).to_numpy()
+
+
+def order_key(raw: pd.Series, local: pd.Series, fmt: str | None = None) -> pd.Series:
+    """What events are sorted by: the UTC instant where a value carries an offset (a traveller's events stay in
+    the order they happened, though each shows its own local hour), else the local time itself."""
+    if pd.api.types.is_datetime64_any_dtype(raw):
+        return raw.dt.tz_convert("UTC").dt.tz_localize(None) if getattr(raw.dt, "tz", None) is not None else local
+    if pd.api.types.is_numeric_dtype(raw) or len(raw) == 0:
+        return local
+    text = raw.astype("string").str.strip()
+    offset = (text.str.contains(":", regex=False, na=False) & text.str.contains(OFFSET, na=False)).to_numpy()
+    if not offset.any():
+        return local
+    out = local.copy()
+    instant = pd.to_datetime(text[offset], format=fmt, utc=True, errors="coerce").dt.tz_localize(None)
+    out[offset] = instant.fillna(local[offset])
+    return out

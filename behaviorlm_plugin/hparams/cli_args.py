@@ -52,6 +52,10 @@ class EvaluateArguments:
             raise ValueError("give either --preds or --model (with --data)")
         if self.model and not self.data:
             raise ValueError("--model needs --data (a prepared split)")
+        if self.preds and (self.max_samples is not None or self.max_per_class is not None):
+            raise ValueError(
+                "--max-samples/--max-per-class subset what --model predicts; with --preds every row counts"
+            )
         from pathlib import Path
 
         if self.preds and not Path(self.preds).is_file():

@@ -461,3 +461,16 @@ def test_an_edited_events_file_is_not_reused_silently(tmp_path):
     write_csv(events, seed=2)
     with pytest.raises(RegistrationError, match="the content of"):
         ensure_prepared(args, log=lambda s: None)
+
+
+def test_a_travellers_events_keep_the_order_they_happened_in(tmp_path):
+    # 00:00 UTC in Tokyo, then 02:00 UTC in New York (21:00 local, the day before), then 03:00 UTC in Tokyo.
+    rows = [
+        ("u0", "2024-03-02T09:00:00+09:00", "home", "Gaming"),
+        ("u0", "2024-03-01T21:00:00-05:00", "work", "Reading"),
+        ("u0", "2024-03-02T12:00:00+09:00", "gym", "Gaming"),
+    ]
+    df = pd.DataFrame(rows, columns=["user_id", "timestamp", "place", "behavior"])
+    out, _ = load_events(write_csv(tmp_path / "e.csv", df), min_events_per_user=1)
+    assert list(out["place"]) == ["home", "work", "gym"]  # the order they happened in
+    assert list(out["timestamp"].dt.hour) == [9, 21, 12]  # each with the hour the user lived it
