@@ -306,7 +306,11 @@ def parse_cli(
     if config_file:
         parser.add_argument("config", nargs="?", help="YAML file with the same keys as the flags (optional)")
     parser.add_argument(
-        "--set", action="append", default=[], metavar="KEY=VALUE", help="Override a key, e.g. --set selection.k=10"
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="Override a key, e.g. --set seed=3 (dotted for nested blocks: --set selection.k=10)",
     )
     if extra is not None:
         extra(parser)
