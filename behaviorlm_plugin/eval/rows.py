@@ -4,22 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 
-ROW_KEYS = (
-    "id",
-    "label",
-    "prediction",
-    "correct",
-    "true_prob",
-    "true_rank",
-    "ranked",
-    "method",
-    "anchor_tail",
-    "head_medium_tail",
-    "user_id",
-    "format",
-    "n_candidates",
-)
-
 
 def prediction_row(
     meta: dict,

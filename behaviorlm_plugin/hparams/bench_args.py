@@ -14,7 +14,6 @@ from behaviorlm_plugin.hparams.selection_args import SelectionArguments
 from behaviorlm_plugin.hparams.tuning_args import ATuningArguments, RecipeSet, StageOverrides
 
 Group = Literal["baseline", "ours", "ablation", "sweep"]
-SWEEP_PARAMS = ("aux_ratio", "k")
 
 
 @dataclass

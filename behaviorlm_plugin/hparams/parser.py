@@ -210,11 +210,9 @@ def _build(cls: type[T], raw: Any, *, prefix: str, context: dict | None = None) 
         raise ConfigError(f"{label}: {err}" if prefix else str(err)) from err
 
 
-def load_config(cls: type[T], path: str | Path, sets: list[str] | None = None, **flags: Any) -> T:
-    """A config file's dataclass, with ``--set`` items and flags (dotted keys) on top."""
+def load_config(cls: type[T], path: str | Path, sets: list[str] | None = None) -> T:
+    """A config file's dataclass, with ``--set`` items on top."""
     raw = apply_sets(read_yaml_mapping(path), sets or [])
-    for key, value in flags.items():
-        set_dotted(raw, key, value, where=f"--{key}")
     context = {"base_dir": str(Path(path).parent)} if "base_dir" in _field_names(cls) else {}
     return build(cls, raw, where=str(path), context=context)
 

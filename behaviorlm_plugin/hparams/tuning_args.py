@@ -7,9 +7,6 @@ from pathlib import Path
 
 from behaviorlm_plugin.extras.constants import AUX_RATIO
 
-TRAIN_STAGES = ("a_tuning", "b_tuning")
-RECIPE_STAGES = (*TRAIN_STAGES, "export")
-
 
 @dataclass
 class RecipeSet:
