@@ -257,18 +257,23 @@ class CandidateScorer:
             use_cache=True,
             logits_to_keep=1,
         )
-        first_logp = torch.log_softmax(out.logits[:, -1, :].float(), dim=-1).cpu()  # scores each 1st token
+        first_logp = torch.log_softmax(out.logits[:, -1, :].float(), dim=-1)  # scores each 1st token (on device)
         cache = out.past_key_values
         del out
 
         tries = [build_trie(cands) for _, cands in batch]
         n_nodes = max(len(t.tokens) for t in tries)
-        if n_nodes == 0:  # every candidate is a single token: the prompt pass scored everything
-            return [
-                first_logp[r].gather(0, torch.tensor([c[0] for c in cands])).double().numpy()
-                for r, (_, cands) in enumerate(batch)
-            ]
+        # Every candidate's first-token score: one gather on the device, whatever the batch.
+        rows, firsts, counts = _first_token_index(batch)
+        totals = first_logp[rows.to(dev), firsts.to(dev)].double()
+        if n_nodes > 0:
+            totals += self._trie_pass(batch, tries, lens, width, n_nodes, cache)
+        del cache
+        return _split(totals.cpu().numpy(), counts)
 
+    def _trie_pass(self, batch, tries, lens: list[int], width: int, n_nodes: int, cache) -> torch.Tensor:
+        """Scores of every candidate's tokens after the first, from one forward over the batch's tries."""
+        dev = self.device
         dtype = next(self.model.parameters()).dtype
         neg = torch.finfo(dtype).min
         b = len(batch)
@@ -283,26 +288,21 @@ class CandidateScorer:
                 node_pos[r, :k] = lens[r] + torch.tensor(trie.depth, dtype=torch.long)
                 mask[r, 0, :k, width : width + k] = torch.where(torch.from_numpy(trie.ancestors), 0.0, neg).to(dtype)
             mask[r, 0, range(k, n_nodes), range(width + k, width + n_nodes)] = 0  # padding rows see themselves
-        o = self.model(
+        logits = self.model(
             input_ids=node_ids.to(dev),
             attention_mask=mask.to(dev),
             position_ids=node_pos.to(dev),
             past_key_values=cache,
             use_cache=False,
-        )
-        node_logp = torch.log_softmax(o.logits.float(), dim=-1).cpu()
-        del o, cache
-
-        results = []
-        for r, ((_, cands), trie) in enumerate(zip(batch, tries, strict=True)):
-            total = first_logp[r].gather(0, torch.tensor([c[0] for c in cands])).double()
-            for j, path in enumerate(trie.paths):
-                # path[i] is the node whose output predicts token i+1 of candidate j
-                if path:
-                    nxt = torch.tensor(cands[j][1:])
-                    total[j] += node_logp[r, path].gather(1, nxt[:, None]).sum().double()
-            results.append(total.numpy())
-        return results
+        ).logits
+        # log p(token | node) = logit - logsumexp(node): gather the few (node, token) pairs needed on the
+        # device instead of copying a [batch, nodes, vocab] log-softmax to the host.
+        row, node, tok, cand = _trie_index(batch, tries)
+        row, node, tok = row.to(dev), node.to(dev), tok.to(dev)
+        picked = logits[row, node, tok].float() - torch.logsumexp(logits[row, node].float(), dim=-1)
+        n_cands = sum(len(c) for _, c in batch)
+        out = torch.zeros(n_cands, dtype=torch.float64, device=dev)
+        return out.index_add_(0, cand.to(dev), picked.double())
 
     # ------------------------------------------------------------------ generation (for comparison)
     def generate(
@@ -384,3 +384,34 @@ class CandidateScorer:
                     pred.true_prob, pred.true_rank = 0.0, None
             preds.append(pred)
         return preds
+
+
+def _first_token_index(batch) -> tuple[torch.Tensor, torch.Tensor, list[int]]:
+    """(row, first token) of every candidate of the batch, flattened in order, and candidates per row."""
+    rows, firsts, counts = [], [], []
+    for r, (_, cands) in enumerate(batch):
+        rows += [r] * len(cands)
+        firsts += [c[0] for c in cands]
+        counts.append(len(cands))
+    return torch.tensor(rows), torch.tensor(firsts), counts
+
+
+def _trie_index(batch, tries) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """For each token after a candidate's first: its row, the trie node that predicts it, the token, and
+    the candidate's index in the flattened batch."""
+    row, node, tok, cand = [], [], [], []
+    offset = 0
+    for r, ((_, cands), trie) in enumerate(zip(batch, tries, strict=True)):
+        for j, path in enumerate(trie.paths):
+            # path[i] is the node whose output predicts token i+1 of candidate j
+            row += [r] * len(path)
+            node += path
+            tok += cands[j][1 : len(path) + 1]
+            cand += [offset + j] * len(path)
+        offset += len(cands)
+    as_long = lambda xs: torch.tensor(xs, dtype=torch.long)  # noqa: E731
+    return as_long(row), as_long(node), as_long(tok), as_long(cand)
+
+
+def _split(flat: np.ndarray, counts: list[int]) -> list[np.ndarray]:
+    return [a.astype(np.float64) for a in np.split(flat, np.cumsum(counts)[:-1])]
