@@ -49,6 +49,13 @@ class PipelineConfig:
     export_check: ExportCheckArguments = field(
         default_factory=ExportCheckArguments, metadata={"help": "Merged export vs base+adapter check."}
     )
+    reference_rows: bool = field(
+        default=True,
+        metadata={
+            "help": "Also score the base model (zero-shot), the majority class and the hour+place rule on the "
+            "same evaluation samples, so the report reads the model against them."
+        },
+    )
     base_dir: str = field(default=".", metadata={"internal": True, "help": "Folder of the pipeline file."})
 
     def __post_init__(self) -> None:

@@ -194,7 +194,36 @@ class PipelineRunner:
             self.log(summary_text(m, f"BehaviorLM/{split}"))
             outputs[f"{split}_metrics"] = str(self.run_dir / "eval" / split / "metrics.json")
             info[split] = {k: m.get(k) for k in SUMMARY_KEYS}
+        if self.cfg.reference_rows:
+            outputs.update(self._reference_rows())
         return StageResult(outputs, info)
+
+    def _reference_rows(self) -> dict:
+        """Zero-shot, majority and hour+place on the samples the model was scored on (see eval.reference)."""
+        from behaviorlm_plugin.eval.evaluate import evaluate_predictions, evaluate_splits
+        from behaviorlm_plugin.eval.reference import reference_rows
+        from behaviorlm_plugin.extras.fileio import atomic_write_json, read_jsonl
+
+        self.log("[evaluate] reference rows: the base model (zero-shot), majority and hour+place, same samples")
+        zero = evaluate_splits(
+            model=self.cfg.model_name_or_path,
+            adapter=None,
+            template=self.cfg.template,
+            data=self.data,
+            evaluation=self.cfg.evaluation,
+            out_dir=self.run_dir / "eval_zero_shot",
+        )
+        outputs = {}
+        for split, zm in zero.items():
+            ids = [p["id"] for p in read_jsonl(self.run_dir / "eval" / split / "preds.jsonl")]
+            rows = {"zero-shot": {k: zm.get(k) for k in SUMMARY_KEYS}}
+            for name, preds in reference_rows(self.data, split, ids).items():
+                m = evaluate_predictions(preds, self.data.stats, source=f"{name} on {split}")
+                rows[name] = {k: m.get(k) for k in SUMMARY_KEYS}
+            path = self.run_dir / "eval" / split / "reference.json"
+            atomic_write_json(path, rows)
+            outputs[f"{split}_reference"] = str(path)
+        return outputs
 
     # ---- export
     def export_config(self) -> dict:
@@ -235,6 +264,10 @@ class PipelineRunner:
         return {"evaluate": self.manifest.stage("evaluate").get("fingerprint")}
 
     def _stage_report(self) -> StageResult:
-        from behaviorlm_plugin.runs.report import write_report
+        from behaviorlm_plugin.runs.report import evaluation_rows, plain_words, write_report
 
-        return StageResult({"report": str(write_report(self.run_dir, self.manifest.data, self.cfg))})
+        path = write_report(self.run_dir, self.manifest.data, self.cfg)
+        rows, refs = evaluation_rows(self.manifest.data)
+        if rows:
+            self.log("[report] " + plain_words(rows, refs).replace("\n\n", "\n[report] "))
+        return StageResult({"report": str(path)})

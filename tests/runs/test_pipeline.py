@@ -75,6 +75,11 @@ def test_end_to_end(full_run):
     assert check["ok"] and check["max_abs_diff"] <= check["tolerance"]
     report = (run / "report.md").read_text()
     assert "Acc_avg" in report and "test_balanced" in report and "| a_tuning | done |" in report
+    # the model is read beside zero-shot, majority and hour+place on the same samples, in plain words
+    ref = json.loads((run / "eval" / "test" / "reference.json").read_text())
+    assert set(ref) == {"zero-shot", "majority", "hour+place"}
+    assert all(r["n"] == json.loads((run / "eval" / "test" / "metrics.json").read_text())["n"] for r in ref.values())
+    assert "| majority |" in report and "## What these figures mean" in report and "Against zero-shot" in report
     for stage in st.values():
         assert stage["seconds"] >= 0 and stage["fingerprint"]
 
