@@ -23,7 +23,7 @@ from pathlib import Path
 from behaviorlm_plugin.data import aux_data, store
 from behaviorlm_plugin.data.dataset import DatasetError, DatasetStats
 from behaviorlm_plugin.data.dataset_stats import build_stats
-from behaviorlm_plugin.data.loaders import load_source
+from behaviorlm_plugin.data.loaders import open_source
 from behaviorlm_plugin.data.registry import (
     RegistrationError,
     check_registration,
@@ -181,11 +181,14 @@ def prepare(args: PrepareArguments, log=logger.info) -> dict:
             timings[key] = now - since
             return now
 
-        df, source_stats = load_source(args)
+        table, source_stats = open_source(args, log=log)
         if args.events:
             source_stats["content_sha256"] = file_hash(args.events)  # ensure_prepared notices an edited log
         t = lap("load_events_s", t0)
-        windows = build_windows(df, args, source_stats["source"])
+        try:
+            windows = build_windows(table, args, source_stats["source"], log=log)
+        finally:
+            table.close()
         t = lap("windows_s", t)
         rows = render_splits(windows, args)
         t = lap("render_prompts_s", t)
@@ -204,8 +207,12 @@ def prepare(args: PrepareArguments, log=logger.info) -> dict:
     return stats
 
 
+NOT_DATA = ("overwrite", "engine_memory_limit", "engine_threads", "engine_temp_dir")  # change speed, not data
+ADDED_LATER = {"split_by": "user", "time_split": "0.1,0.1"}  # absent from older stats.json: their defaults
+
+
 def _comparable(arguments: dict) -> dict:
-    return {k: v for k, v in arguments.items() if k != "overwrite"}
+    return {k: v for k, v in (ADDED_LATER | arguments).items() if k not in NOT_DATA}
 
 
 def ensure_prepared(args: PrepareArguments, log=print) -> bool:
@@ -228,7 +235,8 @@ def ensure_prepared(args: PrepareArguments, log=print) -> bool:
         if _comparable(existing) == wanted and same_log:
             log(f"[prepare] {stats_path} already has these arguments; not re-preparing")
             return True
-        changed = sorted(k for k in set(_comparable(existing)) | set(wanted) if existing.get(k) != wanted.get(k))
+        existing = _comparable(existing)
+        changed = sorted(k for k in set(existing) | set(wanted) if existing.get(k) != wanted.get(k))
         changed += [] if same_log else [f"the content of {args.events}"]
         if not args.overwrite:
             raise RegistrationError(
