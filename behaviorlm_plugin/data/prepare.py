@@ -16,6 +16,7 @@ and registers ``NAME_<split>`` entries in ``dataset_dir/dataset_info.json``.
 from __future__ import annotations
 
 import logging
+import sys
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -158,7 +159,12 @@ def _commit(out_dir: Path, name: str, staging: Path, entries: dict[str, dict]) -
     store.recover(out_dir, name)  # drop the old version
 
 
-def prepare(args: PrepareArguments, log=logger.info) -> dict:
+def progress(message: str) -> None:
+    """Where a long prepare says what it is doing (stderr, so piped stdout stays the summary)."""
+    print(message, file=sys.stderr, flush=True)
+
+
+def prepare(args: PrepareArguments, log=progress) -> dict:
     """Run the whole preparation; returns the stats dict (also written to stats.json).
 
     All or nothing: the dataset is built in a staging folder and committed in one atomic step, under
@@ -190,11 +196,13 @@ def prepare(args: PrepareArguments, log=logger.info) -> dict:
         finally:
             table.close()
         t = lap("windows_s", t)
+        log(f"[prepare] rendering {sum(len(c) for c in windows.chosen.values()):,} prompts ({t - t0:.1f}s)")
         rows = render_splits(windows, args)
         t = lap("render_prompts_s", t)
         tokenizer = _load_tokenizer(args)
         aux_kept, mix, aux_stats = build_aux(args, rows["train_anchor"][0], tokenizer)
         t = time.perf_counter()
+        log(f"[prepare] writing {out_dir / args.name} ({t - t0:.1f}s)")
         staging = store.staging_dir(out_dir, args.name)
         write_dataset(staging, windows, args, rows, aux_kept, mix)
         lap("write_s", t)

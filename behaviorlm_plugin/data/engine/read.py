@@ -94,6 +94,17 @@ def _materialize(con, path: Path, fmt: str) -> None:
         raise BehaviorDataError(f"{path}: could not be read as {fmt}: {str(err).splitlines()[0]}") from err
 
 
+def _parquet_view(con, path: Path) -> None:
+    try:
+        con.execute(
+            f"CREATE OR REPLACE VIEW raw_in AS SELECT * EXCLUDE (file_row_number), file_row_number::BIGINT AS __row "
+            f"FROM read_parquet({_sql_str(path)}, file_row_number = true)"
+        )
+        con.execute("SELECT * FROM raw_in LIMIT 0").fetchall()
+    except Exception as err:
+        raise BehaviorDataError(f"{path}: could not be read as parquet: {str(err).splitlines()[0]}") from err
+
+
 def _read_parts(con, path: Path, parts: list[Path]) -> np.ndarray:
     """A folder of Parquet parts in name order, one global row number across them; returns the offsets."""
     listing = "[" + ", ".join(_sql_str(p) for p in parts) + "]"
@@ -138,8 +149,12 @@ def read_raw(con, path: str | Path, fmt: str | None = None, column_map: dict[str
             raise BehaviorDataError(f"{path}: the engine reads {', '.join(ENGINE_FORMATS)}, not {fmt!r}")
         if fmt != "parquet" and _is_empty_file(path):
             raise BehaviorDataError(f"{path}: the file is empty; it needs a header and one event per row")
-        _materialize(con, path, fmt)
-        row_sql = "(rowid)::BIGINT"
+        if fmt == "parquet":  # read in place: Parquet numbers its rows itself
+            _parquet_view(con, path)
+            row_sql = "__row"
+        else:  # text: copied once, in file order, so ``rowid`` is the data row
+            _materialize(con, path, fmt)
+            row_sql = "(rowid)::BIGINT"
     columns = [c for c in (d[0] for d in con.execute("SELECT * FROM raw_in LIMIT 0").description) if c != "__row"]
     if con.execute("SELECT count(*) FROM raw_in").fetchall()[0][0] == 0:
         raise BehaviorDataError(f"{path}: has no events (a header or an empty list, but no rows); add data")
@@ -165,6 +180,24 @@ def _select_events(con, source: Source, columns: list[str], column_map: dict[str
     pick = {dst: src for src, dst in zip(columns, found, strict=True)}
     cols = ", ".join(f"{_ident(pick[c])} AS {c}" for c in EVENT_COLUMNS)
     con.execute(f"CREATE OR REPLACE VIEW raw AS SELECT {cols}, {row_sql} AS row FROM raw_in")
+    types = dict(con.execute("SELECT column_name, column_type FROM (DESCRIBE raw)").fetchall())
+    mixed = [c for c in EVENT_COLUMNS if types[c] == "JSON"]  # JSONL keys whose values differ in kind
+    for col in mixed:
+        found_row = con.execute(
+            f"SELECT min(row), arg_min(json_type({col}), row) FROM raw WHERE json_type({col}) IN ('ARRAY', 'OBJECT')"
+        ).fetchall()[0]
+        if found_row[0] is not None:
+            kind = "list" if found_row[1] == "ARRAY" else "dict"
+            raise BehaviorDataError(
+                f"{source.where(int(found_row[0]))} column {col!r} holds a {kind}, not a single value; "
+                "give one label per event"
+            )
+    if mixed:
+        plain = ", ".join(
+            f"json_extract_string({_ident(pick[c])}, '$') AS {c}" if c in mixed else f"{_ident(pick[c])} AS {c}"
+            for c in EVENT_COLUMNS
+        )
+        con.execute(f"CREATE OR REPLACE VIEW raw AS SELECT {plain}, {row_sql} AS row FROM raw_in")
 
 
 def frame_codes(df: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, tuple[str, ...]]]:
