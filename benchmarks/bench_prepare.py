@@ -129,7 +129,8 @@ def main() -> None:
             "runs": rows,
             "contention": "shared 2-core machine: wall time includes others' load (load_avg_*); cpu_s does not",
             "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "python": platform.python_version()},
-            "command": f"nice -n 15 python benchmarks/bench_prepare.py --sizes {a.sizes} --memory-limit {a.memory_limit}",
+            "command": f"nice -n 15 python benchmarks/bench_prepare.py --sizes {a.sizes} "
+            f"--memory-limit {a.memory_limit}",
         },
     )
 

@@ -69,6 +69,7 @@ def test_a_folder_of_parquet_parts_is_one_log(tmp_path):
     for i, part in enumerate(np.array_split(df, 3)):
         part.to_parquet(tmp_path / "parts" / f"part-{i}.parquet")
     got, stats = engine_frame(tmp_path / "parts")
+    assert stats.rows_in == len(df)
     want, _ = load_events(_whole(df, tmp_path))
     pd.testing.assert_frame_equal(got, want.astype({"timestamp": "datetime64[ns]"}), check_dtype=False)
     bad = df.copy()
