@@ -15,6 +15,7 @@ and registers ``NAME_<split>`` entries in ``dataset_dir/dataset_info.json``.
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 import time
@@ -45,7 +46,7 @@ from behaviorlm_plugin.extras.constants import (
     MIX_SPLIT,
     STATS_FILE,
 )
-from behaviorlm_plugin.extras.fileio import atomic_write_json, atomic_write_jsonl
+from behaviorlm_plugin.extras.fileio import atomic_write_json, atomic_write_jsonl, atomic_write_text
 from behaviorlm_plugin.extras.hashing import file_hash
 from behaviorlm_plugin.hparams.data_args import PrepareArguments
 from behaviorlm_plugin.model.paths import TOKENIZER_FILES, check_model_path
@@ -102,14 +103,28 @@ def build_aux(args: PrepareArguments, anchor_records: list[dict], tokenizer) -> 
     return kept, mix, stats
 
 
+_ENCODE = json.JSONEncoder(ensure_ascii=False).encode  # what atomic_write_jsonl's json.dumps writes
+
+
+def _jsonl_text(rows: list[dict], encoded: dict[int, str]) -> str:
+    lines = []
+    for row in rows:
+        line = encoded.get(id(row))
+        if line is None:
+            line = encoded[id(row)] = _ENCODE(row)
+        lines.append(line)
+    return "\n".join(lines) + ("\n" if lines else "")
+
+
 def write_dataset(base: Path, w: Windows, args: PrepareArguments, rows, aux_kept: list[dict], mix: list[dict]) -> None:
     for split in FEATURE_SPLITS:
         write_features(base / f"{split}{FEATURES_SUFFIX}", w.enc, w.chosen[split], args.history_len)
     store.pause_point("writing")
+    encoded: dict[int, str] = {}  # train_anchor/train_tail hold train_all's very rows: encode each once
     for split in BEHAVIOR_SPLITS:
         recs, metas = rows[split]
-        atomic_write_jsonl(base / f"{split}.jsonl", recs)
-        atomic_write_jsonl(base / f"{split}.meta.jsonl", metas)
+        atomic_write_text(base / f"{split}.jsonl", _jsonl_text(recs, encoded))
+        atomic_write_text(base / f"{split}.meta.jsonl", _jsonl_text(metas, encoded))
     atomic_write_jsonl(base / f"{AUX_SPLIT}.jsonl", aux_kept)
     atomic_write_jsonl(base / f"{MIX_SPLIT}.jsonl", mix)
 
