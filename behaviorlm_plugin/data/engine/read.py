@@ -79,7 +79,11 @@ def _scan_sql(path: Path, fmt: str) -> str:
             "null_padding = true)"
         )
     if fmt == "jsonl":
-        return f"read_json({p}, format = 'newline_delimited', records = true, sample_size = -1)"
+        # Text stays text (timestamps too): their offsets are read by the same rules as every other format.
+        return (
+            f"read_json({p}, format = 'newline_delimited', records = true, sample_size = -1, "
+            "timestampformat = 'disabled', dateformat = 'disabled')"
+        )
     return f"read_parquet({p})"
 
 

@@ -89,6 +89,17 @@ def _batch_times(con, source: Source, args: dict, chunk_rows: int) -> None:
     cursor.close()
 
 
+NAIVE_ISO = r"^\d{4}-\d{2}-\d{2}([ T]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?)?$"
+
+
+def _naive_iso(con) -> bool:
+    """Every value is a plain ISO date/time without an offset that SQL parses: no need for the pandas parser."""
+    return con.execute(
+        f"SELECT count(*) = 0 FROM raw WHERE timestamp IS NULL OR NOT regexp_full_match(timestamp, '{NAIVE_ISO}') "
+        "OR try_cast(timestamp AS TIMESTAMP_NS) IS NULL"
+    ).fetchall()[0][0]
+
+
 def _all_numeric_text(con) -> bool:
     return con.execute(
         "SELECT count(*) = 0 FROM raw WHERE timestamp IS NOT NULL AND try_cast(timestamp AS DOUBLE) IS NULL"
@@ -115,6 +126,9 @@ def time_columns(con, source: Source, args: dict, chunk_rows: int) -> tuple[str,
             ).fetchall()[0][0]
             col = f"try_cast(r.timestamp AS {'BIGINT' if ints else 'DOUBLE'})"
             expr = _numeric_times(con, source, col, args["timestamp_unit"], not ints)
+            return expr, expr, ""
+        if kind == "VARCHAR" and _naive_iso(con):
+            expr = "epoch_ns(CAST(r.timestamp AS TIMESTAMP_NS))"
             return expr, expr, ""
     _batch_times(con, source, args, chunk_rows)
     return "t.ts", "t.ord", "times"
