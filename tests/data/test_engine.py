@@ -231,3 +231,14 @@ def test_time_split_settings_are_checked():
     for bad in ("0.5,0.6", "7d,0.1", "x", "0.1,0"):
         with pytest.raises(ValueError, match="--time-split"):
             PrepareArguments(synthetic=True, split_by="time", time_split=bad)
+
+
+def test_prepare_with_the_time_split_records_it(tmp_path):
+    from conftest import small_prepare_args
+
+    from behaviorlm_plugin.data.prepare import prepare
+
+    stats = prepare(small_prepare_args(tmp_path, split_by="time", time_split="3d,3d"), log=lambda _m: None)
+    assert stats["splits"]["by"] == "time" and stats["arguments"]["time_split"] == "3d,3d"
+    assert all(n > 0 for n in stats["splits"]["windows_available"].values())
+    assert stats["splits"]["user_overlap"]["train_test"] > 0  # the same users, later in time
