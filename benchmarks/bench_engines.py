@@ -27,6 +27,7 @@ DUCKDB = """
 import duckdb, sys
 con = duckdb.connect(sys.argv[2] + "/db.duckdb")
 con.execute(f"SET memory_limit = '{sys.argv[3]}'; SET temp_directory = '{sys.argv[2]}/spill'")
+con.execute("SET enable_progress_bar = false")
 con.execute(f'''CREATE TABLE ev AS WITH raw AS (SELECT user_id, timestamp AS ts, place, behavior, file_row_number AS row
   FROM read_parquet('{sys.argv[1]}', file_row_number = true)),
   d AS (SELECT user_id, ts, place, behavior, min(row) AS row FROM raw GROUP BY ALL)
