@@ -8,10 +8,10 @@ import numpy as np
 import pandas as pd
 
 from behaviorlm_plugin.data import aux_data
-from behaviorlm_plugin.data.samples import EncodedEvents, context_baseline
+from behaviorlm_plugin.data.samples import EncodedEvents
 from behaviorlm_plugin.data.simulator import PAPER_BEHAVIOR_PROPORTIONS, total_variation
 from behaviorlm_plugin.data.windows import Windows, split_rng
-from behaviorlm_plugin.extras.constants import BEHAVIOR_SPLITS, USER_SPLITS
+from behaviorlm_plugin.extras.constants import BEHAVIOR_SPLITS
 from behaviorlm_plugin.hparams.data_args import PrepareArguments
 
 
@@ -53,7 +53,7 @@ def _categories_stats(w: Windows, args: PrepareArguments) -> dict:
 
 def _synthetic_stats(w: Windows) -> dict:
     enc = w.enc
-    all_counts = pd.Series(np.bincount(enc.behavior, minlength=len(enc.behaviors)), index=list(enc.behaviors))
+    all_counts = pd.Series(w.behavior_counts, index=list(enc.behaviors))
     anchors = [b for b, f in PAPER_BEHAVIOR_PROPORTIONS.items() if f > 0.01]
     return {
         "tv_distance_to_paper": total_variation(all_counts.to_dict(), PAPER_BEHAVIOR_PROPORTIONS),
@@ -81,13 +81,14 @@ def build_stats(w: Windows, args: PrepareArguments, source_stats: dict, rows, au
         },
         "categories": _categories_stats(w, args),
         "splits": {
-            "users": {s: int((w.user_split == i).sum()) for i, s in enumerate(USER_SPLITS)},
+            "by": args.split_by,
+            "users": dict(w.users_per_split),
             "user_overlap": _user_overlap(enc, w.chosen),
-            "windows_available": {s: len(v) for s, v in w.by_split.items()},
+            "windows_available": dict(w.windows_available),
             "samples_written": {s: len(rows[s][0]) for s in BEHAVIOR_SPLITS},
             "test_balanced_per_behavior": {b: int(c) for b, c in zip(enc.behaviors, w.balanced_counts, strict=True)},
         },
-        "baselines": context_baseline(enc, w.by_split["train"], w.by_split["test"]),
+        "baselines": w.baseline,
         "aux": aux_stats,
         "prompt_lengths": {
             split: _token_stats(

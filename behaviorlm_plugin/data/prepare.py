@@ -15,7 +15,9 @@ and registers ``NAME_<split>`` entries in ``dataset_dir/dataset_info.json``.
 
 from __future__ import annotations
 
+import json
 import logging
+import sys
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -23,7 +25,7 @@ from pathlib import Path
 from behaviorlm_plugin.data import aux_data, store
 from behaviorlm_plugin.data.dataset import DatasetError, DatasetStats
 from behaviorlm_plugin.data.dataset_stats import build_stats
-from behaviorlm_plugin.data.loaders import load_source
+from behaviorlm_plugin.data.loaders import open_source
 from behaviorlm_plugin.data.registry import (
     RegistrationError,
     check_registration,
@@ -44,7 +46,7 @@ from behaviorlm_plugin.extras.constants import (
     MIX_SPLIT,
     STATS_FILE,
 )
-from behaviorlm_plugin.extras.fileio import atomic_write_json, atomic_write_jsonl
+from behaviorlm_plugin.extras.fileio import atomic_write_json, atomic_write_jsonl, atomic_write_text
 from behaviorlm_plugin.extras.hashing import file_hash
 from behaviorlm_plugin.hparams.data_args import PrepareArguments
 from behaviorlm_plugin.model.paths import TOKENIZER_FILES, check_model_path
@@ -101,14 +103,28 @@ def build_aux(args: PrepareArguments, anchor_records: list[dict], tokenizer) -> 
     return kept, mix, stats
 
 
+_ENCODE = json.JSONEncoder(ensure_ascii=False).encode  # what atomic_write_jsonl's json.dumps writes
+
+
+def _jsonl_text(rows: list[dict], encoded: dict[int, str]) -> str:
+    lines = []
+    for row in rows:
+        line = encoded.get(id(row))
+        if line is None:
+            line = encoded[id(row)] = _ENCODE(row)
+        lines.append(line)
+    return "\n".join(lines) + ("\n" if lines else "")
+
+
 def write_dataset(base: Path, w: Windows, args: PrepareArguments, rows, aux_kept: list[dict], mix: list[dict]) -> None:
     for split in FEATURE_SPLITS:
         write_features(base / f"{split}{FEATURES_SUFFIX}", w.enc, w.chosen[split], args.history_len)
     store.pause_point("writing")
+    encoded: dict[int, str] = {}  # train_anchor/train_tail hold train_all's very rows: encode each once
     for split in BEHAVIOR_SPLITS:
         recs, metas = rows[split]
-        atomic_write_jsonl(base / f"{split}.jsonl", recs)
-        atomic_write_jsonl(base / f"{split}.meta.jsonl", metas)
+        atomic_write_text(base / f"{split}.jsonl", _jsonl_text(recs, encoded))
+        atomic_write_text(base / f"{split}.meta.jsonl", _jsonl_text(metas, encoded))
     atomic_write_jsonl(base / f"{AUX_SPLIT}.jsonl", aux_kept)
     atomic_write_jsonl(base / f"{MIX_SPLIT}.jsonl", mix)
 
@@ -158,7 +174,12 @@ def _commit(out_dir: Path, name: str, staging: Path, entries: dict[str, dict]) -
     store.recover(out_dir, name)  # drop the old version
 
 
-def prepare(args: PrepareArguments, log=logger.info) -> dict:
+def progress(message: str) -> None:
+    """Where a long prepare says what it is doing (stderr, so piped stdout stays the summary)."""
+    print(message, file=sys.stderr, flush=True)
+
+
+def prepare(args: PrepareArguments, log=progress) -> dict:
     """Run the whole preparation; returns the stats dict (also written to stats.json).
 
     All or nothing: the dataset is built in a staging folder and committed in one atomic step, under
@@ -181,17 +202,22 @@ def prepare(args: PrepareArguments, log=logger.info) -> dict:
             timings[key] = now - since
             return now
 
-        df, source_stats = load_source(args)
+        table, source_stats = open_source(args, log=log)
         if args.events:
             source_stats["content_sha256"] = file_hash(args.events)  # ensure_prepared notices an edited log
         t = lap("load_events_s", t0)
-        windows = build_windows(df, args, source_stats["source"])
+        try:
+            windows = build_windows(table, args, source_stats["source"], log=log)
+        finally:
+            table.close()
         t = lap("windows_s", t)
+        log(f"[prepare] rendering {sum(len(c) for c in windows.chosen.values()):,} prompts ({t - t0:.1f}s)")
         rows = render_splits(windows, args)
         t = lap("render_prompts_s", t)
         tokenizer = _load_tokenizer(args)
         aux_kept, mix, aux_stats = build_aux(args, rows["train_anchor"][0], tokenizer)
         t = time.perf_counter()
+        log(f"[prepare] writing {out_dir / args.name} ({t - t0:.1f}s)")
         staging = store.staging_dir(out_dir, args.name)
         write_dataset(staging, windows, args, rows, aux_kept, mix)
         lap("write_s", t)
@@ -204,8 +230,12 @@ def prepare(args: PrepareArguments, log=logger.info) -> dict:
     return stats
 
 
+NOT_DATA = ("overwrite", "engine_memory_limit", "engine_threads", "engine_temp_dir")  # change speed, not data
+ADDED_LATER = {"split_by": "user", "time_split": "0.1,0.1"}  # absent from older stats.json: their defaults
+
+
 def _comparable(arguments: dict) -> dict:
-    return {k: v for k, v in arguments.items() if k != "overwrite"}
+    return {k: v for k, v in (ADDED_LATER | arguments).items() if k not in NOT_DATA}
 
 
 def ensure_prepared(args: PrepareArguments, log=print) -> bool:
@@ -228,7 +258,8 @@ def ensure_prepared(args: PrepareArguments, log=print) -> bool:
         if _comparable(existing) == wanted and same_log:
             log(f"[prepare] {stats_path} already has these arguments; not re-preparing")
             return True
-        changed = sorted(k for k in set(_comparable(existing)) | set(wanted) if existing.get(k) != wanted.get(k))
+        existing = _comparable(existing)
+        changed = sorted(k for k in set(existing) | set(wanted) if existing.get(k) != wanted.get(k))
         changed += [] if same_log else [f"the content of {args.events}"]
         if not args.overwrite:
             raise RegistrationError(

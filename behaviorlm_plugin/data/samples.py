@@ -126,9 +126,28 @@ def frequency_categories(
 
     A behavior never seen in training has frequency 0 and is ``tail`` in both schemes.
     """
+    counts = np.bincount(labels, minlength=len(behaviors))
+    return categories_from_counts(
+        counts,
+        behaviors,
+        anchor_threshold=anchor_threshold,
+        head_threshold=head_threshold,
+        medium_threshold=medium_threshold,
+    )
+
+
+def categories_from_counts(
+    counts: np.ndarray,
+    behaviors: tuple[str, ...],
+    *,
+    anchor_threshold: float = 0.01,
+    head_threshold: float = 0.05,
+    medium_threshold: float = 0.01,
+) -> FrequencyCategories:
+    """:func:`frequency_categories` from the training label counts (by code) instead of the labels."""
     if not 0 <= medium_threshold <= head_threshold <= 1:
         raise ValueError("thresholds must satisfy 0 <= medium_threshold <= head_threshold <= 1")
-    counts = np.bincount(labels, minlength=len(behaviors))
+    counts = np.asarray(counts, dtype=np.int64)
     freq = counts / max(1, counts.sum())
     anchor = {b: ("anchor" if f > anchor_threshold else "tail") for b, f in zip(behaviors, freq, strict=True)}
     hmt = {
@@ -188,4 +207,26 @@ def context_baseline(enc: EncodedEvents, train_targets: np.ndarray, test_targets
         "hour_place_accuracy": float((pred == y).mean()) if len(y) else float("nan"),
         "evaluated_on": "test split, all windows",
         "n": len(y),
+    }
+
+
+def baseline_from_counts(counts: pd.DataFrame, behaviors: tuple[str, ...], n_places: int) -> dict[str, float]:
+    """:func:`context_baseline` from target counts per (split, b, hour, p) (0 = train, 2 = test), as the engine
+    gives them; sparse in (hour, place), so a log with many places needs no dense table."""
+    n_b = len(behaviors)
+    train, test = counts[counts["split"] == 0], counts[counts["split"] == 2]
+    majority = int(np.bincount(train["b"], weights=train["n"], minlength=n_b).argmax())
+    cell = train.assign(key=train["hour"] * n_places + train["p"]).groupby(["key", "b"], as_index=False)["n"].sum()
+    best = cell.sort_values(["key", "n", "b"], ascending=[True, False, True]).drop_duplicates("key")
+    best_of = dict(zip(best["key"].tolist(), best["b"].tolist(), strict=True))
+    keys = (test["hour"] * n_places + test["p"]).to_numpy()
+    pred = np.array([best_of.get(int(k), majority) for k in keys], dtype=np.int64)
+    n = int(test["n"].sum())
+    y, w = test["b"].to_numpy(), test["n"].to_numpy()
+    return {
+        "majority_class": behaviors[majority],
+        "majority_accuracy": float(w[y == majority].sum() / n) if n else float("nan"),
+        "hour_place_accuracy": float(w[pred == y].sum() / n) if n else float("nan"),
+        "evaluated_on": "test split, all windows",
+        "n": n,
     }

@@ -9,18 +9,25 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from behaviorlm_plugin.data.engine import EventTable
+from behaviorlm_plugin.data.engine.sample import (
+    balanced_positions,
+    fetch_windows,
+    local_index,
+    register_segments,
+    target_counts,
+    time_segments,
+    user_segments,
+)
 from behaviorlm_plugin.data.events import BehaviorDataError
 from behaviorlm_plugin.data.prompts import PromptOptions, load_prompt_format_file, render_prompts, system_prompt
 from behaviorlm_plugin.data.samples import (
     EncodedEvents,
     FrequencyCategories,
-    balanced_subset,
-    encode_events,
-    frequency_categories,
+    baseline_from_counts,
+    categories_from_counts,
     history_indices,
     split_users,
-    subsample,
-    window_targets,
 )
 from behaviorlm_plugin.extras.constants import FEATURE_SPLITS, USER_SPLITS
 from behaviorlm_plugin.hparams.data_args import PrepareArguments
@@ -28,14 +35,17 @@ from behaviorlm_plugin.hparams.data_args import PrepareArguments
 
 @dataclass
 class Windows:
-    """Samples as event indices: every window's target, by user split, and the chosen ones per output split."""
+    """The chosen samples: the events of their windows (``enc``), indices into them per output split, and
+    what the stats need about every window (counted in the engine, never materialised)."""
 
     enc: EncodedEvents
-    user_split: np.ndarray
-    by_split: dict[str, np.ndarray]
+    users_per_split: dict[str, int]
+    windows_available: dict[str, int]
     cats: FrequencyCategories
     chosen: dict[str, np.ndarray]
     balanced_counts: np.ndarray
+    baseline: dict
+    behavior_counts: np.ndarray  # every kept event's behavior, by code (the simulator's stats)
 
 
 def split_rng(args: PrepareArguments, stream: int) -> np.random.Generator:
@@ -43,44 +53,97 @@ def split_rng(args: PrepareArguments, stream: int) -> np.random.Generator:
     return np.random.default_rng([args.seed, stream])
 
 
-def build_windows(df: pd.DataFrame, args: PrepareArguments, source: str) -> Windows:
-    """Encode events, cut windows, split users, compute categories and draw each split's samples."""
-    enc = encode_events(df)
-    if len(enc.behaviors) < 2:
-        raise BehaviorDataError(
-            f"{source}: only {len(enc.behaviors)} distinct behavior ({', '.join(map(repr, enc.behaviors))}) among "
-            "the kept events; next-behavior prediction needs at least two (check the behavior column or column map)"
-        )
-    targets = window_targets(enc.user, args.history_len)
-    if len(targets) == 0:
+def draw(n: int, max_samples: int | None, rng: np.random.Generator) -> np.ndarray:
+    """Which of ``n`` targets a capped split keeps (sorted): :func:`samples.subsample` on positions."""
+    if max_samples is None or n <= max_samples:
+        return np.arange(n, dtype=np.int64)
+    return np.sort(rng.choice(n, size=max_samples, replace=False))
+
+
+def _segments(table: EventTable, args: PrepareArguments, source: str) -> tuple[dict, dict[str, int]]:
+    if args.split_by == "time":
+        segs = time_segments(table, args.time_split, args.history_len)
+        users = {s: len(np.unique(segs[i].user)) for i, s in enumerate(USER_SPLITS)}
+    else:
+        user_split = split_users(len(table.labels["user_id"]), args.ratios, seed=args.seed)
+        segs = user_segments(table, user_split, args.history_len)
+        users = {s: int((user_split == i).sum()) for i, s in enumerate(USER_SPLITS)}
+    if sum(g.total for g in segs.values()) == 0:
         raise BehaviorDataError(
             f"{source}: no user has more than {args.history_len} events, so no sample can be "
             "built; lower --history_len or add data."
         )
-    user_split = split_users(len(enc.users), args.ratios, seed=args.seed)
-    target_split = user_split[enc.user[targets]]
-    by_split = {s: targets[target_split == i] for i, s in enumerate(USER_SPLITS)}
-    for s, arr in by_split.items():
-        if len(arr) == 0:
+    fix = "--time-split" if args.split_by == "time" else "--split_ratios"
+    for i, s in enumerate(USER_SPLITS):
+        if segs[i].total == 0:
             raise BehaviorDataError(
-                f"{source}: the {s} split has no samples ({len(enc.users)} users); add users or change --split_ratios."
+                f"{source}: the {s} split has no samples ({len(table.labels['user_id'])} users); add users or "
+                f"change {fix}."
             )
-    cats = frequency_categories(
-        enc.behavior[by_split["train"]],
-        enc.behaviors,
+    return segs, users
+
+
+def _balanced_picks(test_counts: np.ndarray, per_class: int, rng: np.random.Generator) -> dict[int, np.ndarray]:
+    """Per behavior, which of its test targets test_balanced keeps (:func:`samples.balanced_subset`'s draws)."""
+    picks = {}
+    for c, n in enumerate(test_counts):
+        picks[c] = rng.choice(int(n), size=per_class, replace=False) if n > per_class else np.arange(int(n))
+    return picks
+
+
+def build_windows(table: EventTable, args: PrepareArguments, source: str, log=None) -> Windows:
+    """Cut windows, split, compute categories and draw each split's samples in the engine; fetch only those."""
+    say = log or (lambda _msg: None)
+    behaviors = table.labels["behavior"]
+    if len(behaviors) < 2:
+        raise BehaviorDataError(
+            f"{source}: only {len(behaviors)} distinct behavior ({', '.join(map(repr, behaviors))}) among "
+            "the kept events; next-behavior prediction needs at least two (check the behavior column or column map)"
+        )
+    segs, users = _segments(table, args, source)
+    register_segments(table, segs)
+    say(f"[prepare] 4/4 counting windows and drawing samples ({sum(g.total for g in segs.values()):,} windows)")
+    counts = target_counts(table)
+    by_label = {
+        i: np.bincount(
+            counts.b[counts.split == i], weights=counts.n[counts.split == i], minlength=len(behaviors)
+        ).astype(np.int64)
+        for i in range(3)
+    }
+    cats = categories_from_counts(
+        by_label[0],
+        behaviors,
         anchor_threshold=args.anchor_threshold,
         head_threshold=args.head_threshold,
         medium_threshold=args.medium_threshold,
     )
-    chosen = {
-        "train_all": subsample(by_split["train"], args.max_train_samples, split_rng(args, 1)),
-        "val": subsample(by_split["val"], args.max_val_samples, split_rng(args, 2)),
-        "test": subsample(by_split["test"], args.max_test_samples, split_rng(args, 3)),
+    picked = {
+        split: segs[i].locate(draw(segs[i].total, cap, split_rng(args, i + 1)))
+        for i, (split, cap) in enumerate(
+            (("train_all", args.max_train_samples), ("val", args.max_val_samples), ("test", args.max_test_samples))
+        )
     }
-    chosen["test_balanced"], balanced = balanced_subset(
-        by_split["test"], enc.behavior, len(enc.behaviors), args.balanced_per_class, split_rng(args, 4)
+    picks = _balanced_picks(by_label[2], args.balanced_per_class, split_rng(args, 4))
+    picked["test_balanced"] = balanced_positions(table, picks)
+    users_all = np.concatenate([u for u, _ in picked.values()])
+    pos_all = np.concatenate([p for _, p in picked.values()])
+    enc, keys = fetch_windows(table, users_all, pos_all, args.history_len)
+    chosen = {split: local_index(keys, u, p) for split, (u, p) in picked.items()}
+    kept = table.con.execute(
+        "SELECT e.b, count(*) AS n FROM ev e SEMI JOIN kept k ON e.u = k.u GROUP BY e.b"
+    ).fetchnumpy()
+    behavior_counts = np.zeros(len(behaviors), dtype=np.int64)
+    behavior_counts[table.remap["behavior"][kept["b"].astype(np.int64)]] = kept["n"]
+    return Windows(
+        enc=enc,
+        users_per_split=users,
+        windows_available={s: segs[i].total for i, s in enumerate(USER_SPLITS)},
+        cats=cats,
+        chosen=chosen,
+        balanced_counts=np.array([len(picks[c]) for c in range(len(behaviors))], dtype=np.int64),
+        baseline=baseline_from_counts(counts, behaviors, len(table.labels["place"])),
+        behavior_counts=behavior_counts,
     )
-    return Windows(enc, user_split, by_split, cats, chosen, balanced)
 
 
 def _sample_rows(

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from behaviorlm_plugin.data.engine.connect import DEFAULT_MEMORY_LIMIT, EngineSettings
 from behaviorlm_plugin.extras.constants import (
     ANCHOR_THRESHOLD,
     AUX_RATIO,
@@ -92,6 +93,20 @@ class PrepareArguments:
     seed: int = field(default=42, metadata={"help": "Seed for split, sampling, prompt formats and candidate order."})
     history_len: int = field(default=HISTORY_LEN, metadata={"help": "Events of history per sample (paper: 20)."})
     split_ratios: str = field(default="0.8,0.1,0.1", metadata={"help": "User-level train,val,test ratios."})
+    split_by: Literal["user", "time"] = field(
+        default="user",
+        metadata={
+            "help": "'user': hold out whole users (--split-ratios; the paper). 'time': every user's last days are "
+            "val then test (--time-split), the rest train; a deployed assistant's view (docs/data.md)."
+        },
+    )
+    time_split: str = field(
+        default="0.1,0.1",
+        metadata={
+            "help": "With --split-by time: the val,test periods at the end of each user's log, as fractions of the "
+            "user's span (0.1,0.1) or days (7d,7d). No window crosses a cut."
+        },
+    )
     max_train_samples: int | None = field(
         default=20000, metadata={"help": "Cap on train_all samples (random subset; paper: 200k). None = all."}
     )
@@ -107,6 +122,15 @@ class PrepareArguments:
     )
     min_events_per_user: int | None = field(
         default=None, metadata={"help": "Skip users with fewer events (default: history_len + 1)."}
+    )
+    # --- engine (speed and memory only; the data do not depend on these) ---
+    engine_memory_limit: str = field(
+        default=DEFAULT_MEMORY_LIMIT,
+        metadata={"help": "Memory the columnar engine (DuckDB) may hold, e.g. 2GB; past it, it spills to disk."},
+    )
+    engine_threads: int | None = field(default=None, metadata={"help": "Engine threads (None: every core)."})
+    engine_temp_dir: str | None = field(
+        default=None, metadata={"help": "Folder for the engine's database and spill files (None: system temp)."}
     )
     # --- prompts ---
     prompt_formats: str = field(
@@ -143,6 +167,7 @@ class PrepareArguments:
     )
 
     def __post_init__(self) -> None:
+        from behaviorlm_plugin.data.engine.sample import parse_time_split
         from behaviorlm_plugin.data.loaders import format_names
 
         if self.format != "auto" and self.format not in format_names():
@@ -188,6 +213,16 @@ class PrepareArguments:
                 raise ValueError(f"--timezone {self.timezone!r} is not an IANA zone name (e.g. Europe/Paris)") from err
         if self.column_map:
             self.column_map_dict  # noqa: B018  (validates the syntax now)
+        if self.split_by not in ("user", "time"):
+            raise ValueError(f"--split-by must be user or time, got {self.split_by!r}")
+        parse_time_split(self.time_split)
+        self.engine_settings  # noqa: B018  (validates the engine settings now)
+
+    @property
+    def engine_settings(self) -> EngineSettings:
+        return EngineSettings(
+            memory_limit=self.engine_memory_limit, threads=self.engine_threads, temp_dir=self.engine_temp_dir
+        )
 
     @property
     def ratios(self) -> tuple[float, ...]:

@@ -35,6 +35,8 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
+from behaviorlm_plugin.data.engine import EventTable, load_event_table, table_from_frame
+from behaviorlm_plugin.data.engine.read import ENGINE_FORMATS
 from behaviorlm_plugin.data.events import BehaviorDataError, EventStats, load_events
 from behaviorlm_plugin.data.loaders.app_usage import load_app_usage, load_app_usage_dir
 from behaviorlm_plugin.data.loaders.foursquare import load_foursquare_tsmc
@@ -52,6 +54,7 @@ __all__ = [
     "load_app_usage_dir",
     "load_foursquare_tsmc",
     "load_source",
+    "open_source",
     "register_event_format",
 ]
 
@@ -164,6 +167,8 @@ def get_event_format(name: str) -> EventFormat:
 
 def _format_for_path(path: Path) -> EventFormat:
     """The format claiming ``path``'s suffix (longest match, case-insensitive), for ``--format auto``."""
+    if path.is_dir() and "parquet" in _FORMATS and next(path.rglob("*.parquet"), None) is not None:
+        return _FORMATS["parquet"]  # a folder of Parquet parts
     for k in range(len(path.suffixes), 0, -1):
         owner = _SUFFIXES.get("".join(path.suffixes[-k:]).lower())
         if owner is not None:
@@ -194,25 +199,60 @@ def _synthetic_source(args: PrepareArguments) -> tuple[pd.DataFrame, EventStats]
 
 
 def load_source(args: PrepareArguments) -> tuple[pd.DataFrame, dict]:
-    """Events frame (validated, sorted) and the source's stats, for ``behaviorlm prepare``.
+    """Events frame (validated, sorted) and the source's stats: :func:`open_source`, read back into pandas.
+
+    For small logs (tests, notebooks); ``prepare`` keeps the events in the engine.
+    """
+    table, stats = open_source(args)
+    try:
+        return table.to_frame(), stats
+    finally:
+        table.close()
+
+
+def open_source(args: PrepareArguments, log=None) -> tuple[EventTable, dict]:
+    """The validated, ordered events in the engine and the source's stats, for ``behaviorlm prepare``.
 
     ``args.synthetic`` runs the simulator; otherwise ``args.format`` names the registered event
-    format, or ``auto`` picks the one claiming the suffix of ``args.events``.
+    format, or ``auto`` picks the one claiming the suffix of ``args.events``.  A format's loader returns an
+    :class:`EventTable` (the engine's readers) or, for small sources, a validated pandas frame.
     """
+    settings = args.engine_settings
     if args.synthetic:
         df, stats = _synthetic_source(args)
-        return df, stats.to_dict()
+        return table_from_frame(df, stats, settings), stats.to_dict()
     path = Path(args.events)
     fmt = _format_for_path(path) if args.format == "auto" else get_event_format(args.format)
+    if fmt.name in ENGINE_LOADERS and fmt.loader is ENGINE_LOADERS[fmt.name]:
+        table = fmt.loader(path, args, log=log)
+        return table, table.stats.to_dict()
     df, stats = fmt.loader(path, args)
     if not isinstance(stats, EventStats):
         raise TypeError(
             f"event format {fmt.name!r}: loader must return (DataFrame, EventStats), got stats {type(stats).__name__}"
         )
-    return df, stats.to_dict()
+    return table_from_frame(df.reset_index(drop=True), stats, settings), stats.to_dict()
 
 
 # --------------------------------------------------------------------------- built-in formats
+
+
+def _engine_loader(fmt: str):
+    def load(path: Path, args: PrepareArguments, log=None) -> EventTable:
+        return load_event_table(
+            path,
+            column_map=args.column_map_dict,
+            fmt=fmt,
+            timestamp_format=args.timestamp_format,
+            timestamp_unit=args.timestamp_unit,
+            timezone=args.timezone,
+            min_events_per_user=args.min_events_per_user,
+            settings=args.engine_settings,
+            log=log,
+        )
+
+    load.__name__ = load.__qualname__ = f"load_{fmt}_events"
+    return load
 
 
 def _table_loader(fmt: str) -> EventLoader:
@@ -244,14 +284,19 @@ _TABLES = {
     "tsv": "tab-separated table with a header (--column-map renames columns)",
     "jsonl": "one JSON object per line (--column-map renames keys)",
     "json": "a JSON array of records (--column-map renames keys)",
-    "parquet": "Parquet table (--column-map renames columns)",
+    "parquet": "Parquet table, or a folder of Parquet parts (--column-map renames columns)",
 }
+
+
+ENGINE_LOADERS = {name: _engine_loader(name) for name in ENGINE_FORMATS}
+"""The built-in formats the engine reads itself (a folder of Parquet parts goes with ``parquet``)."""
 
 
 def _register_builtins() -> None:
     for name, description in _TABLES.items():
         suffixes = (f".{name}", f".{name}.gz") if name in ("csv", "tsv", "jsonl") else (f".{name}",)
-        register_event_format(name=name, loader=_table_loader(name), suffixes=suffixes, description=description)
+        loader = ENGINE_LOADERS.get(name) or _table_loader(name)
+        register_event_format(name=name, loader=loader, suffixes=suffixes, description=description)
     register_event_format(
         name="foursquare",
         loader=_load_foursquare,
