@@ -41,7 +41,8 @@ def test_gpu_evidence_script_dry_run_on_cpu(prepared, tiny_model, tmp_path):
     env = dict(os.environ, PY=sys.executable, DATASET_DIR=str(d), DATASET_NAME="beh")
     env["BENCH_GPU_ARGS"] = (
         "--device cpu --models smollm2-135m --settings recipe --steps 2 --fast-micro-batch 2 --scoring-samples 2 "
-        "--scoring-batch-sizes 2 --sasrec-epochs 1 --extra {cutoff_len:256,trust_remote_code:false}"
+        "--scoring-batch-sizes 2 --sasrec-epochs 1 "
+        '--extra {"cutoff_len":256,"trust_remote_code":false,"preprocessing_num_workers":null}'
     )
     cmd = ["bash", str(ROOT / "scripts/gpu_evidence.sh"), str(tiny_model), str(out), str(suite_path)]
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
