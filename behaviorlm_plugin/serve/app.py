@@ -4,6 +4,7 @@ request can make the server read or write a file."""
 from __future__ import annotations
 
 import asyncio
+import logging
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
@@ -23,6 +24,8 @@ from behaviorlm_plugin.serve.schemas import (
     PredictResponse,
 )
 from behaviorlm_plugin.serve.security import BodyLimitMiddleware, request_authorized, unauthorized
+
+log = logging.getLogger(__name__)
 
 
 class _TooLarge(ValueError):
@@ -100,6 +103,11 @@ def create_app(predictor: Predictor, args: ServeArguments, *, api_key: str | Non
             raise _TooLarge(f"requests: {len(body.requests)}; at most {args.max_batch_requests} per call")
         return BatchResponse(responses=await score(body.requests, ("requests",)))
 
+    _add_info_routes(app, predictor, batcher)
+    return app
+
+
+def _add_info_routes(app: FastAPI, predictor: Predictor, batcher: DynamicBatcher) -> None:
     @app.get("/v1/behaviors", response_model=BehaviorsResponse)
     async def behaviors() -> BehaviorsResponse:
         """The candidate behaviors with their anchor/tail category and training prior."""
@@ -131,8 +139,6 @@ def create_app(predictor: Predictor, args: ServeArguments, *, api_key: str | Non
             samples=batcher.stats.samples,
         )
 
-    return app
-
 
 def _add_error_handlers(app: FastAPI, args: ServeArguments) -> None:
     @app.exception_handler(_Invalid)
@@ -151,6 +157,11 @@ def _add_error_handlers(app: FastAPI, args: ServeArguments) -> None:
     async def draining(_: Request, err: ShuttingDown) -> JSONResponse:
         headers = {"Retry-After": str(args.retry_after_s), "Connection": "close"}
         return JSONResponse({"detail": str(err)}, status_code=503, headers=headers)
+
+    @app.exception_handler(Exception)
+    async def failed(_: Request, err: Exception) -> JSONResponse:
+        log.exception("scoring failed", exc_info=err)
+        return JSONResponse({"detail": "internal error while scoring; see the server log"}, status_code=500)
 
     @app.exception_handler(TimeoutError)
     async def timed_out(_: Request, err: TimeoutError) -> JSONResponse:
