@@ -42,21 +42,36 @@ class Predictor:
         chosen = manifest.prior_correction if alpha is None else alpha
         self.alpha = check_alpha(chosen or 0.0, source="--prior-correction")
         self.max_length = getattr(getattr(scorer, "config", None), "max_length", None)
+        self._answer_len: dict[str, int] = {}
 
     def prepare(self, req: PredictRequest) -> tuple[PredictRequest, RenderedSample]:
         """Render and check one request (cheap, on the event loop); raises :class:`RequestError`."""
         sample = render_request(req, self.manifest)
-        encode = getattr(self.encoder, "encode_sample", None)
-        if encode is not None and self.max_length is not None:
-            prompt_ids, cand_ids = encode(sample.system, sample.prompt, sample.candidates)
-            total = len(prompt_ids) + max(len(c) for c in cand_ids)
-            if total > self.max_length:
+        if self.max_length is not None and hasattr(self.encoder, "tokenizer"):
+            prompt_len, longest = self._token_lengths(sample)
+            if prompt_len + longest > self.max_length:
                 raise RequestError(
                     ("history",),
-                    f"the prompt is {len(prompt_ids)} tokens; with the longest candidate it is {total}, past the "
-                    f"model's context of {self.max_length} tokens; send fewer events",
+                    f"the prompt is {prompt_len} tokens; with the longest candidate it is {prompt_len + longest}, "
+                    f"past the model's context of {self.max_length} tokens; send fewer events",
                 )
         return req, sample
+
+    def _token_lengths(self, sample: RenderedSample) -> tuple[int, int]:
+        """Prompt tokens and the longest candidate's, as the scorer encodes them. With a LLaMA-Factory template
+        that is the scorer's own encoding (answers cached); with a chat template it encodes the prompt once and
+        each answer on its own (cached; at most one token off where the tokenizer merges across the boundary),
+        where the scorer would encode prompt + answer once per candidate."""
+        enc = self.encoder
+        if getattr(enc, "lf_template", None) is not None:
+            prompt_ids, cand_ids = enc.encode_sample(sample.system, sample.prompt, sample.candidates)
+            return len(prompt_ids), max(len(c) for c in cand_ids)
+        tok = enc.tokenizer
+        prompt_len = len(tok(enc.prompt_text(sample.system, sample.prompt), add_special_tokens=False)["input_ids"])
+        for c in sample.candidates:
+            if c not in self._answer_len:
+                self._answer_len[c] = len(tok(c + tok.eos_token, add_special_tokens=False)["input_ids"])
+        return prompt_len, max(self._answer_len[c] for c in sample.candidates)
 
     def score(self, samples: Sequence[RenderedSample]) -> list[np.ndarray]:
         """Candidate log-probabilities of a batch (one scorer call: the batch is one prompt pass)."""

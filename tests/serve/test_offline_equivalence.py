@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 from conftest import small_prepare_args
 from fastapi.testclient import TestClient
 
 from behaviorlm_plugin.data.prepare import prepare
-from behaviorlm_plugin.data.prompts import DAY_NAMES
 from behaviorlm_plugin.eval.predict import predict
 from behaviorlm_plugin.extras.fileio import read_jsonl
 from behaviorlm_plugin.hparams.eval_args import PredictArguments
@@ -16,26 +14,10 @@ from behaviorlm_plugin.hparams.serve_args import ServeArguments
 from behaviorlm_plugin.serve.app import create_app
 from behaviorlm_plugin.serve.loading import load_predictor
 from behaviorlm_plugin.serve.prompting import render_request
+from behaviorlm_plugin.serve.samples import requests_from_features
 from behaviorlm_plugin.serve.schemas import PredictRequest
 
 N = 6
-
-
-def requests_from_features(path, n: int) -> list[dict]:
-    """The samples of a prepared split as API requests, from its line-aligned integer features."""
-    f = np.load(path, allow_pickle=False)
-    behaviors, places = [str(b) for b in f["behaviors"]], [str(p) for p in f["places"]]
-    out = []
-    for i in range(n):
-        history = [
-            {"behavior": behaviors[b], "day": DAY_NAMES[d], "hour": int(h), "place": places[p]}
-            for b, d, h, p in zip(
-                f["hist_behavior"][i], f["hist_dow"][i], f["hist_hour"][i], f["hist_place"][i], strict=True
-            )
-        ]
-        nxt = {"day": DAY_NAMES[f["next_dow"][i]], "hour": int(f["next_hour"][i]), "place": places[f["next_place"][i]]}
-        out.append({"history": history, "next": nxt, "top_k": len(behaviors)})
-    return out
 
 
 @pytest.fixture(scope="module")
@@ -78,3 +60,14 @@ def test_served_answers_equal_offline_predict(fixed_order_dataset, tiny_model, t
         for a, b in zip(ans["ranked"], row["ranked"], strict=True):
             assert abs(a["prob"] - b["prob"]) < 1e-4
         assert ans["prediction"] == row["prediction"] and ans["short_history"] is False
+
+
+def test_a_prompt_past_the_model_context_is_422(fixed_order_dataset, tiny_model):
+    args = ServeArguments(model=str(tiny_model), stats=str(fixed_order_dataset / "stats.json"), max_length=64)
+    predictor = load_predictor(args)
+    body = requests_from_features(fixed_order_dataset / "test.features.npz", 1)[0]
+    with TestClient(create_app(predictor, args)) as client:
+        r = client.post("/v1/predict", json=body)
+    assert r.status_code == 422
+    (detail,) = r.json()["detail"]
+    assert detail["loc"] == ["body", "history"] and "context of 64 tokens" in detail["msg"]
