@@ -224,7 +224,7 @@ def serve_and_load(a, stats: Path, bodies, max_batch: int, plan: list[tuple[int,
         stop_server(proc)
 
 
-def summary(served: dict, batch1: dict | None, top: int) -> dict:
+def summary(served: dict, batch1: dict | None, top: int, device: str) -> dict:
     served = {c: r for c, r in served.items() if r is not None}
     low = served[min(served)]
     res = {
@@ -239,7 +239,10 @@ def summary(served: dict, batch1: dict | None, top: int) -> dict:
     res["goals"] = {
         "cpu_served_throughput_ge_0.9x_offline": (res["served_over_offline_ratio"] or 0) >= 0.9,
         "cpu_p50_c1_le_1.2x_offline_time_per_sample": res["p50_latency_c1_in_offline_sample_times"] <= 1.2,
-        "gpu_batching_gain_ge_5x": res["batching_gain_vs_batch_size_1"] >= 5 if "served_max_batch_1" in res else None,
+        # The batching goal is a GPU goal: on CPU a forward pass already fills the cores (recorded, not judged).
+        "gpu_batching_gain_ge_5x": res["batching_gain_vs_batch_size_1"] >= 5
+        if device == "cuda" and "served_max_batch_1" in res
+        else None,
     }
     return res
 
@@ -272,10 +275,11 @@ def main() -> None:
             batch1 = serve_and_load(a, stats, bodies, 1, plan1, None, tmp / "b1.log", deadline)[top]
     import torch
 
-    res = summary(served, batch1, top)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    res = summary(served, batch1, top, device)
     res["config"] = {
         "model": a.model,
-        "device": "cuda" if torch.cuda.is_available() else "cpu",
+        "device": device,
         "torch_threads": torch.get_num_threads(),
         "cpus": os.cpu_count(),
         "load_average_at_end": os.getloadavg(),
