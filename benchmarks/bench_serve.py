@@ -230,7 +230,7 @@ def summary(served: dict, batch1: dict | None, top: int, device: str) -> dict:
     res = {
         "served": {f"concurrency_{c}": r for c, r in served.items()},
         "served_over_offline_ratio": served[top]["throughput_served_per_offline"] if top in served else None,
-        "served_over_offline_ratio_at_concurrency": top,
+        "ratio_measured_at_concurrency": top,
         "p50_latency_c1_in_offline_sample_times": low["latency_ms"]["p50"] / low["offline_ms_per_sample"],
     }
     if batch1 is not None and top in served:
