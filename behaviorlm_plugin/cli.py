@@ -10,6 +10,8 @@ Subcommands:
   run           PIPELINE.yaml [--set key=value ...] [--selection.k 10 ...] [--until STAGE]: the progressive pipeline
   bench         SUITE.yaml [--set key=value ...] [--only V1,V2] [--report-only]: baselines, ablations,
                 sweeps and SASRec over seeds, every step cached; writes results.json, report.md, plots
+  serve         --model M [--adapter A] [--stats stats.json] [--host --port --max-batch --max-wait-ms
+                --prior-correction ALPHA --api-key KEY]: the online next-behavior API (FastAPI)
   sasrec        --dataset-dir D --name N --out-dir DIR [--train-size N] [--no-search]: the SASRec baseline
   formats       list the registered event formats, selection strategies and bench variant kinds
   model prepare-default [--out DIR] [--force]
@@ -248,6 +250,15 @@ def cmd_bench(argv: list[str]) -> int:
     return 0
 
 
+def cmd_serve(argv: list[str]) -> int:
+    from behaviorlm_plugin.hparams.serve_args import ServeArguments
+    from behaviorlm_plugin.serve.server import run_server
+
+    args, _ = parse_cli(ServeArguments, argv, prog="behaviorlm serve", description="The online prediction API.")
+    run_server(args)
+    return 0
+
+
 COMMANDS = {
     "prepare": cmd_prepare,
     "simulate": cmd_simulate,
@@ -260,6 +271,7 @@ COMMANDS = {
     "sasrec": cmd_sasrec,
     "bench": cmd_bench,
     "formats": cmd_formats,
+    "serve": cmd_serve,
 }
 
 

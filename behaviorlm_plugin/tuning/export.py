@@ -1,7 +1,9 @@
 """Export: merge the B-Tuning LoRA into the base model with LLaMA-Factory, then check the merge.
 
 B-Tuning continued the A-Tuning adapter, so one adapter holds both stages.  The check scores the
-same candidates with the merged model and with base + adapter (float32) and compares them.
+same candidates with the merged model and with base + adapter (float32) and compares them.  The export
+then gets a ``behaviorlm.json`` beside its weights (candidates, categories, prior, prompt settings, alpha),
+so ``behaviorlm serve --model EXPORT_DIR`` needs nothing else.
 """
 
 from __future__ import annotations
@@ -12,12 +14,17 @@ from pathlib import Path
 
 import yaml
 
+from behaviorlm_plugin.extras.constants import STATS_FILE
 from behaviorlm_plugin.extras.fileio import atomic_write_text
 from behaviorlm_plugin.hparams.tuning_args import ExportCheckArguments
 
 
-def export_and_verify(cfg: dict, yaml_path: Path, *, data: str, check: ExportCheckArguments) -> dict:
-    """Run LLaMA-Factory's export with ``cfg`` (written to ``yaml_path``), then :func:`verify_export`."""
+def export_and_verify(
+    cfg: dict, yaml_path: Path, *, data: str, check: ExportCheckArguments, prior_correction: float | None = None
+) -> dict:
+    """Run LLaMA-Factory's export with ``cfg`` (written to ``yaml_path``), then :func:`verify_export`, then
+    :func:`write_serving_manifest` from the ``stats.json`` beside ``data`` (``prior_correction``: the alpha
+    chosen on val, if any)."""
     from llamafactory.train.tuner import export_model
 
     out = Path(cfg["export_dir"])
@@ -36,7 +43,21 @@ def export_and_verify(cfg: dict, yaml_path: Path, *, data: str, check: ExportChe
     )
     if not result["ok"]:
         raise RuntimeError(f"[export] merged model disagrees with base+adapter: {result}")
+    write_serving_manifest(out, Path(data).parent / STATS_FILE, cfg["template"], prior_correction)
     return result
+
+
+def write_serving_manifest(
+    export_dir: str | Path, stats_path: str | Path, template: str | None, prior_correction: float | None = None
+) -> Path:
+    """``EXPORT_DIR/behaviorlm.json``: what serving the export needs, from the tuning dataset's ``stats.json``."""
+    from behaviorlm_plugin.data.dataset import DatasetStats
+    from behaviorlm_plugin.serve.manifest import ServingManifest, write_manifest
+
+    manifest = ServingManifest.from_stats(
+        DatasetStats.read(stats_path), template=template, prior_correction=prior_correction
+    )
+    return write_manifest(export_dir, manifest)
 
 
 def verify_export(

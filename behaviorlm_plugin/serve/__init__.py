@@ -1,0 +1,1 @@
+"""``behaviorlm serve``: an online next-behavior API with exact candidate scoring and dynamic batching."""

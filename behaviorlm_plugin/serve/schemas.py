@@ -1,0 +1,146 @@
+"""Request and response bodies of the API (pydantic: FastAPI checks them and draws the OpenAPI docs).
+
+Structural checks (types, ranges, exactly one way to give an event's time) live here and answer 422
+with the field's location; checks against the model (known behaviors, prompt formats, context length)
+live in :mod:`behaviorlm_plugin.serve.prompting`.
+"""
+
+from __future__ import annotations
+
+import math
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from behaviorlm_plugin.data.prompts import DAY_NAMES
+
+FULL_DAY_NAMES = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+TEXT_LIMIT = 200  # characters of a behavior, place, format or id
+
+
+def day_index(day: str) -> int:
+    """``Mon``/``monday`` (any case) -> 0..6; ValueError otherwise."""
+    key = day.strip().lower()
+    for i, (short, full) in enumerate(zip(DAY_NAMES, FULL_DAY_NAMES, strict=True)):
+        if key in (short.lower(), full):
+            return i
+    raise ValueError(f"day must be one of {', '.join(DAY_NAMES)} (or the full English name), got {day!r}")
+
+
+class When(BaseModel):
+    """An event's time: ``day`` + ``hour`` (local wall-clock), or a ``timestamp`` converted as ``prepare`` does."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    day: str | None = Field(default=None, max_length=TEXT_LIMIT, description="Mon..Sun (or Monday..Sunday).")
+    hour: int | None = Field(default=None, ge=0, le=23, description="Local hour, 0-23.")
+    timestamp: str | int | float | None = Field(
+        default=None,
+        description="ISO 8601 (its own UTC offset is dropped: local wall-clock time) or epoch s/ms/us/ns.",
+    )
+    place: str = Field(min_length=1, max_length=TEXT_LIMIT, description="Where the event happens.")
+
+    @field_validator("day")
+    @classmethod
+    def _known_day(cls, v: str | None) -> str | None:
+        if v is not None:
+            day_index(v)
+        return v
+
+    @field_validator("timestamp")
+    @classmethod
+    def _sane_timestamp(cls, v):
+        if isinstance(v, str) and len(v) > 64:
+            raise ValueError("timestamp is longer than 64 characters")
+        if isinstance(v, bool) or (isinstance(v, float) and not math.isfinite(v)):
+            raise ValueError("timestamp must be an ISO 8601 string or a finite epoch number")
+        return v
+
+    @model_validator(mode="after")
+    def _one_time(self):
+        by_day = self.day is not None or self.hour is not None
+        if by_day and self.timestamp is not None:
+            raise ValueError("give either day + hour or timestamp, not both")
+        if self.timestamp is None and (self.day is None or self.hour is None):
+            raise ValueError("give day and hour (or a timestamp)")
+        return self
+
+
+class HistoryEvent(When):
+    behavior: str = Field(min_length=1, max_length=TEXT_LIMIT, description="One of GET /v1/behaviors.")
+
+
+class NextEvent(When):
+    pass
+
+
+class PredictRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    history: list[HistoryEvent] = Field(min_length=1, description="The user's recent events, oldest first.")
+    next: NextEvent = Field(description="The next event's context (its time and place).")
+    candidates: list[str] | None = Field(
+        default=None, min_length=1, description="Rank only these behaviors (the prompt still lists all)."
+    )
+    top_k: int = Field(default=5, ge=1, le=10_000, description="Ranked behaviors to return.")
+    prompt_format: str | None = Field(default=None, max_length=TEXT_LIMIT, description="Default: the model's first.")
+    alpha: float | None = Field(default=None, ge=0, description="Prior correction; default: the server's.")
+    timezone: str | None = Field(default=None, max_length=64, description="IANA zone for timestamps.")
+    id: str | None = Field(default=None, max_length=TEXT_LIMIT, description="Echoed in the response.")
+
+    @field_validator("alpha")
+    @classmethod
+    def _finite_alpha(cls, v: float | None) -> float | None:
+        if v is not None and not math.isfinite(v):
+            raise ValueError("alpha must be a finite number >= 0")
+        return v
+
+
+class BatchRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    requests: list[PredictRequest] = Field(min_length=1, description="Predictions to make, answered in order.")
+
+
+class RankedBehavior(BaseModel):
+    behavior: str
+    prob: float = Field(description="Probability over the ranked candidates (after the prior correction).")
+    anchor_tail: str
+    head_medium_tail: str
+
+
+class PredictResponse(BaseModel):
+    id: str | None = None
+    prediction: str = Field(description="The top-ranked behavior.")
+    ranked: list[RankedBehavior]
+    model: str
+    alpha: float
+    prompt_format: str
+    history_events: int = Field(description="Events of history used.")
+    short_history: bool = Field(description="True when the history is shorter than the model's training length.")
+    training_history_len: int
+
+
+class BatchResponse(BaseModel):
+    responses: list[PredictResponse]
+
+
+class BehaviorInfo(BaseModel):
+    behavior: str
+    anchor_tail: str
+    head_medium_tail: str
+    train_frequency: float
+
+
+class BehaviorsResponse(BaseModel):
+    model: str
+    behaviors: list[BehaviorInfo]
+    prompt_formats: list[str]
+    training_history_len: int
+
+
+class HealthResponse(BaseModel):
+    status: str
+    model: str
+    queued: int
+    batches: int
+    samples: int
