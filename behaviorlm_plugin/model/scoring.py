@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 from behaviorlm_plugin.model.generation import GenerationResult, parse_generation
-from behaviorlm_plugin.model.trie import build_trie, left_pad
+from behaviorlm_plugin.model.trie import build_trie, continuation_index, first_token_index, left_pad
 
 __all__ = ["CandidateScorer", "GenerationResult", "Prediction", "ScoringConfig", "parse_generation"]
 
@@ -264,7 +264,7 @@ class CandidateScorer:
         tries = [build_trie(cands) for _, cands in batch]
         n_nodes = max(len(t.tokens) for t in tries)
         # Every candidate's first-token score: one gather on the device, whatever the batch.
-        rows, firsts, counts = _first_token_index(batch)
+        rows, firsts, counts = first_token_index(batch)
         totals = first_logp[rows.to(dev), firsts.to(dev)].double()
         if n_nodes > 0:
             totals += self._trie_pass(batch, tries, lens, width, n_nodes, cache)
@@ -297,7 +297,7 @@ class CandidateScorer:
         ).logits
         # log p(token | node) = logit - logsumexp(node): gather the few (node, token) pairs needed on the
         # device instead of copying a [batch, nodes, vocab] log-softmax to the host.
-        row, node, tok, cand = _trie_index(batch, tries)
+        row, node, tok, cand = continuation_index(batch, tries)
         row, node, tok = row.to(dev), node.to(dev), tok.to(dev)
         picked = logits[row, node, tok].float() - torch.logsumexp(logits[row, node].float(), dim=-1)
         n_cands = sum(len(c) for _, c in batch)
@@ -384,33 +384,6 @@ class CandidateScorer:
                     pred.true_prob, pred.true_rank = 0.0, None
             preds.append(pred)
         return preds
-
-
-def _first_token_index(batch) -> tuple[torch.Tensor, torch.Tensor, list[int]]:
-    """(row, first token) of every candidate of the batch, flattened in order, and candidates per row."""
-    rows, firsts, counts = [], [], []
-    for r, (_, cands) in enumerate(batch):
-        rows += [r] * len(cands)
-        firsts += [c[0] for c in cands]
-        counts.append(len(cands))
-    return torch.tensor(rows), torch.tensor(firsts), counts
-
-
-def _trie_index(batch, tries) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """For each token after a candidate's first: its row, the trie node that predicts it, the token, and
-    the candidate's index in the flattened batch."""
-    row, node, tok, cand = [], [], [], []
-    offset = 0
-    for r, ((_, cands), trie) in enumerate(zip(batch, tries, strict=True)):
-        for j, path in enumerate(trie.paths):
-            # path[i] is the node whose output predicts token i+1 of candidate j
-            row += [r] * len(path)
-            node += path
-            tok += cands[j][1 : len(path) + 1]
-            cand += [offset + j] * len(path)
-        offset += len(cands)
-    as_long = lambda xs: torch.tensor(xs, dtype=torch.long)  # noqa: E731
-    return as_long(row), as_long(node), as_long(tok), as_long(cand)
 
 
 def _split(flat: np.ndarray, counts: list[int]) -> list[np.ndarray]:

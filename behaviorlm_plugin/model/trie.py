@@ -53,3 +53,30 @@ def left_pad(seqs: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tensor, 
         ids[r, width - len(x) :] = torch.tensor(x, dtype=torch.long)
         attn[r, width - len(x) :] = 1
     return ids, attn
+
+
+def first_token_index(batch) -> tuple[torch.Tensor, torch.Tensor, list[int]]:
+    """(row, first token) of every candidate of the batch, flattened in order, and candidates per row."""
+    rows, firsts, counts = [], [], []
+    for r, (_, cands) in enumerate(batch):
+        rows += [r] * len(cands)
+        firsts += [c[0] for c in cands]
+        counts.append(len(cands))
+    return torch.tensor(rows), torch.tensor(firsts), counts
+
+
+def continuation_index(batch, tries) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """For each token after a candidate's first: its row, the trie node that predicts it, the token, and
+    the candidate's index in the flattened batch."""
+    row, node, tok, cand = [], [], [], []
+    offset = 0
+    for r, ((_, cands), trie) in enumerate(zip(batch, tries, strict=True)):
+        for j, path in enumerate(trie.paths):
+            # path[i] is the node whose output predicts token i+1 of candidate j
+            row += [r] * len(path)
+            node += path
+            tok += cands[j][1 : len(path) + 1]
+            cand += [offset + j] * len(path)
+        offset += len(cands)
+    as_long = lambda xs: torch.tensor(xs, dtype=torch.long)  # noqa: E731
+    return as_long(row), as_long(node), as_long(tok), as_long(cand)
