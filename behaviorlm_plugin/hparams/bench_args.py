@@ -13,7 +13,7 @@ from behaviorlm_plugin.hparams.sasrec_args import DEFAULT_SASREC_GRID, SASRecCon
 from behaviorlm_plugin.hparams.selection_args import SelectionArguments
 from behaviorlm_plugin.hparams.tuning_args import ATuningArguments, RecipeSet, StageOverrides
 
-Group = Literal["baseline", "ours", "ablation", "sweep"]
+Group = Literal["baseline", "ours", "ablation", "sweep", "oracle"]
 
 
 @dataclass
@@ -34,7 +34,8 @@ class VariantConfig:
         ``full_ft`` (one stage on a natural subset of train_all) and ``reverse`` (medium+tail first).
     group:
         ``baseline`` rows are compared with ``ours``; ``ablation`` rows get deltas against it;
-        ``sweep`` rows feed the sweep plots.
+        ``sweep`` rows feed the sweep plots; ``oracle`` rows (kind oracle) are the ceiling, shown in the main
+        table but never a "best baseline".
     a_tuning, selection:
         the suite's blocks with this row's keys on top (resolved when the suite is built).
     """
@@ -49,12 +50,25 @@ class VariantConfig:
         default=None, metadata={"help": "full_ft: a positive int, or 'matched' (as many as ours' two stages)."}
     )
     seeds: list[int] | None = field(default=None, metadata={"help": "A subset of the suite's seeds (None = all)."})
+    prior_correction: float | str = field(
+        default=0.0,
+        metadata={
+            "help": "This row's decision rule: 0 (plain argmax), alpha >= 0, or auto (chosen on val); "
+            "a re-rank of the saved predictions, so it shares every step with the alpha-0 row."
+        },
+    )
     description: str = field(default="", metadata={"help": "One line for the report."})
     sweep: SweepPoint | None = field(default=None, metadata={"internal": True, "help": "Set on sweep rows."})
 
     def __post_init__(self) -> None:
+        from behaviorlm_plugin.eval.decision_rule import parse_prior_correction
         from behaviorlm_plugin.runs.bench.variants import get_variant_kind, kind_names
 
+        self.prior_correction = parse_prior_correction(
+            self.prior_correction, source=f"variant {self.name!r}: prior_correction"
+        )
+        if (self.kind == "oracle") != (self.group == "oracle"):
+            raise ValueError(f"variant {self.name!r}: kind oracle and group oracle go together")
         if self.kind not in kind_names():
             raise ValueError(f"variant {self.name!r}: kind must be one of {', '.join(kind_names())}; got {self.kind!r}")
         if self.kind == "full_ft":
@@ -92,6 +106,12 @@ class SASRecBench:
     grid: dict[str, list] = field(default_factory=lambda: dict(DEFAULT_SASREC_GRID), metadata={"help": "Search."})
     config: SASRecConfig = field(default_factory=SASRecConfig, metadata={"help": "Fixed settings."})
     train_sizes: list[int] = field(default_factory=list, metadata={"help": "Sample-efficiency curve sizes."})
+    post_hoc: bool = field(
+        default=False, metadata={"help": "Add 'SASRec + post-hoc adjustment' (alpha chosen on val; needs val)."}
+    )
+    logit_adjusted_loss: bool = field(
+        default=False, metadata={"help": "Add 'SASRec (logit-adjusted loss)', trained with the searched settings."}
+    )
 
     def __post_init__(self) -> None:
         check_grid(self.grid, "sasrec.grid")
@@ -121,6 +141,7 @@ class SuiteConfig:
     prepare: PrepareArguments = field(metadata={"help": "behaviorlm prepare arguments."})
     variants: list[VariantConfig] = field(metadata={"help": "The rows."})
     seeds: list[int] = field(default_factory=lambda: [0], metadata={"help": "Seeds of every row."})
+    note: str = field(default="", metadata={"help": "The report's first line (what the suite is, and is not)."})
     cache_dir: str = field(default="runs/bench-cache", metadata={"help": "Step cache (shared across suites)."})
     out_dir: str = field(default="runs/bench", metadata={"help": "results.json, report.md and plots."})
     ours: str = field(default="BehaviorLM", metadata={"help": "The main row's name (kind behaviorlm)."})
@@ -164,6 +185,19 @@ class SuiteConfig:
             raise ValueError(f"ours = {self.ours!r} is not a variant (have {names})")
         if self.variant(self.ours).kind != "behaviorlm":
             raise ValueError("the 'ours' variant must have kind behaviorlm")
+        if self.evaluation.prior_correction != 0:
+            raise ValueError(
+                "evaluation.prior_correction: in a suite each variant names its own rule; set prior_correction "
+                "on the variants (e.g. a second row with prior_correction: auto)"
+            )
+        auto = any(v.prior_correction == "auto" for v in self.variants) or (
+            self.sasrec.enabled and self.sasrec.post_hoc
+        )
+        if auto and "val" not in self.evaluation.splits:
+            raise ValueError(
+                "a variant has prior_correction: auto, which chooses alpha on val; add val to evaluation.splits "
+                "(with a cap, e.g. evaluation.val: {max_samples: 500})"
+            )
         self.variants.extend(self._sweep_variants())
         for v in self.variants:
             if v.seeds is not None and (not v.seeds or set(v.seeds) - set(self.seeds)):

@@ -76,3 +76,40 @@ def test_auto_warns_about_small_classes():
     rows = _rows(40, seed=3)
     choice = choose_alpha(rows, FREQ, CATS, grid=[0, 1])
     assert any("fewer than 5 samples" in w for w in choice.warnings)
+
+
+def test_evaluate_file_under_the_rule_writes_alpha(prepared, tmp_path):
+    from behaviorlm_plugin.data.dataset import DatasetStats
+    from behaviorlm_plugin.eval.evaluate import EvaluationError, evaluate_file
+    from behaviorlm_plugin.extras.fileio import atomic_write_jsonl, read_jsonl
+
+    d, _ = prepared
+    stats = DatasetStats.read(d / "beh" / "stats.json")
+    rng = np.random.default_rng(0)
+    rows = []
+    for m in read_jsonl(d / "beh" / "test.meta.jsonl"):
+        p = np.array([stats.frequency[c] + 1e-3 for c in m["candidates"]]) * np.exp(rng.normal(0, 0.5, 35))
+        rows.append(row_from_probs(m, m["candidates"], p, method="score", fmt=None))
+    atomic_write_jsonl(tmp_path / "preds.jsonl", rows)
+    plain = evaluate_file(tmp_path / "preds.jsonl", stats, tmp_path / "a")
+    fixed = evaluate_file(tmp_path / "preds.jsonl", stats, tmp_path / "b", rule={"setting": 1.0})
+    assert plain["alpha"] == 0 and fixed["alpha"] == 1.0
+    assert (tmp_path / "b" / "preds_prior_corrected.jsonl").exists()
+    assert fixed["acc_tail"] >= plain["acc_tail"]  # a prior-shaped scorer: dividing by the prior frees the tail
+    auto = evaluate_file(
+        tmp_path / "preds.jsonl", stats, tmp_path / "c", rule={"setting": "auto", "val_preds": rows, "grid": [0, 1]}
+    )
+    assert auto["alpha"] in (0.0, 1.0) and auto["alpha_choice"]["val_counts"]
+    with pytest.raises(EvaluationError, match="val"):
+        evaluate_file(tmp_path / "preds.jsonl", stats, tmp_path / "d", rule={"setting": "auto"})
+
+
+def test_predict_arguments_check_the_rule():
+    from behaviorlm_plugin.hparams.eval_args import PredictArguments
+
+    base = {"model": "m", "data": "d.jsonl", "out": "o.jsonl"}
+    assert PredictArguments(**base, prior_correction="0.5").prior_correction == 0.5
+    with pytest.raises(ValueError, match="val-preds"):
+        PredictArguments(**base, prior_correction="auto")
+    with pytest.raises(ValueError, match="method score"):
+        PredictArguments(**base, prior_correction=1, method="generate")

@@ -184,7 +184,7 @@ class BenchRunner:
                 adapter=str(model.dir) if model else None,
                 template=self.suite.template,
                 data=self.data,
-                evaluation=ev,
+                evaluation=replace(ev, prior_correction=0.0),  # the plain scores; a row's alpha re-ranks them
                 out_dir=out,
             )
             return {"metrics": {split: {k: m.get(k) for k in SUMMARY_KEYS} for split, m in metrics.items()}}
@@ -200,9 +200,31 @@ class BenchRunner:
 
     # ---- variants
     def run_variant(self, v: VariantConfig, seed: int, results: dict) -> dict:
-        """The steps of one variant for one seed; returns its metrics and training-sample count."""
+        """The steps of one variant for one seed; returns its metrics, training-sample count, alpha and the
+        per-sample predictions (for the paired bootstrap)."""
+        from behaviorlm_plugin.runs.bench.adjust import adjust_step, sample_predictions
+
         kind = get_variant_kind(v.kind)
         steps: list[Step] = []
+        samples = 0
+        if kind.evaluator is not None:
+            ev = kind.evaluator(self)
+        else:
+            ev, samples = self._trained_eval(kind, v, seed, results, steps)
+        steps.append(ev)
+        if v.prior_correction != 0:
+            ev = adjust_step(self, ev, v.prior_correction)
+            steps.append(ev)
+        return {
+            "metrics": ev.info["metrics"],
+            "train_samples": samples,
+            "alpha": ev.info.get("alpha", 0.0),
+            **({"alpha_choice": ev.info["alpha_choice"]} if "alpha_choice" in ev.info else {}),
+            "predictions": sample_predictions(self, ev.dir),
+            "steps": [s.summary() for s in steps],
+        }
+
+    def _trained_eval(self, kind, v: VariantConfig, seed: int, results: dict, steps: list[Step]) -> tuple[Step, int]:
         model: Step | None = None
         samples = 0
         stage1 = kind.stage1(self, v, seed, results)
@@ -215,9 +237,7 @@ class BenchRunner:
             model = self.train("b_tuning", picked, model, seed)
             steps += [picked, model]
             samples += picked.info["n"]
-        ev = self.evaluate(model)
-        steps.append(ev)
-        return {"metrics": ev.info["metrics"], "train_samples": samples, "steps": [s.summary() for s in steps]}
+        return self.evaluate(model), samples
 
     def _variant_order(self) -> list[VariantConfig]:
         chosen = [v for v in self.suite.variants if not self.only or v.name in self.only]
@@ -239,6 +259,7 @@ class BenchRunner:
     def run(self) -> dict:
         from tqdm.auto import tqdm
 
+        from behaviorlm_plugin.runs.bench.evidence import bootstrap_table, collect_evidence
         from behaviorlm_plugin.runs.bench.report import write_outputs
         from behaviorlm_plugin.runs.bench.sasrec_steps import run_sasrec_steps
 
@@ -258,6 +279,8 @@ class BenchRunner:
                     out.mkdir(parents=True, exist_ok=True)
                     atomic_write_json(out / "results.json", {**partial, "complete": False})
         sasrec = run_sasrec_steps(self) if self.suite.sasrec.enabled else None
-        final = {**assemble_results(self.suite, results, sasrec, self.cache.ran, time.time() - t0), "complete": True}
+        evidence = collect_evidence(self, results)
+        final = assemble_results(self.suite, results, sasrec, self.cache.ran, time.time() - t0, evidence)
+        final = {**final, "bootstrap": bootstrap_table(final), "complete": True}
         write_outputs(self.suite.out_dir, final)
         return final
