@@ -20,7 +20,7 @@ Group = Literal["baseline", "ours", "ablation", "sweep", "oracle"]
 class SweepPoint:
     """The one setting a sweep row changes against ``ours``: rows carry it, nothing parses a name."""
 
-    param: Literal["aux_ratio", "k"]
+    param: Literal["aux_ratio", "k", "anchors"]
     value: float
 
 
@@ -90,6 +90,9 @@ class SweepArguments:
 
     aux_ratio: list[float] = field(default_factory=list, metadata={"help": "λ values."})
     k: list[int] = field(default_factory=list, metadata={"help": "Samples per behavior in B-Tuning."})
+    anchors: list[int] = field(
+        default_factory=list, metadata={"help": "A-Tuning anchor counts (BehaviorLM's sample-efficiency curve)."}
+    )
     seeds: list[int] | None = field(default=None, metadata={"help": "Seeds of the sweep rows (None = all)."})
 
 
@@ -117,6 +120,68 @@ class SASRecBench:
         check_grid(self.grid, "sasrec.grid")
         if any(n < 1 for n in self.train_sizes):
             raise ValueError("sasrec.train_sizes must be positive")
+
+
+@dataclass
+class LRSearch:
+    r"""A small learning-rate search on val for the LLM rows, as SASRec gets one: run once, at ``seed``, and the
+    winner (best val accuracy) is reused by every row and seed of that target.
+
+    targets: ``full_ft`` (the one-stage fine-tuning rows) and ``a_tuning`` (A-Tuning of anchor_only,
+    behaviorlm and reverse rows; B-Tuning keeps its recipe's rate).
+    """
+
+    values: list[float] = field(default_factory=lambda: [1e-4, 3e-4, 1e-3], metadata={"help": "Learning rates."})
+    targets: list[Literal["full_ft", "a_tuning"]] = field(
+        default_factory=lambda: ["full_ft", "a_tuning"], metadata={"help": "What the search tunes."}
+    )
+    seed: int = field(default=0, metadata={"help": "The one seed the search runs at."})
+
+    def __post_init__(self) -> None:
+        if not self.values or any(v <= 0 for v in self.values):
+            raise ValueError(f"lr_search.values must be positive learning rates, got {self.values}")
+        if not self.targets:
+            raise ValueError("lr_search.targets: name full_ft and/or a_tuning")
+
+
+@dataclass
+class PartConfig:
+    r"""A named group of rows that fits one short GPU call (``behaviorlm bench SUITE --part NAME``)."""
+
+    name: str = field(metadata={"help": "Part name (a file name: letters, digits, '-', '_')."})
+    variants: list[str] = field(default_factory=list, metadata={"help": "Rows this part runs (names)."})
+    sasrec: bool = field(default=False, metadata={"help": "This part runs the SASRec rows."})
+    seeds: list[int] | None = field(default=None, metadata={"help": "Only these seeds of its rows (None = all)."})
+    lr_search: list[Literal["full_ft", "a_tuning"]] = field(
+        default_factory=list, metadata={"help": "lr_search targets this part runs (other parts reuse the winners)."}
+    )
+    description: str = field(default="", metadata={"help": "One line for --list-parts."})
+
+    def __post_init__(self) -> None:
+        if not self.name.replace("-", "").replace("_", "").isalnum():
+            raise ValueError(f"part name {self.name!r}: letters, digits, '-' and '_' only")
+        if not self.variants and not self.sasrec and not self.lr_search:
+            raise ValueError(f"part {self.name!r} runs nothing: give variants, sasrec: true or lr_search targets")
+
+
+@dataclass
+class TimeModel:
+    r"""What ``--list-parts`` estimates a part's time from: fixed costs measured on CPU and assumed throughputs.
+
+    The throughputs default to the speed issue's GPU targets (SmolLM2 LoRA 150k tokens/s, scoring 1,000
+    samples/s): they are targets until ``benchmarks/bench_gpu.py`` measures them.
+    """
+
+    startup_s: float = field(
+        default=60.0, metadata={"help": "Per call: imports, data check, model download-free load."}
+    )
+    train_fixed_s: float = field(default=25.0, metadata={"help": "Per training run: launch, load, tokenise, save."})
+    eval_fixed_s: float = field(default=10.0, metadata={"help": "Per evaluation or selection: load, tokenise."})
+    train_tokens_per_s: float = field(default=150_000.0, metadata={"help": "LoRA training throughput (assumed)."})
+    score_samples_per_s: float = field(default=1_000.0, metadata={"help": "Candidate scoring (35 candidates)."})
+    tokens_per_sample: float = field(default=500.0, metadata={"help": "Prompt + answer tokens of a sample."})
+    epochs: float = field(default=1.0, metadata={"help": "Epochs of every training run (as the recipes say)."})
+    sasrec_per_seed_s: float = field(default=60.0, metadata={"help": "SASRec search, curve and tail-aware rows."})
 
 
 @dataclass
@@ -151,6 +216,9 @@ class SuiteConfig:
     overrides: StageOverrides = field(default_factory=StageOverrides, metadata={"help": "Over the recipes."})
     sweeps: SweepArguments = field(default_factory=SweepArguments, metadata={"help": "Sweep rows."})
     sasrec: SASRecBench = field(default_factory=SASRecBench, metadata={"help": "The SASRec baseline."})
+    parts: list[PartConfig] = field(default_factory=list, metadata={"help": "Named parts (one GPU call each)."})
+    time_model: TimeModel = field(default_factory=TimeModel, metadata={"help": "Estimates of --list-parts."})
+    lr_search: LRSearch | None = field(default=None, metadata={"help": "A learning-rate search on val."})
     base_dir: str = field(default=".", metadata={"internal": True, "help": "Folder of the suite file."})
 
     @staticmethod
@@ -204,10 +272,33 @@ class SuiteConfig:
                 raise ValueError(
                     f"variant {v.name!r} seeds {v.seeds} must be a non-empty subset of the suite's seeds {self.seeds}"
                 )
+        self._check_parts()
+        if self.lr_search is not None and "val" not in self.evaluation.splits:
+            raise ValueError("lr_search picks the val winner; add val to evaluation.splits (a capped val will do)")
         ours = self.variant(self.ours)
         for v in self.variants:
             if v.train_samples == "matched" and ours.seeds is not None and set(self.seeds_of(v)) - set(ours.seeds):
                 raise ValueError(f"{v.name!r} is matched to {self.ours!r}, so needs its seeds")
+
+    def _check_parts(self) -> None:
+        if not self.parts:
+            return
+        names = [p.name for p in self.parts]
+        if len(set(names)) != len(names):
+            raise ValueError(f"parts: duplicate part names {sorted({n for n in names if names.count(n) > 1})}")
+        rows = {v.name for v in self.variants}
+        for p in self.parts:
+            if p.seeds is not None and (not p.seeds or set(p.seeds) - set(self.seeds)):
+                raise ValueError(f"parts.{p.name}.seeds {p.seeds} must be a non-empty subset of seeds {self.seeds}")
+            unknown = sorted(set(p.variants) - rows)
+            if unknown:
+                raise ValueError(f"parts.{p.name}: unknown variant(s) {unknown}; rows are {sorted(rows)}")
+        placed = {n for p in self.parts for n in p.variants}
+        missing = sorted(rows - placed)
+        if missing:
+            raise ValueError(f"parts: variant(s) {missing} are in no part, so no part would ever run them")
+        if self.sasrec.enabled and not any(p.sasrec for p in self.parts):
+            raise ValueError("parts: sasrec is enabled but no part has sasrec: true")
 
     def seeds_of(self, v: VariantConfig) -> list[int]:
         return v.seeds if v.seeds is not None else self.seeds
@@ -230,6 +321,8 @@ class SuiteConfig:
             rows.append((f"λ={v:g}", SweepPoint("aux_ratio", float(v)), replace(ours.a_tuning, aux_ratio=v), None))
         for v in self.sweeps.k:
             rows.append((f"k={v}", SweepPoint("k", int(v)), None, replace(ours.selection, k=v)))
+        for v in self.sweeps.anchors:
+            rows.append((f"anchors={v}", SweepPoint("anchors", int(v)), replace(ours.a_tuning, anchors=v), None))
         return [
             VariantConfig(
                 name=name,

@@ -6,7 +6,11 @@ from pathlib import Path
 
 from behaviorlm_plugin.runs.bench.results import efficiency_curves, sweep_rows
 
-SWEEP_PLOTS = (("aux_ratio", "aux ratio λ", "lambda_sweep.png"), ("k", "k per behavior", "k_sweep.png"))
+SWEEP_PLOTS = (
+    ("aux_ratio", "aux ratio λ", "lambda_sweep.png"),
+    ("k", "k per behavior", "k_sweep.png"),
+    ("anchors", "A-Tuning anchors", "anchors_sweep.png"),
+)
 
 
 def write_plots(results: dict, out: Path) -> list[str]:

@@ -13,7 +13,11 @@ from behaviorlm_plugin.runs.bench.plots import write_plots
 from behaviorlm_plugin.runs.bench.results import best_baseline, efficiency_curves, sweep_rows, verdict
 
 COLS = [c for c, _, _ in REPORT_COLUMNS]
-SWEEP_SECTIONS = (("aux_ratio", "Aux ratio λ sweep", "lambda_sweep.png"), ("k", "k sweep", "k_sweep.png"))
+SWEEP_SECTIONS = (
+    ("aux_ratio", "Aux ratio λ sweep", "lambda_sweep.png"),
+    ("k", "k sweep", "k_sweep.png"),
+    ("anchors", "Anchor-count sweep", "anchors_sweep.png"),
+)
 
 
 def _cell(summary: dict, col: str) -> str:
@@ -218,6 +222,32 @@ def _sasrec(results: dict) -> list[str]:
     return lines
 
 
+def _lr_search(results: dict) -> list[str]:
+    search = results.get("lr_search") or {}
+    targets = [t for t in ("a_tuning", "full_ft") if t in search]
+    if not targets:
+        return []
+    lines = [
+        f"## Learning-rate search on val (seed {search['spec']['seed']}; the winner is reused by every row and seed)",
+        "",
+        "| target | lr | val accuracy | val Acc_avg | |",
+        "|---|---|---|---|---|",
+    ]
+    for t in targets:
+        for trial in search[t]["trials"]:
+            acc, avg = trial["val_accuracy"], trial["val_acc_avg"]
+            won = "winner" if trial["lr"] == search[t]["best"] else ""
+            lines.append(f"| {t} | {trial['lr']:g} | {_fmt(acc)} | {_fmt(avg)} | {won} |")
+    return [*lines, ""]
+
+
+def _parts(results: dict) -> list[str]:
+    parts = results.get("parts")
+    if not parts:
+        return []
+    return [f"Parts done: {', '.join(parts['done']) or 'none'}; missing: {', '.join(parts['missing']) or 'none'}.", ""]
+
+
 def _steps(results: dict) -> list[str]:
     lines = [
         "## Tail against head",
@@ -241,12 +271,14 @@ def report_markdown(results: dict) -> str:
     lines = [
         *note,
         *_header(results),
+        *_parts(results),
         *_main_table(results, ours),
         *_bootstrap(results),
         *_frontier(results),
         *_ablations(results, ours),
         *_sweeps(results),
         *_sasrec(results),
+        *_lr_search(results),
         *_steps(results),
     ]
     return "\n".join(lines) + "\n"

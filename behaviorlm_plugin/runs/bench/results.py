@@ -169,9 +169,11 @@ def efficiency_curves(results: dict) -> dict[str, list[tuple[float, dict]]]:
     if "SASRec" in variants:
         sasrec.append((variants["SASRec"]["train_samples"], variants["SASRec"]))
     blm = [(variants[ours]["train_samples"], variants[ours])] if ours in variants else []
-    for _, v in sweep_rows(results, "k"):  # the one equal to ours (same sample count) is ours itself
+    series = sweep_rows(results, "anchors") or sweep_rows(results, "k")  # anchor counts when swept, else k
+    for _, v in series:  # the one equal to ours (same sample count) is ours itself
         if all(v["train_samples"] != x for x, _ in blm):
             blm.append((v["train_samples"], v))
     fft = [(v["train_samples"], v) for v in variants.values() if v["kind"] == "full_ft"]
-    out = {"SASRec": sasrec, "BehaviorLM (k sweep)": blm, "full fine-tuning": fft}
+    label = "BehaviorLM (anchor sweep)" if sweep_rows(results, "anchors") else "BehaviorLM (k sweep)"
+    out = {"SASRec": sasrec, label: blm, "full fine-tuning": fft}
     return {k: sorted(pts, key=lambda p: p[0]) for k, pts in out.items() if pts}

@@ -85,10 +85,7 @@ def _anchor_mix(runner, v, seed, results):
 def _natural_subset(runner, v, seed, results):
     n = v.train_samples
     if n == "matched":
-        ours = results.get(runner.suite.ours, {}).get(seed)
-        if ours is None:
-            raise ValueError(f"variant {v.name!r}: 'matched' needs {runner.suite.ours!r} to run first")
-        n = ours["train_samples"]
+        n = runner.matched_samples(seed, results)
     return runner.subset("train_all", int(n), seed)
 
 
