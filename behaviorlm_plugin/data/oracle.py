@@ -11,7 +11,7 @@ prepared dataset's behavior order, the same as the features file's).
 
 Command (the oracle table of the default synthetic data, every window with a full history)::
 
-    python -m behaviorlm_plugin.data.oracle [--users 2000] [--days 60] [--seed 0]
+    python -m behaviorlm_plugin.data.oracle [--users 2000] [--days 60] [--seed 0] [--json F] [--plot F.png]
 """
 
 from __future__ import annotations
@@ -120,6 +120,9 @@ def rule_scores(
     return out
 
 
+FRONTIER_ALPHAS = tuple(round(0.05 * i, 2) for i in range(25))
+
+
 def oracle_table(cfg: SimulatorConfig, history_len: int = HISTORY_LEN, alphas=TABLE_ALPHAS) -> dict:
     """The oracle (and majority-class) rows over every window with a full history of a fresh population.
 
@@ -139,7 +142,30 @@ def oracle_table(cfg: SimulatorConfig, history_len: int = HISTORY_LEN, alphas=TA
     rows = {"majority class": rule_scores(majority, y, log_prior, 0.0, categories)}
     for a in alphas:
         rows[f"oracle, alpha={a:g}"] = rule_scores(p, y, log_prior, a, categories)
-    return {"config": {"users": cfg.num_users, "days": cfg.num_days, "seed": cfg.seed}, "windows": len(y), "rows": rows}
+    frontier = [rule_scores(p, y, log_prior, a, categories) for a in FRONTIER_ALPHAS]
+    config = {"users": cfg.num_users, "days": cfg.num_days, "seed": cfg.seed}
+    return {"config": config, "windows": len(y), "rows": rows, "frontier": frontier}
+
+
+def plot_frontier(frontier: list[dict], path: str | Path) -> None:
+    """Head against tail accuracy of the oracle as alpha goes 0 -> 1.2 (the picture of docs/evaluation.md)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 5))
+    ax.plot([f["head"] for f in frontier], [f["tail"] for f in frontier], "-o", markersize=3, label="oracle")
+    for f in frontier:
+        if f["alpha"] in (0.0, 0.5, 1.0):
+            ax.annotate(f"α={f['alpha']:g}", (f["head"], f["tail"]), xytext=(5, 0), textcoords="offset points")
+    ax.set_xlabel("head accuracy")
+    ax.set_ylabel("tail accuracy")
+    ax.set_title("The oracle frontier: argmax p(b | state) / prior(b)^α")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -148,6 +174,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--days", type=int, default=SYNTHETIC_DAYS)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", help="Also write the table here.")
+    ap.add_argument("--plot", help="Also draw the frontier (head vs tail, alpha 0..1.2) into this PNG.")
     a = ap.parse_args(argv)
     table = oracle_table(SimulatorConfig(num_users=a.users, num_days=a.days, seed=a.seed))
     print(f"{table['windows']} windows ({a.users} users, {a.days} days, seed {a.seed})")
@@ -157,6 +184,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"| {name} | " + " | ".join("n/a" if c is None else f"{c:.3f}" for c in cells) + " |")
     if a.json:
         Path(a.json).write_text(json.dumps(table, indent=2) + "\n")
+    if a.plot:
+        plot_frontier(table["frontier"], a.plot)
     return 0
 
 

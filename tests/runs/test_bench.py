@@ -260,12 +260,18 @@ def test_bad_suites_are_refused(tmp_path, tiny_model, change, message):
 
 
 def test_shipped_suites_parse():
-    for name in ("quick", "paper"):
+    for name in ("quick", "paper", "gpu-main", "gpu-ablations"):
         suite = load_suite(ROOT / "yaml_recipes" / "bench" / f"{name}.yaml")
-        kinds = {v.kind for v in suite.variants}
-        assert kinds == {"zero_shot", "anchor_only", "behaviorlm", "full_ft", "reverse"}, name
-        groups = {v.group for v in suite.variants}
-        assert {"baseline", "ours", "ablation", "sweep"} <= groups
+        assert {"behaviorlm", "full_ft" if name != "gpu-ablations" else "reverse"} <= {v.kind for v in suite.variants}
+    paper = load_suite(ROOT / "yaml_recipes" / "bench" / "paper.yaml")
+    assert {v.kind for v in paper.variants} >= {"zero_shot", "anchor_only", "behaviorlm", "full_ft", "reverse"}
+    assert {"baseline", "ours", "ablation", "sweep"} <= {v.group for v in paper.variants}
+    quick = load_suite(ROOT / "yaml_recipes" / "bench" / "quick.yaml")
+    assert "oracle" in {v.kind for v in quick.variants} and quick.note.startswith("**Harness smoke test")
+    assert {v.prior_correction for v in quick.variants} >= {0.0, 1.0, "auto"}
+    for stage in ("a_tuning", "b_tuning"):  # pinned, so a change to the CPU recipes cannot change the suite
+        pinned = quick.overrides.of(stage)
+        assert pinned["learning_rate"] == 1e-4 and pinned["num_train_epochs"] == 1 and pinned["cutoff_len"] == 640
     paper = load_suite(ROOT / "yaml_recipes" / "bench" / "paper.yaml")
     assert len(paper.seeds) == 5 and paper.sweeps.k == [5, 10, 20, 50]
     assert paper.sweeps.aux_ratio == [0, 0.025, 0.05, 0.1, 0.2]
@@ -275,6 +281,7 @@ def test_one_gpu_suite_trains_in_bf16_on_the_gpu():
     suite = load_suite(ROOT / "yaml_recipes" / "bench" / "smollm2-1gpu.yaml")
     for stage in ("a_tuning", "b_tuning"):
         assert suite.overrides.of(stage)["use_cpu"] is False and suite.overrides.of(stage)["bf16"] is True
+        assert suite.overrides.of(stage)["learning_rate"] == 1e-4 and suite.overrides.of(stage)["cutoff_len"] == 640
     assert {v.kind for v in suite.variants} >= {"zero_shot", "full_ft", "anchor_only", "behaviorlm"}
 
 
