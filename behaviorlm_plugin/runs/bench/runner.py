@@ -322,9 +322,11 @@ class BenchRunner:
                     if seed not in results.get(v.name, {}):  # the lr search may have run ours already
                         results.setdefault(v.name, {})[seed] = self.run_variant(v, seed, results)
                     bar.update()
-                    # A readable snapshot after every run: long suites can be inspected (or salvaged) midway.
+                    # A readable snapshot after every run, with its evidence (samples, frontier, bootstrap so far):
+                    # long suites can be inspected, or salvaged and rendered with --report-only, midway.
+                    partial = snapshot(evidence=collect_evidence(self, results))
                     out.parent.mkdir(parents=True, exist_ok=True)
-                    atomic_write_json(out, {**snapshot(), "complete": False})
+                    atomic_write_json(out, {**partial, "bootstrap": bootstrap_table(partial), "complete": False})
         run_sasrec = self.suite.sasrec.enabled and (self.part.sasrec if self.part else True)
         sasrec = run_sasrec_steps(self) if run_sasrec else None
         final = snapshot(sasrec, collect_evidence(self, results))
