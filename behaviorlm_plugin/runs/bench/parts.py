@@ -107,6 +107,8 @@ def merge_results(results: list[dict]) -> dict:
         out["sasrec_curve"].update(r.get("sasrec_curve") or {})
         out["sasrec_search"].update(r.get("sasrec_search") or {})
         out["wall_seconds"] += r.get("wall_seconds", 0.0)
+        if r.get("lr_search"):  # each part holds the targets it searched or reused; pool them
+            out["lr_search"] = {**(out.get("lr_search") or {}), **r["lr_search"]}
         for k in ("oracle_frontier", "behaviors", "categories", "machine"):
             if r.get(k):
                 out[k] = r[k]
