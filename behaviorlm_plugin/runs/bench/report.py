@@ -56,9 +56,8 @@ def _header(results: dict) -> list[str]:
 
 
 def _alpha(v: dict) -> str:
-    setting = (v.get("config") or {}).get("prior_correction", 0)
     a = v.get("alpha") or 0.0
-    if setting == "auto" or (v.get("kind") == "sasrec" and "post-hoc" in (v.get("description") or "")):
+    if any("alpha_choice" in r for r in v.get("per_seed", {}).values()):  # chosen on val, per seed
         return f"auto: {a:.2g}"
     return f"{a:g}"
 
