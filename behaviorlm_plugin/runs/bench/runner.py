@@ -144,7 +144,10 @@ class BenchRunner:
     ) -> dict:
         job = self.train_job(stage, dataset, output_dir, init, seed)
         overrides = {**self.suite.overrides.of(stage), **({"learning_rate": lr} if lr is not None else {})}
-        return train_args(self.suite.recipe_path(stage), overrides, job)
+        cfg = train_args(self.suite.recipe_path(stage), overrides, job)
+        if str(cfg.get("eval_strategy", "no")) != "no" and "eval_dataset" not in cfg:
+            cfg["eval_dataset"] = job.eval_dataset  # evaluation per epoch (the best epoch on val) reads val
+        return cfg
 
     def train(self, stage: str, data: Step, init: Step | None, seed: int, lr: float | None = None) -> Step:
         """One LoRA stage; ``lr`` (an lr_search winner or trial) replaces the recipe's learning rate."""
