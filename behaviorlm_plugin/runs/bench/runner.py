@@ -281,7 +281,8 @@ class BenchRunner:
         ):
             chosen.insert(0, self.suite.variant(self.suite.ours))
         # 'matched' full fine-tuning needs ours first; otherwise keep the suite's order.
-        return sorted(chosen, key=lambda v: (v.train_samples == "matched", v.name != self.suite.ours))
+        matched = any(v.train_samples == "matched" for v in chosen)
+        return sorted(chosen, key=lambda v: (v.train_samples == "matched", matched and v.name != self.suite.ours))
 
     def _prepare(self) -> None:
         from behaviorlm_plugin.data.prepare import ensure_prepared
