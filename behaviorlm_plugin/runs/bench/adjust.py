@@ -124,12 +124,16 @@ def sample_predictions(runner: BenchRunner, step_dir: Path) -> dict[str, list[in
 
 def eval_samples(runner: BenchRunner) -> dict:
     """The evaluation samples every row is scored on: ids and label codes per split (for the paired bootstrap)."""
+    cached = getattr(runner, "_eval_samples", None)
+    if cached is not None:
+        return cached
     code = {b: i for i, b in enumerate(runner.data.stats.behavior_list)}
     out = {}
     for split, want in eval_ids(runner).items():
         _, metas = runner.data.load(split)
         label = {m["id"]: m["label"] for m in metas}
         out[split] = {"ids": want, "labels": [code[label[i]] for i in want]}
+    runner._eval_samples = out  # read once per run: every snapshot needs it
     return out
 
 
