@@ -8,7 +8,8 @@ Subcommands:
   evaluate      (--preds preds.jsonl | --model M [--adapter A] --data SPLIT.jsonl) --stats stats.json [--out-dir D]
   select        --model M --adapter A --dataset-dir D --name N [--k 20 --strategy dds_cds|dds|uniform]
   run           PIPELINE.yaml [--set key=value ...] [--selection.k 10 ...] [--until STAGE]: the progressive pipeline
-  bench         SUITE.yaml [--set key=value ...] [--only V1,V2] [--report-only]: baselines, ablations,
+  bench         SUITE.yaml [--set key=value ...] [--only V1,V2] [--report-only] [--part P|next] [--list-parts]
+                [--merge]: baselines, ablations,
                 sweeps and SASRec over seeds, every step cached; writes results.json, report.md, plots
   serve         --model M [--adapter A] [--stats stats.json] [--host --port --max-batch --max-wait-ms
                 --prior-correction ALPHA --api-key KEY]: the online next-behavior API (FastAPI)
@@ -234,8 +235,23 @@ def cmd_bench(argv: list[str]) -> int:
     def extra(p: argparse.ArgumentParser) -> None:
         p.add_argument("--only", default=None, help="Comma-separated variant names (e.g. 'zero-shot,BehaviorLM')")
         p.add_argument("--report-only", action="store_true", help="Rebuild report.md and plots from results.json")
+        p.add_argument(
+            "--part", action="append", default=None, help="Run these parts (repeatable, comma list, or 'next')"
+        )
+        p.add_argument("--list-parts", action="store_true", help="The suite's parts, estimates and what is done")
+        p.add_argument("--merge", action="store_true", help="Render the report from whatever part files exist")
 
     suite, ns = parse_cli(SuiteConfig, argv, prog="behaviorlm bench", description="A benchmark suite.", extra=extra)
+    if ns.list_parts or ns.merge or ns.part:
+        from behaviorlm_plugin.runs.bench.parts import merge_parts, parts_table, run_parts
+
+        if ns.list_parts:
+            print(parts_table(suite))
+            return 0
+        merged = run_parts(suite, ns.part) if ns.part else merge_parts(suite)
+        print(terminal_table(merged))
+        print(f"results: {Path(suite.out_dir) / 'results.json'}\nreport: {Path(suite.out_dir) / 'report.md'}")
+        return 0
     if ns.report_only:
         if not (Path(suite.out_dir) / "results.json").is_file():
             raise FileNotFoundError(

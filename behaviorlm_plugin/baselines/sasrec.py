@@ -111,11 +111,33 @@ def predict_proba(model: SASRec, f: Features, batch_size: int = 1024) -> np.ndar
     )
 
 
+def _train_log_prior(train: Features, device) -> torch.Tensor:
+    counts = np.bincount(train.label.numpy(), minlength=len(train.behaviors))
+    return torch.tensor(np.log(np.maximum(counts / max(1, counts.sum()), 1e-7)), dtype=torch.float32, device=device)
+
+
+def val_score(probs: np.ndarray, labels: np.ndarray, balanced: bool) -> float:
+    """Val accuracy, or with ``balanced`` the mean per-class accuracy (the logit-adjusted loss's target)."""
+    ok = probs.argmax(1) == labels
+    if not balanced:
+        return float(ok.mean())
+    support = np.bincount(labels, minlength=probs.shape[1])
+    hits = np.bincount(labels, weights=ok, minlength=probs.shape[1])
+    return float((hits[support > 0] / support[support > 0]).mean())
+
+
 def train(train: Features, val: Features, cfg: SASRecConfig) -> tuple[SASRec, dict]:
-    """Train with early stopping on val accuracy; returns the best model and its history."""
+    """Train with early stopping on val accuracy; returns the best model and its history.
+
+    ``loss: logit_adjusted`` trains on ``logits + tau * log prior`` (Menon et al. 2021; tau = 1 is the balanced
+    softmax) and predicts with the plain logits, so its argmax is the balanced rule; early stopping then uses
+    val mean per-class accuracy, the quantity that loss targets.
+    """
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     model = SASRec(len(train.behaviors), len(train.places), train.hist_behavior.shape[1], cfg).to(cfg.device)
+    adjusted = cfg.loss == "logit_adjusted"
+    shift = cfg.loss_tau * _train_log_prior(train, cfg.device) if adjusted else None
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     best, best_state, bad, history = -1.0, None, 0, []
     t0 = time.perf_counter()
@@ -124,12 +146,13 @@ def train(train: Features, val: Features, cfg: SASRecConfig) -> tuple[SASRec, di
         total = 0.0
         for b in _batches(train, cfg.batch_size, rng):
             b = b.to(cfg.device)
-            loss = nn.functional.cross_entropy(model(b), b.label)
+            logits = model(b)
+            loss = nn.functional.cross_entropy(logits + shift if adjusted else logits, b.label)
             opt.zero_grad()
             loss.backward()
             opt.step()
             total += loss.item() * len(b)
-        val_acc = float((predict_proba(model, val).argmax(1) == val.label.numpy()).mean())
+        val_acc = val_score(predict_proba(model, val), val.label.numpy(), balanced=adjusted)
         history.append({"epoch": epoch + 1, "train_loss": total / len(train), "val_acc": val_acc})
         if val_acc > best:
             best, bad = val_acc, 0

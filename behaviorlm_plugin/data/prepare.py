@@ -220,6 +220,10 @@ def prepare(args: PrepareArguments, log=progress) -> dict:
         log(f"[prepare] writing {out_dir / args.name} ({t - t0:.1f}s)")
         staging = store.staging_dir(out_dir, args.name)
         write_dataset(staging, windows, args, rows, aux_kept, mix)
+        if args.synthetic:  # the simulator's true next-behavior distributions (data/oracle.py)
+            from behaviorlm_plugin.data.oracle import write_oracle
+
+            write_oracle(staging, windows, rows, args)
         lap("write_s", t)
         stats = build_stats(windows, args, source_stats, rows, aux_stats, tokenizer)
         timings["total_s"] = time.perf_counter() - t0

@@ -57,6 +57,7 @@ __all__ = [
     "SimulatorConfig",
     "calibrated_bias",
     "simulate_events",
+    "simulate_with_truth",
     "total_variation",
     "user_personas",
 ]
@@ -135,11 +136,15 @@ def _skeleton(cfg: SimulatorConfig, rng: np.random.Generator) -> _Skeleton:
     return _Skeleton(user, minutes, dow, hour, place, persona, preference, starts, counts)
 
 
-def _walk(sk: _Skeleton, bias: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def _walk(
+    sk: _Skeleton, bias: np.ndarray, rng: np.random.Generator, record: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Draw behaviors event by event (vectorised across users).
 
     Returns the behaviors and the running sum of per-event probabilities (used by
-    calibration: the expected marginal is far less noisy than sampled counts).
+    calibration: the expected marginal is far less noisy than sampled counts).  With ``record``
+    (an ``[n_events, n_behaviors]`` array) each event's row gets the distribution it was drawn
+    from: the oracle.  Recording draws no random numbers, so the events are the same either way.
     """
     ctx = context_table().reshape(-1, len(BEHAVIORS))
     seq = sequence_table()
@@ -167,6 +172,8 @@ def _walk(sk: _Skeleton, bias: np.ndarray, rng: np.random.Generator) -> tuple[np
         p = np.exp(logits)
         p /= p.sum(axis=1, keepdims=True)
         prob_sum += p.sum(axis=0)
+        if record is not None:
+            record[ev] = p
         u = rng.random(len(active))[:, None]
         choice = np.minimum((np.cumsum(p, axis=1) < u).sum(axis=1), len(BEHAVIORS) - 1)
         behavior[ev] = choice
@@ -212,15 +219,29 @@ def simulate_events(cfg: SimulatorConfig | None = None) -> pd.DataFrame:
     String columns are pandas Categoricals (fast and compact); the frame is sorted by
     user then time, like every loader's output.
     """
-    cfg = cfg or SimulatorConfig()
+    return _simulate(cfg or SimulatorConfig(), truth=False)[0]
+
+
+def simulate_with_truth(cfg: SimulatorConfig | None = None) -> tuple[pd.DataFrame, np.ndarray]:
+    """The same events as :func:`simulate_events` and, per event (row order), the exact distribution its
+    behavior was drawn from: ``float32 [n_events, len(BEHAVIORS)]``, columns in ``BEHAVIORS`` order.
+
+    The distribution is the simulator's whole state at that event (persona, personal taste, context,
+    previous behaviors, a pending parcel): the clairvoyant oracle of ``data/oracle.py``.
+    """
+    return _simulate(cfg or SimulatorConfig(), truth=True)
+
+
+def _simulate(cfg: SimulatorConfig, truth: bool) -> tuple[pd.DataFrame, np.ndarray | None]:
     bias = np.array(calibrated_bias(cfg.persona_weights, cfg.preference_noise, cfg.events_per_day), np.float32)
     rng = np.random.default_rng(cfg.seed)
     sk = _skeleton(cfg, rng)
-    behavior, _ = _walk(sk, bias, rng)
+    record = np.empty((len(sk.user), len(BEHAVIORS)), dtype=np.float32) if truth else None
+    behavior, _ = _walk(sk, bias, rng, record)
     width = max(5, len(str(cfg.num_users - 1)))
     user_labels = np.array([f"u{i:0{width}d}" for i in range(cfg.num_users)])
     timestamp = pd.Timestamp(cfg.start_date).to_datetime64() + sk.minutes.astype("timedelta64[m]")
-    return pd.DataFrame(
+    df = pd.DataFrame(
         {
             "user_id": pd.Categorical.from_codes(sk.user, categories=user_labels),
             "timestamp": timestamp.astype("datetime64[ns]"),
@@ -228,6 +249,7 @@ def simulate_events(cfg: SimulatorConfig | None = None) -> pd.DataFrame:
             "behavior": pd.Categorical.from_codes(behavior, categories=list(BEHAVIORS)),
         }
     )
+    return df, record
 
 
 def user_personas(cfg: SimulatorConfig) -> np.ndarray:

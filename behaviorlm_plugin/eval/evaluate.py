@@ -5,10 +5,18 @@ from __future__ import annotations
 from pathlib import Path
 
 from behaviorlm_plugin.data.dataset import DatasetStats, PreparedDataset
+from behaviorlm_plugin.eval.decision_rule import (
+    AUTO,
+    DEFAULT_ALPHA_GRID,
+    choice_text,
+    choose_alpha,
+    parse_prior_correction,
+    rerank_rows,
+)
 from behaviorlm_plugin.eval.metrics import PAPER_COLUMNS, classification_metrics, format_table, ranking_metrics
 from behaviorlm_plugin.eval.plots import plot_confusion, plot_per_behavior
 from behaviorlm_plugin.eval.predict import predict
-from behaviorlm_plugin.extras.fileio import atomic_write_json, read_jsonl
+from behaviorlm_plugin.extras.fileio import atomic_write_json, atomic_write_jsonl, read_jsonl
 from behaviorlm_plugin.hparams.eval_args import EvaluationArguments, PredictArguments
 
 
@@ -74,12 +82,46 @@ def evaluate_predictions(preds: list[dict], stats: DatasetStats, source: str = "
     return m
 
 
-def evaluate_file(preds_path: str | Path, stats: DatasetStats, out_dir: str | Path, name: str = "model") -> dict:
-    """metrics.json + two plots in ``out_dir``."""
+def apply_prior_correction(
+    preds: list[dict],
+    stats: DatasetStats,
+    setting: float | str,
+    *,
+    val_preds: list[dict] | None = None,
+    head_floor: float | None = None,
+    grid=DEFAULT_ALPHA_GRID,
+    log=print,
+) -> tuple[list[dict], dict]:
+    """``preds`` re-ranked under ``score - alpha * log prior`` (prior: stats.json's train frequencies) and
+    what goes into the results: ``{"alpha"}`` plus, for ``auto``, the choice made on ``val_preds``."""
+    setting = parse_prior_correction(setting)
+    info: dict = {}
+    if setting == AUTO:
+        if not val_preds:
+            raise EvaluationError(
+                "prior_correction auto chooses alpha on val predictions; score the val split (with --top-k 0) "
+                "and pass them (--val-preds), or give a number"
+            )
+        choice = choose_alpha(val_preds, stats.frequency, stats.head_medium_tail, grid=grid, head_floor=head_floor)
+        log(choice_text(choice))
+        setting, info["alpha_choice"] = choice.alpha, choice.to_dict()
+    return rerank_rows(preds, stats.frequency, setting), {**info, "alpha": float(setting)}
+
+
+def evaluate_file(
+    preds_path: str | Path, stats: DatasetStats, out_dir: str | Path, name: str = "model", *, rule: dict | None = None
+) -> dict:
+    """metrics.json + two plots in ``out_dir``; ``rule`` (keyword arguments of :func:`apply_prior_correction`)
+    scores the predictions under the prior correction (re-ranked rows go to ``preds_prior_corrected.jsonl``)."""
     preds = read_jsonl(preds_path)
-    m = evaluate_predictions(preds, stats, source=str(preds_path))
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    info = {"alpha": 0.0}
+    if rule and parse_prior_correction(rule.get("setting", 0)) != 0:
+        preds, info = apply_prior_correction(preds, stats, **rule)
+        atomic_write_jsonl(out_dir / "preds_prior_corrected.jsonl", preds)
+    m = evaluate_predictions(preds, stats, source=str(preds_path))
+    m.update(info)
     m["predictions_file"] = str(preds_path)
     atomic_write_json(out_dir / "metrics.json", m)
     plot_per_behavior(m, out_dir / "per_behavior_accuracy.png", stats.metric_thresholds)
@@ -96,9 +138,15 @@ def evaluate_splits(
     evaluation: EvaluationArguments,
     out_dir: Path,
 ) -> dict[str, dict]:
-    """Predict and score each split of ``evaluation`` (with its caps) into ``out_dir/<split>/``."""
+    """Predict and score each split of ``evaluation`` (with its caps) into ``out_dir/<split>/``.
+
+    With ``evaluation.prior_correction`` the metrics are those of the rule; ``auto`` picks alpha on val, which is
+    therefore scored first.
+    """
     results = {}
-    for split in evaluation.splits:
+    splits = sorted(evaluation.splits, key=lambda s: s != "val")
+    val_rows = None
+    for split in splits:
         cap = evaluation.cap(split)
         preds = out_dir / split / "preds.jsonl"
         predict(
@@ -115,8 +163,16 @@ def evaluate_splits(
                 seed=evaluation.seed,
             )
         )
-        results[split] = evaluate_file(preds, data.stats, out_dir / split, name=split)
-    return results
+        if split == "val":
+            val_rows = read_jsonl(preds)
+        rule = {
+            "setting": evaluation.prior_correction,
+            "val_preds": val_rows,
+            "head_floor": evaluation.head_floor,
+            "grid": evaluation.alpha_grid,
+        }
+        results[split] = evaluate_file(preds, data.stats, out_dir / split, name=split, rule=rule)
+    return {s: results[s] for s in evaluation.splits}
 
 
 def summary_text(m: dict, name: str) -> str:

@@ -62,7 +62,8 @@ def predict(args: PredictArguments) -> list[dict] | None:
     t0 = time.perf_counter()
     rows = []
     if args.method == "score":
-        preds = scorer.predict(prompts, cands, labels=labels, ids=[recs[i]["id"] for i in mine], k=args.top_k or 10**9)
+        k = args.top_k if args.top_k and args.prior_correction == 0 else 10**9  # the rule re-ranks them all
+        preds = scorer.predict(prompts, cands, labels=labels, ids=[recs[i]["id"] for i in mine], k=k)
         for i, p in zip(mine, preds, strict=True):
             ranked = [{"behavior": b, "prob": pr} for b, pr in p.top_k]
             rows.append(
@@ -78,6 +79,7 @@ def predict(args: PredictArguments) -> list[dict] | None:
     seconds = time.perf_counter() - t0
     out = Path(args.out)
     if world == 1:
+        rows = _under_rule(rows, args)
         atomic_write_jsonl(out, rows)
         _write_run_info(out, args, len(rows), seconds, world)
         return rows
@@ -89,7 +91,7 @@ def predict(args: PredictArguments) -> list[dict] | None:
     merged = None
     if rank == 0:
         parts = [read_jsonl(out.with_name(f"{out.name}.rank{r}")) for r in range(world)]
-        merged = [parts[i % world][i // world] for i in range(len(recs))]
+        merged = _under_rule([parts[i % world][i // world] for i in range(len(recs))], args)
         atomic_write_jsonl(out, merged)
         for r in range(world):
             out.with_name(f"{out.name}.rank{r}").unlink()
@@ -97,6 +99,19 @@ def predict(args: PredictArguments) -> list[dict] | None:
     dist.barrier()
     dist.destroy_process_group()
     return merged
+
+
+def _under_rule(rows: list[dict], args: PredictArguments) -> list[dict]:
+    """The rows under ``--prior-correction`` (a no-op at 0), cut to ``--top-k`` afterwards."""
+    if args.prior_correction == 0:
+        return rows
+    from behaviorlm_plugin.data.dataset import DatasetStats, meta_path_of
+    from behaviorlm_plugin.eval.evaluate import apply_prior_correction
+
+    stats = DatasetStats.read(args.stats or meta_path_of(Path(args.data)).parent / "stats.json")
+    val = read_jsonl(args.val_preds) if args.val_preds else None
+    rows, _ = apply_prior_correction(rows, stats, args.prior_correction, val_preds=val, head_floor=args.head_floor)
+    return [{**r, "ranked": r["ranked"][: args.top_k]} if args.top_k else r for r in rows]
 
 
 def _write_run_info(out: Path, args: PredictArguments, n: int, seconds: float, world: int) -> None:

@@ -13,14 +13,14 @@ from behaviorlm_plugin.hparams.sasrec_args import DEFAULT_SASREC_GRID, SASRecCon
 from behaviorlm_plugin.hparams.selection_args import SelectionArguments
 from behaviorlm_plugin.hparams.tuning_args import ATuningArguments, RecipeSet, StageOverrides
 
-Group = Literal["baseline", "ours", "ablation", "sweep"]
+Group = Literal["baseline", "ours", "ablation", "sweep", "oracle"]
 
 
 @dataclass
 class SweepPoint:
     """The one setting a sweep row changes against ``ours``: rows carry it, nothing parses a name."""
 
-    param: Literal["aux_ratio", "k"]
+    param: Literal["aux_ratio", "k", "anchors"]
     value: float
 
 
@@ -34,7 +34,8 @@ class VariantConfig:
         ``full_ft`` (one stage on a natural subset of train_all) and ``reverse`` (medium+tail first).
     group:
         ``baseline`` rows are compared with ``ours``; ``ablation`` rows get deltas against it;
-        ``sweep`` rows feed the sweep plots.
+        ``sweep`` rows feed the sweep plots; ``oracle`` rows (kind oracle) are the ceiling, shown in the main
+        table but never a "best baseline".
     a_tuning, selection:
         the suite's blocks with this row's keys on top (resolved when the suite is built).
     """
@@ -49,12 +50,25 @@ class VariantConfig:
         default=None, metadata={"help": "full_ft: a positive int, or 'matched' (as many as ours' two stages)."}
     )
     seeds: list[int] | None = field(default=None, metadata={"help": "A subset of the suite's seeds (None = all)."})
+    prior_correction: float | str = field(
+        default=0.0,
+        metadata={
+            "help": "This row's decision rule: 0 (plain argmax), alpha >= 0, or auto (chosen on val); "
+            "a re-rank of the saved predictions, so it shares every step with the alpha-0 row."
+        },
+    )
     description: str = field(default="", metadata={"help": "One line for the report."})
     sweep: SweepPoint | None = field(default=None, metadata={"internal": True, "help": "Set on sweep rows."})
 
     def __post_init__(self) -> None:
+        from behaviorlm_plugin.eval.decision_rule import parse_prior_correction
         from behaviorlm_plugin.runs.bench.variants import get_variant_kind, kind_names
 
+        self.prior_correction = parse_prior_correction(
+            self.prior_correction, source=f"variant {self.name!r}: prior_correction"
+        )
+        if (self.kind == "oracle") != (self.group == "oracle"):
+            raise ValueError(f"variant {self.name!r}: kind oracle and group oracle go together")
         if self.kind not in kind_names():
             raise ValueError(f"variant {self.name!r}: kind must be one of {', '.join(kind_names())}; got {self.kind!r}")
         if self.kind == "full_ft":
@@ -76,6 +90,9 @@ class SweepArguments:
 
     aux_ratio: list[float] = field(default_factory=list, metadata={"help": "λ values."})
     k: list[int] = field(default_factory=list, metadata={"help": "Samples per behavior in B-Tuning."})
+    anchors: list[int] = field(
+        default_factory=list, metadata={"help": "A-Tuning anchor counts (BehaviorLM's sample-efficiency curve)."}
+    )
     seeds: list[int] | None = field(default=None, metadata={"help": "Seeds of the sweep rows (None = all)."})
 
 
@@ -92,11 +109,79 @@ class SASRecBench:
     grid: dict[str, list] = field(default_factory=lambda: dict(DEFAULT_SASREC_GRID), metadata={"help": "Search."})
     config: SASRecConfig = field(default_factory=SASRecConfig, metadata={"help": "Fixed settings."})
     train_sizes: list[int] = field(default_factory=list, metadata={"help": "Sample-efficiency curve sizes."})
+    post_hoc: bool = field(
+        default=False, metadata={"help": "Add 'SASRec + post-hoc adjustment' (alpha chosen on val; needs val)."}
+    )
+    logit_adjusted_loss: bool = field(
+        default=False, metadata={"help": "Add 'SASRec (logit-adjusted loss)', trained with the searched settings."}
+    )
 
     def __post_init__(self) -> None:
         check_grid(self.grid, "sasrec.grid")
         if any(n < 1 for n in self.train_sizes):
             raise ValueError("sasrec.train_sizes must be positive")
+
+
+@dataclass
+class LRSearch:
+    r"""A small learning-rate search on val for the LLM rows, as SASRec gets one: run once, at ``seed``, and the
+    winner (best val accuracy) is reused by every row and seed of that target.
+
+    targets: ``full_ft`` (the one-stage fine-tuning rows) and ``a_tuning`` (A-Tuning of anchor_only,
+    behaviorlm and reverse rows; B-Tuning keeps its recipe's rate).
+    """
+
+    values: list[float] = field(default_factory=lambda: [1e-4, 3e-4, 1e-3], metadata={"help": "Learning rates."})
+    targets: list[Literal["full_ft", "a_tuning"]] = field(
+        default_factory=lambda: ["full_ft", "a_tuning"], metadata={"help": "What the search tunes."}
+    )
+    seed: int = field(default=0, metadata={"help": "The one seed the search runs at."})
+
+    def __post_init__(self) -> None:
+        if not self.values or any(v <= 0 for v in self.values):
+            raise ValueError(f"lr_search.values must be positive learning rates, got {self.values}")
+        if not self.targets:
+            raise ValueError("lr_search.targets: name full_ft and/or a_tuning")
+
+
+@dataclass
+class PartConfig:
+    r"""A named group of rows that fits one short GPU call (``behaviorlm bench SUITE --part NAME``)."""
+
+    name: str = field(metadata={"help": "Part name (a file name: letters, digits, '-', '_')."})
+    variants: list[str] = field(default_factory=list, metadata={"help": "Rows this part runs (names)."})
+    sasrec: bool = field(default=False, metadata={"help": "This part runs the SASRec rows."})
+    seeds: list[int] | None = field(default=None, metadata={"help": "Only these seeds of its rows (None = all)."})
+    lr_search: list[Literal["full_ft", "a_tuning"]] = field(
+        default_factory=list, metadata={"help": "lr_search targets this part runs (other parts reuse the winners)."}
+    )
+    description: str = field(default="", metadata={"help": "One line for --list-parts."})
+
+    def __post_init__(self) -> None:
+        if not self.name.replace("-", "").replace("_", "").isalnum():
+            raise ValueError(f"part name {self.name!r}: letters, digits, '-' and '_' only")
+        if not self.variants and not self.sasrec and not self.lr_search:
+            raise ValueError(f"part {self.name!r} runs nothing: give variants, sasrec: true or lr_search targets")
+
+
+@dataclass
+class TimeModel:
+    r"""What ``--list-parts`` estimates a part's time from: fixed costs measured on CPU and assumed throughputs.
+
+    The throughputs default to the speed issue's GPU targets (SmolLM2 LoRA 150k tokens/s, scoring 1,000
+    samples/s): they are targets until ``benchmarks/bench_gpu.py`` measures them.
+    """
+
+    startup_s: float = field(
+        default=60.0, metadata={"help": "Per call: imports, data check, model download-free load."}
+    )
+    train_fixed_s: float = field(default=25.0, metadata={"help": "Per training run: launch, load, tokenise, save."})
+    eval_fixed_s: float = field(default=10.0, metadata={"help": "Per evaluation or selection: load, tokenise."})
+    train_tokens_per_s: float = field(default=150_000.0, metadata={"help": "LoRA training throughput (assumed)."})
+    score_samples_per_s: float = field(default=1_000.0, metadata={"help": "Candidate scoring (35 candidates)."})
+    tokens_per_sample: float = field(default=500.0, metadata={"help": "Prompt + answer tokens of a sample."})
+    epochs: float = field(default=1.0, metadata={"help": "Epochs of every training run (as the recipes say)."})
+    sasrec_per_seed_s: float = field(default=60.0, metadata={"help": "SASRec search, curve and tail-aware rows."})
 
 
 @dataclass
@@ -121,6 +206,7 @@ class SuiteConfig:
     prepare: PrepareArguments = field(metadata={"help": "behaviorlm prepare arguments."})
     variants: list[VariantConfig] = field(metadata={"help": "The rows."})
     seeds: list[int] = field(default_factory=lambda: [0], metadata={"help": "Seeds of every row."})
+    note: str = field(default="", metadata={"help": "The report's first line (what the suite is, and is not)."})
     cache_dir: str = field(default="runs/bench-cache", metadata={"help": "Step cache (shared across suites)."})
     out_dir: str = field(default="runs/bench", metadata={"help": "results.json, report.md and plots."})
     ours: str = field(default="BehaviorLM", metadata={"help": "The main row's name (kind behaviorlm)."})
@@ -130,6 +216,9 @@ class SuiteConfig:
     overrides: StageOverrides = field(default_factory=StageOverrides, metadata={"help": "Over the recipes."})
     sweeps: SweepArguments = field(default_factory=SweepArguments, metadata={"help": "Sweep rows."})
     sasrec: SASRecBench = field(default_factory=SASRecBench, metadata={"help": "The SASRec baseline."})
+    parts: list[PartConfig] = field(default_factory=list, metadata={"help": "Named parts (one GPU call each)."})
+    time_model: TimeModel = field(default_factory=TimeModel, metadata={"help": "Estimates of --list-parts."})
+    lr_search: LRSearch | None = field(default=None, metadata={"help": "A learning-rate search on val."})
     base_dir: str = field(default=".", metadata={"internal": True, "help": "Folder of the suite file."})
 
     @staticmethod
@@ -164,16 +253,52 @@ class SuiteConfig:
             raise ValueError(f"ours = {self.ours!r} is not a variant (have {names})")
         if self.variant(self.ours).kind != "behaviorlm":
             raise ValueError("the 'ours' variant must have kind behaviorlm")
+        if self.evaluation.prior_correction != 0:
+            raise ValueError(
+                "evaluation.prior_correction: in a suite each variant names its own rule; set prior_correction "
+                "on the variants (e.g. a second row with prior_correction: auto)"
+            )
+        auto = any(v.prior_correction == "auto" for v in self.variants) or (
+            self.sasrec.enabled and self.sasrec.post_hoc
+        )
+        if auto and "val" not in self.evaluation.splits:
+            raise ValueError(
+                "a variant has prior_correction: auto, which chooses alpha on val; add val to evaluation.splits "
+                "(with a cap, e.g. evaluation.val: {max_samples: 500})"
+            )
         self.variants.extend(self._sweep_variants())
         for v in self.variants:
             if v.seeds is not None and (not v.seeds or set(v.seeds) - set(self.seeds)):
                 raise ValueError(
                     f"variant {v.name!r} seeds {v.seeds} must be a non-empty subset of the suite's seeds {self.seeds}"
                 )
+        self._check_parts()
+        if self.lr_search is not None and "val" not in self.evaluation.splits:
+            raise ValueError("lr_search picks the val winner; add val to evaluation.splits (a capped val will do)")
         ours = self.variant(self.ours)
         for v in self.variants:
             if v.train_samples == "matched" and ours.seeds is not None and set(self.seeds_of(v)) - set(ours.seeds):
                 raise ValueError(f"{v.name!r} is matched to {self.ours!r}, so needs its seeds")
+
+    def _check_parts(self) -> None:
+        if not self.parts:
+            return
+        names = [p.name for p in self.parts]
+        if len(set(names)) != len(names):
+            raise ValueError(f"parts: duplicate part names {sorted({n for n in names if names.count(n) > 1})}")
+        rows = {v.name for v in self.variants}
+        for p in self.parts:
+            if p.seeds is not None and (not p.seeds or set(p.seeds) - set(self.seeds)):
+                raise ValueError(f"parts.{p.name}.seeds {p.seeds} must be a non-empty subset of seeds {self.seeds}")
+            unknown = sorted(set(p.variants) - rows)
+            if unknown:
+                raise ValueError(f"parts.{p.name}: unknown variant(s) {unknown}; rows are {sorted(rows)}")
+        placed = {n for p in self.parts for n in p.variants}
+        missing = sorted(rows - placed)
+        if missing:
+            raise ValueError(f"parts: variant(s) {missing} are in no part, so no part would ever run them")
+        if self.sasrec.enabled and not any(p.sasrec for p in self.parts):
+            raise ValueError("parts: sasrec is enabled but no part has sasrec: true")
 
     def seeds_of(self, v: VariantConfig) -> list[int]:
         return v.seeds if v.seeds is not None else self.seeds
@@ -196,6 +321,8 @@ class SuiteConfig:
             rows.append((f"λ={v:g}", SweepPoint("aux_ratio", float(v)), replace(ours.a_tuning, aux_ratio=v), None))
         for v in self.sweeps.k:
             rows.append((f"k={v}", SweepPoint("k", int(v)), None, replace(ours.selection, k=v)))
+        for v in self.sweeps.anchors:
+            rows.append((f"anchors={v}", SweepPoint("anchors", int(v)), replace(ours.a_tuning, anchors=v), None))
         return [
             VariantConfig(
                 name=name,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from behaviorlm_plugin.eval.decision_rule import DEFAULT_ALPHA_GRID
 from behaviorlm_plugin.extras.constants import EVAL_SPLITS, TEMPLATE_AUTO
 
 
@@ -29,6 +30,8 @@ class EvaluationArguments:
         splits (any of val, test, test_balanced)
     Caps (per split, for a budget; the same seed gives every row the same samples):
         val, test, test_balanced, seed
+    Decision rule (``docs/evaluation.md``):
+        prior_correction (0 = plain argmax, alpha >= 0, or auto: chosen on val), head_floor, alpha_grid
     Speed:
         batch_size
     """
@@ -41,8 +44,31 @@ class EvaluationArguments:
     test_balanced: SplitCap = field(default_factory=SplitCap, metadata={"help": "Caps on test_balanced."})
     batch_size: int = field(default=4, metadata={"help": "Prompts per forward pass."})
     seed: int = field(default=0, metadata={"help": "Seed of the capped subsets (same for every row and seed)."})
+    prior_correction: float | str = field(
+        default=0.0,
+        metadata={
+            "help": "Rank by score - alpha * log prior: 0 (plain argmax, the default), a number alpha >= 0 "
+            "(1 = the balanced rule), or auto (alpha chosen on val; needs val in splits)."
+        },
+    )
+    head_floor: float | None = field(
+        default=None,
+        metadata={"help": "auto: keep head accuracy on val >= this (else: best mean per-class accuracy)."},
+    )
+    alpha_grid: list[float] = field(
+        default_factory=lambda: list(DEFAULT_ALPHA_GRID), metadata={"help": "auto: the alphas tried on val."}
+    )
 
     def __post_init__(self) -> None:
+        from behaviorlm_plugin.eval.decision_rule import AUTO, parse_prior_correction
+
+        self.prior_correction = parse_prior_correction(self.prior_correction, source="evaluation.prior_correction")
+        if self.prior_correction == AUTO and "val" not in self.splits:
+            raise ValueError("prior_correction: auto chooses alpha on val; add val to splits (a capped val will do)")
+        if self.head_floor is not None and not 0 <= self.head_floor <= 1:
+            raise ValueError(f"head_floor must be in [0, 1], got {self.head_floor}")
+        if not self.alpha_grid or any(a < 0 for a in self.alpha_grid):
+            raise ValueError(f"alpha_grid must be a non-empty list of alphas >= 0, got {self.alpha_grid}")
         bad = [s for s in self.splits if s not in EVAL_SPLITS]
         if bad:
             raise ValueError(f"splits: unknown split(s) {bad}; choose from {', '.join(EVAL_SPLITS)}")
@@ -95,8 +121,33 @@ class PredictArguments:
     )
     seed: int = field(default=0, metadata={"help": "Seed of the subsets above."})
     device: str = field(default="auto", metadata={"help": "auto, cpu or cuda."})
+    prior_correction: float | str = field(
+        default=0.0,
+        metadata={
+            "help": "Rank by score - alpha * log prior: 0 (plain argmax), alpha >= 0 (1 = balanced rule), or auto "
+            "(alpha chosen on --val-preds). The prior is --stats' train frequencies."
+        },
+    )
+    stats: str | None = field(
+        default=None, metadata={"help": "stats.json of the prior (default: the one beside --data)."}
+    )
+    val_preds: str | None = field(
+        default=None, metadata={"help": "prior_correction auto: val predictions (predict --top-k 0) to choose on."}
+    )
+    head_floor: float | None = field(
+        default=None, metadata={"help": "prior_correction auto: keep val head accuracy >= this."}
+    )
 
     def __post_init__(self) -> None:
+        from behaviorlm_plugin.eval.decision_rule import AUTO, parse_prior_correction
+
+        self.prior_correction = parse_prior_correction(self.prior_correction, source="--prior-correction")
+        if self.prior_correction != 0 and self.method != "score":
+            raise ValueError("--prior-correction re-ranks candidate scores; it needs --method score")
+        if self.prior_correction == AUTO and not self.val_preds:
+            raise ValueError(
+                "--prior-correction auto chooses alpha on val: pass --val-preds (predict val with --top-k 0)"
+            )
         if self.top_k < 0:
             raise ValueError("--top_k must be >= 0")
         if self.method not in ("score", "generate"):

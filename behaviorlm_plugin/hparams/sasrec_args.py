@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
+from typing import Literal
 
 DEFAULT_SASREC_GRID: dict[str, list] = {"lr": [3e-4, 1e-3, 3e-3], "d_model": [32, 64, 128]}
 """Searched on val accuracy; the defaults below are its centre."""
@@ -14,6 +15,7 @@ class SASRecConfig:
 
     Model: d_model, n_layers, n_heads, dropout, pre_ln
     Training: lr, weight_decay, batch_size, max_epochs, patience (early stopping on val accuracy), seed
+    Loss: loss (ce, or logit_adjusted: a tail-aware baseline), loss_tau
     Hardware: device
     """
 
@@ -28,6 +30,14 @@ class SASRecConfig:
     max_epochs: int = field(default=30, metadata={"help": "Epoch limit."})
     patience: int = field(default=4, metadata={"help": "Epochs without a val improvement before stopping."})
     seed: int = field(default=0, metadata={"help": "Seed of initialisation, batch order and train subsets."})
+    loss: Literal["ce", "logit_adjusted"] = field(
+        default="ce",
+        metadata={
+            "help": "ce, or logit_adjusted: cross-entropy on logits + loss_tau * log train prior (Menon et al. "
+            "2021; tau 1 = balanced softmax); early stopping then uses val mean per-class accuracy."
+        },
+    )
+    loss_tau: float = field(default=1.0, metadata={"help": "tau of the logit-adjusted loss (>= 0)."})
     device: str = field(
         default="cpu", metadata={"help": "cpu, cuda, cuda:N or auto (cuda when available); predictions return to CPU."}
     )
@@ -44,6 +54,8 @@ class SASRecConfig:
                 raise ValueError(f"device {self.device!r} asked for, but torch sees no CUDA device; use device: cpu")
         if self.d_model % self.n_heads:
             raise ValueError(f"d_model ({self.d_model}) must be divisible by n_heads ({self.n_heads})")
+        if self.loss not in ("ce", "logit_adjusted") or self.loss_tau < 0:
+            raise ValueError(f"loss must be ce or logit_adjusted and loss_tau >= 0, got {self.loss!r}, {self.loss_tau}")
         if self.max_epochs < 1 or self.patience < 1:
             raise ValueError("max_epochs and patience must be >= 1")
 

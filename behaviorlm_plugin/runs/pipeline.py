@@ -193,7 +193,7 @@ class PipelineRunner:
         for split, m in metrics.items():
             self.log(summary_text(m, f"BehaviorLM/{split}"))
             outputs[f"{split}_metrics"] = str(self.run_dir / "eval" / split / "metrics.json")
-            info[split] = {k: m.get(k) for k in SUMMARY_KEYS}
+            info[split] = {**{k: m.get(k) for k in SUMMARY_KEYS}, "alpha": m.get("alpha", 0.0)}
         if self.cfg.reference_rows:
             outputs.update(self._reference_rows())
         return StageResult(outputs, info)

@@ -64,3 +64,27 @@ def test_device_is_checked_and_auto_resolves():
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="sees no CUDA device"):
             SASRecConfig(device="cuda")
+
+
+def test_logit_adjusted_loss_names_rarer_behaviors(prepared):
+    from behaviorlm_plugin.baselines.sasrec import predict_proba, val_score
+
+    d, _ = prepared
+    tr, va = load_features(d / "beh" / "train_all.features.npz"), load_features(d / "beh" / "val.features.npz")
+    base = {"d_model": 16, "max_epochs": 3, "patience": 3, "batch_size": 64, "lr": 3e-3}
+    plain, _ = train(tr, va, SASRecConfig(**base))
+    adjusted, info = train(tr, va, SASRecConfig(**base, loss="logit_adjusted"))
+    freq = np.bincount(tr.label.numpy(), minlength=len(tr.behaviors)) / len(tr)
+
+    def mean_prior_of_predictions(model):
+        return float(freq[predict_proba(model, va).argmax(1)].mean())
+
+    # Trained against the prior, its argmax is the balanced rule: it predicts rarer behaviors on average.
+    assert mean_prior_of_predictions(adjusted) < mean_prior_of_predictions(plain)
+    assert 0 <= info["best_val_acc"] <= 1
+    probs = np.eye(3)[[0, 0, 1, 2]]
+    labels = np.array([0, 1, 1, 2])
+    assert val_score(probs, labels, balanced=False) == 0.75
+    assert val_score(probs, labels, balanced=True) == pytest.approx((1 + 0.5 + 1) / 3)
+    with pytest.raises(ValueError, match="loss"):
+        SASRecConfig(loss="focal")

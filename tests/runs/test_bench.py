@@ -24,7 +24,18 @@ VARIANTS = [
     {"name": "uniform", "kind": "behaviorlm", "selection": {"strategy": "uniform"}},
     {"name": "w/o A-Tuning", "kind": "behaviorlm", "skip_a_tuning": True},
     {"name": "reverse", "kind": "reverse"},
+    {"name": "oracle", "kind": "oracle", "group": "oracle"},
+    {"name": "oracle (balanced rule)", "kind": "oracle", "group": "oracle", "prior_correction": 1.0},
+    {"name": "BehaviorLM (tuned α)", "kind": "behaviorlm", "group": "baseline", "prior_correction": "auto"},
+    {
+        "name": "full-ft + adjustment",
+        "kind": "full_ft",
+        "group": "baseline",
+        "train_samples": "matched",
+        "prior_correction": "auto",
+    },
 ]
+ROWLESS_KINDS = ("oracle", "sasrec")
 
 
 def write_suite(tmp: Path, tiny_model: Path, **extra) -> Path:
@@ -41,7 +52,8 @@ def write_suite(tmp: Path, tiny_model: Path, **extra) -> Path:
         "a_tuning": {"anchors": 6, "aux_ratio": 0.5},
         "selection": {"k": 1, "chunk_size": 2, "max_scored_per_class": 2, "batch_size": 8},
         "evaluation": {
-            "splits": ["test", "test_balanced"],
+            "splits": ["val", "test", "test_balanced"],
+            "val": {"max_samples": 8},
             "test": {"max_samples": 6},
             "test_balanced": {"max_per_class": 1},
             "batch_size": 8,
@@ -52,6 +64,8 @@ def write_suite(tmp: Path, tiny_model: Path, **extra) -> Path:
             "grid": {"lr": [1e-3, 3e-3]},
             "config": {"d_model": 16, "n_heads": 2, "max_epochs": 2, "patience": 1, "batch_size": 64},
             "train_sizes": [50, 100],
+            "post_hoc": True,
+            "logit_adjusted_loss": True,
         },
     }
     cfg.update(extra)
@@ -71,6 +85,7 @@ def bench_run(tmp_path_factory, tiny_model):
 def test_every_variant_and_seed_has_metrics(bench_run):
     tmp, results, _ = bench_run
     names = [v["name"] for v in VARIANTS] + ["λ=0", "λ=0.5", "k=1", "k=2", "SASRec"]
+    names += ["SASRec + post-hoc adjustment", "SASRec (logit-adjusted loss)"]
     assert sorted(results["variants"]) == sorted(names)
     for name, v in results["variants"].items():
         assert set(v["per_seed"]) == {"0", "1"}, name
@@ -106,7 +121,7 @@ def test_shared_steps_run_once(bench_run):
 def test_variant_semantics(bench_run):
     tmp, results, _ = bench_run
     v = results["variants"]
-    kinds = {n: [st["kind"] for st in v[n]["per_seed"]["0"]["steps"]] for n in v if n != "SASRec"}
+    kinds = {n: [st["kind"] for st in v[n]["per_seed"]["0"]["steps"]] for n in v if v[n]["kind"] != "sasrec"}
     assert kinds["zero-shot"] == ["eval"]
     assert kinds["anchor-only"] == ["mix", "train", "eval"]
     assert kinds["BehaviorLM"] == ["mix", "train", "select", "train", "eval"]
@@ -118,6 +133,8 @@ def test_variant_semantics(bench_run):
     rows = [json.loads(line) for line in (tmp / "cache" / "subset" / key / "data.jsonl").read_text().splitlines()]
     assert rows and {stats[r["output"]]["head_medium_tail"] for r in rows} <= {"medium", "tail"}
     assert kinds["full-ft"] == ["subset", "train", "eval"]
+    assert kinds["full-ft + adjustment"] == ["subset", "train", "eval", "adjust"]
+    assert kinds["oracle"] == ["oracle"] and kinds["oracle (balanced rule)"] == ["oracle", "adjust"]
     # 'matched' full fine-tuning sees as many samples as BehaviorLM's two stages.
     for s in "01":
         assert v["full-ft"]["per_seed"][s]["train_samples"] == v["BehaviorLM"]["per_seed"][s]["train_samples"]
@@ -243,12 +260,18 @@ def test_bad_suites_are_refused(tmp_path, tiny_model, change, message):
 
 
 def test_shipped_suites_parse():
-    for name in ("quick", "paper"):
+    for name in ("quick", "paper", "gpu-main", "gpu-ablations"):
         suite = load_suite(ROOT / "yaml_recipes" / "bench" / f"{name}.yaml")
-        kinds = {v.kind for v in suite.variants}
-        assert kinds == {"zero_shot", "anchor_only", "behaviorlm", "full_ft", "reverse"}, name
-        groups = {v.group for v in suite.variants}
-        assert {"baseline", "ours", "ablation", "sweep"} <= groups
+        assert {"behaviorlm", "full_ft" if name != "gpu-ablations" else "reverse"} <= {v.kind for v in suite.variants}
+    paper = load_suite(ROOT / "yaml_recipes" / "bench" / "paper.yaml")
+    assert {v.kind for v in paper.variants} >= {"zero_shot", "anchor_only", "behaviorlm", "full_ft", "reverse"}
+    assert {"baseline", "ours", "ablation", "sweep"} <= {v.group for v in paper.variants}
+    quick = load_suite(ROOT / "yaml_recipes" / "bench" / "quick.yaml")
+    assert "oracle" in {v.kind for v in quick.variants} and quick.note.startswith("**Harness smoke test")
+    assert {v.prior_correction for v in quick.variants} >= {0.0, 1.0, "auto"}
+    for stage in ("a_tuning", "b_tuning"):  # pinned, so a change to the CPU recipes cannot change the suite
+        pinned = quick.overrides.of(stage)
+        assert pinned["learning_rate"] == 1e-4 and pinned["num_train_epochs"] == 1 and pinned["cutoff_len"] == 640
     paper = load_suite(ROOT / "yaml_recipes" / "bench" / "paper.yaml")
     assert len(paper.seeds) == 5 and paper.sweeps.k == [5, 10, 20, 50]
     assert paper.sweeps.aux_ratio == [0, 0.025, 0.05, 0.1, 0.2]
@@ -258,4 +281,34 @@ def test_one_gpu_suite_trains_in_bf16_on_the_gpu():
     suite = load_suite(ROOT / "yaml_recipes" / "bench" / "smollm2-1gpu.yaml")
     for stage in ("a_tuning", "b_tuning"):
         assert suite.overrides.of(stage)["use_cpu"] is False and suite.overrides.of(stage)["bf16"] is True
+        assert suite.overrides.of(stage)["learning_rate"] == 1e-4 and suite.overrides.of(stage)["cutoff_len"] == 640
     assert {v.kind for v in suite.variants} >= {"zero_shot", "full_ft", "anchor_only", "behaviorlm"}
+
+
+def test_oracle_adjusted_rows_and_bootstrap(bench_run):
+    tmp, results, _ = bench_run
+    v = results["variants"]
+    # The oracle scores exactly the samples every row is scored on, and its balanced rule trades head for tail.
+    ids = results["eval_samples"]
+    for name in ("oracle", "BehaviorLM", "SASRec", "SASRec (logit-adjusted loss)"):
+        for split in ("val", "test", "test_balanced"):
+            assert len(v[name]["per_seed"]["0"]["predictions"][split]) == len(ids[split]["ids"]), (name, split)
+    assert v["oracle"]["mean"]["wR"] >= v["oracle (balanced rule)"]["mean"]["wR"]
+    assert v["oracle (balanced rule)"]["alpha"] == 1.0 and v["oracle"]["alpha"] == 0.0
+    # auto rows: alpha chosen on val with the counts behind it, shared steps from the cache.
+    choice = v["BehaviorLM (tuned α)"]["per_seed"]["0"]["alpha_choice"]
+    assert choice["alpha"] == v["BehaviorLM (tuned α)"]["per_seed"]["0"]["alpha"]
+    assert sum(choice["val_counts"].values()) == len(ids["val"]["ids"]) and choice["trials"]
+    blm, tuned = (v[n]["per_seed"]["0"]["steps"] for n in ("BehaviorLM", "BehaviorLM (tuned α)"))
+    assert [s["key"] for s in tuned[:-1]] == [s["key"] for s in blm]
+    assert "alpha_choice" in v["SASRec + post-hoc adjustment"]["per_seed"]["0"]
+    # The frontier runs alpha 0 -> 1.2; bootstrap rows for every non-ours row, with verdicts.
+    alphas = [p["alpha"] for p in results["oracle_frontier"]]
+    assert alphas[0] == 0 and alphas[-1] == 1.2
+    assert results["oracle_frontier"][0]["wR"] == pytest.approx(v["oracle"]["mean"]["wR"])
+    boot = results["bootstrap"]
+    assert set(boot) == set(v) - {"BehaviorLM"}
+    assert boot["k=1"]["wR"]["delta"] == 0 and boot["k=1"]["wR"]["verdict"] == "within noise"
+    text = (tmp / "out" / "report.md").read_text()
+    for needle in ("paired bootstrap", "Oracle frontier", "Acc_avg / oracle best", "auto: ", "classes /"):
+        assert needle in text, needle

@@ -6,7 +6,11 @@ from pathlib import Path
 
 from behaviorlm_plugin.runs.bench.results import efficiency_curves, sweep_rows
 
-SWEEP_PLOTS = (("aux_ratio", "aux ratio λ", "lambda_sweep.png"), ("k", "k per behavior", "k_sweep.png"))
+SWEEP_PLOTS = (
+    ("aux_ratio", "aux ratio λ", "lambda_sweep.png"),
+    ("k", "k per behavior", "k_sweep.png"),
+    ("anchors", "A-Tuning anchors", "anchors_sweep.png"),
+)
 
 
 def write_plots(results: dict, out: Path) -> list[str]:
@@ -23,7 +27,7 @@ def write_plots(results: dict, out: Path) -> list[str]:
         plt.close(fig)
         written.append(name)
 
-    save(_tail_head_figure(variants), "tail_vs_head.png")
+    save(_tail_head_figure(variants, results.get("oracle_frontier") or []), "tail_vs_head.png")
 
     for param, xlabel, name in SWEEP_PLOTS:
         rows = sweep_rows(results, param)
@@ -35,16 +39,25 @@ def write_plots(results: dict, out: Path) -> list[str]:
     return written
 
 
-def _tail_head_figure(variants: dict):
+def _tail_head_figure(variants: dict, frontier: list[dict]):
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7, 6))
+    pts = [
+        (p["head"], p["tail"], p["alpha"]) for p in frontier if p.get("head") is not None and p.get("tail") is not None
+    ]
+    if pts:  # the oracle's head/tail trade-off as alpha goes 0 -> 1.2: no model can lie beyond it
+        ax.plot([h for h, _, _ in pts], [t for _, t, _ in pts], "-", color="grey", alpha=0.7, label="oracle frontier")
+        for h, t, a in pts:
+            if a in (0.0, 0.5, 1.0):
+                ax.annotate(f"α={a:g}", (h, t), fontsize=7, color="grey", xytext=(-4, -10), textcoords="offset points")
+        ax.legend(loc="upper right", fontsize=8)
     labels: dict[tuple[float, float], list[str]] = {}
     for name, v in variants.items():
         h, t = v["mean"].get("head"), v["mean"].get("tail")
         if h is None or t is None:
             continue
-        marker = {"ours": "*", "baseline": "o", "ablation": "s", "sweep": "."}[v["group"]]
+        marker = {"ours": "*", "baseline": "o", "ablation": "s", "sweep": ".", "oracle": "D"}[v["group"]]
         ax.errorbar(
             h,
             t,
@@ -59,7 +72,7 @@ def _tail_head_figure(variants: dict):
         ax.annotate("\n".join(names), (h, t), fontsize=7, xytext=(4, 3), textcoords="offset points", va="bottom")
     ax.set_xlabel("head accuracy (test_balanced)")
     ax.set_ylabel("tail accuracy (test_balanced)")
-    ax.set_title("Tail vs head accuracy (mean ± std over seeds)")
+    ax.set_title("Tail vs head accuracy (mean ± std over seeds), with the oracle frontier")
     return fig
 
 

@@ -8,11 +8,16 @@ from typing import Any
 
 from behaviorlm_plugin.eval.metrics import REPORT_COLUMNS, format_table
 from behaviorlm_plugin.extras.fileio import atomic_write_json, atomic_write_text
+from behaviorlm_plugin.runs.bench.evidence import CI_COLUMNS, class_counts, oracle_best
 from behaviorlm_plugin.runs.bench.plots import write_plots
 from behaviorlm_plugin.runs.bench.results import best_baseline, efficiency_curves, sweep_rows, verdict
 
 COLS = [c for c, _, _ in REPORT_COLUMNS]
-SWEEP_SECTIONS = (("aux_ratio", "Aux ratio λ sweep", "lambda_sweep.png"), ("k", "k sweep", "k_sweep.png"))
+SWEEP_SECTIONS = (
+    ("aux_ratio", "Aux ratio λ sweep", "lambda_sweep.png"),
+    ("k", "k sweep", "k_sweep.png"),
+    ("anchors", "Anchor-count sweep", "anchors_sweep.png"),
+)
 
 
 def _cell(summary: dict, col: str) -> str:
@@ -50,21 +55,16 @@ def _header(results: dict) -> list[str]:
     ]
 
 
-def _main_table(results: dict, ours: dict) -> list[str]:
-    variants, ours_name = results["variants"], results["ours"]
-    lines = [
-        "## Main table (mean ± std over seeds)",
-        "",
-        "| variant | seeds | train samples | " + " | ".join(COLS) + " |",
-        "|---|---|---|" + "---|" * len(COLS),
-    ]
-    for n, v in variants.items():
-        if v["group"] in ("baseline", "ours"):
-            name = f"**{n}**" if n == ours_name else n
-            cells = " | ".join(_cell(v, c) for c in COLS)
-            lines.append(f"| {name} | {v['seeds']} | {v['train_samples']:.0f} | {cells} |")
-    best = {c: best_baseline(results, c) for c in COLS}
-    lines.append("| best baseline | | | " + " | ".join(best[c] or "n/a" for c in COLS) + " |")
+def _alpha(v: dict) -> str:
+    a = v.get("alpha") or 0.0
+    if any("alpha_choice" in r for r in v.get("per_seed", {}).values()):  # chosen on val, per seed
+        return f"auto: {a:.2g}"
+    return f"{a:g}"
+
+
+def _versus(results: dict, ours: dict, best: dict) -> list[str]:
+    """Ours against the best baseline per column: the gain and the verdict (bootstrap CI when there is one)."""
+    variants, boot = results["variants"], results.get("bootstrap") or {}
     rel = []
     for c in COLS:
         b = best[c]
@@ -72,15 +72,91 @@ def _main_table(results: dict, ours: dict) -> list[str]:
             rel.append("n/a")
             continue
         gain = (ours["mean"][c] - variants[b]["mean"][c]) / variants[b]["mean"][c]
-        rel.append(f"{gain:+.1%} ({verdict(ours, variants[b], c)})")
-    lines.append(f"| {ours_name} vs best baseline | | | " + " | ".join(rel) + " |")
+        ci = boot.get(b, {}).get(c)
+        mirror = {"win": "loss", "loss": "win"}  # the table holds row - ours; ours vs row flips it
+        v = mirror.get(ci["verdict"], ci["verdict"]) if ci else verdict(ours, variants[b], c)
+        rel.append(f"{gain:+.1%} ({v})")
+    return rel
+
+
+def _main_table(results: dict, ours: dict) -> list[str]:
+    variants, ours_name = results["variants"], results["ours"]
+    ceiling = oracle_best(results)
+    lines = [
+        "## Main table (mean ± std over seeds)",
+        "",
+        "| variant | seeds | train samples | α | " + " | ".join(COLS) + " | Acc_avg / oracle best |",
+        "|---|---|---|---|" + "---|" * (len(COLS) + 1),
+    ]
+    for n, v in variants.items():
+        if v["group"] in ("baseline", "ours", "oracle"):
+            name = f"**{n}**" if n == ours_name else n
+            cells = " | ".join(_cell(v, c) for c in COLS)
+            acc = v["mean"].get("Acc_avg")
+            frac = f"{acc / ceiling:.0%}" if ceiling and acc is not None else "n/a"
+            lines.append(f"| {name} | {v['seeds']} | {v['train_samples']:.0f} | {_alpha(v)} | {cells} | {frac} |")
+    best = {c: best_baseline(results, c) for c in COLS}
+    lines.append("| best baseline | | | | " + " | ".join(best[c] or "n/a" for c in COLS) + " | |")
+    lines.append(f"| {ours_name} vs best baseline | | | | " + " | ".join(_versus(results, ours, best)) + " | |")
+    counts = class_counts(results)
+    count_text = ", ".join(f"{c} {d['classes']} classes / {d['samples']} samples" for c, d in sorted(counts.items()))
     return [
         *lines,
         "",
-        "A difference counts as a win or loss only when it is larger than the two rows' seed standard deviations "
-        "added together; otherwise it is *within noise*.",
+        "α is the row's decision rule, score − α·log prior (0 = plain argmax; auto = chosen on val). The best "
+        "baseline excludes the oracle, which is a ceiling, not a rival. "
+        + (f"Class means (Acc_avg, head, medium, tail) are over: {count_text}. " if counts else "")
+        + (
+            "A verdict is a win or loss only when the paired bootstrap 95% interval of the difference excludes 0; "
+            "otherwise it is *within noise*."
+            if results.get("bootstrap")
+            else "A difference counts as a win or loss only when it is larger than the two rows' seed standard "
+            "deviations added together; otherwise it is *within noise*."
+        ),
         "",
     ]
+
+
+def _bootstrap(results: dict) -> list[str]:
+    boot = results.get("bootstrap") or {}
+    if not boot:
+        return []
+    cols = [c for c, _, _ in CI_COLUMNS]
+    lines = [
+        f"## Against {results['ours']}: paired bootstrap (row − {results['ours']}, 95% CI over evaluation samples)",
+        "",
+        "| variant | " + " | ".join(cols) + " |",
+        "|---|" + "---|" * len(cols),
+    ]
+    for name, row in boot.items():
+        cells = []
+        for c in cols:
+            r = row.get(c)
+            if not r or r.get("ci95") is None:
+                cells.append("n/a")
+                continue
+            lo, hi = r["ci95"]
+            cells.append(f"{100 * r['delta']:+.1f} [{100 * lo:+.1f}, {100 * hi:+.1f}] {r['verdict']}")
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return [*lines, "", "In points; the verdict is the row's against ours (win: the row is better).", ""]
+
+
+def _frontier(results: dict) -> list[str]:
+    pts = results.get("oracle_frontier") or []
+    if not pts:
+        return []
+    best = max(pts, key=lambda p: p["Acc_avg"] or 0)
+    keep = [p for p in pts if p["alpha"] in (0.0, 0.5, 1.0)] + ([best] if best["alpha"] not in (0.0, 0.5, 1.0) else [])
+    lines = [
+        "## Oracle frontier (the simulator's true distribution on the same samples)",
+        "",
+        "| α | " + " | ".join(COLS) + " |",
+        "|---|" + "---|" * len(COLS),
+    ]
+    for p in sorted(keep, key=lambda p: p["alpha"]):
+        cells = " | ".join("n/a" if p.get(c) is None else f"{p[c]:.3f}" for c in COLS)
+        lines.append(f"| {p['alpha']:g}{' (best Acc_avg)' if p is best else ''} | {cells} |")
+    return [*lines, "", "The frontier (α from 0 to 1.2) is the curve in `tail_vs_head.png`.", ""]
 
 
 def _ablations(results: dict, ours: dict) -> list[str]:
@@ -145,6 +221,32 @@ def _sasrec(results: dict) -> list[str]:
     return lines
 
 
+def _lr_search(results: dict) -> list[str]:
+    search = results.get("lr_search") or {}
+    targets = [t for t in ("a_tuning", "full_ft") if t in search]
+    if not targets:
+        return []
+    lines = [
+        f"## Learning-rate search on val (seed {search['spec']['seed']}; the winner is reused by every row and seed)",
+        "",
+        "| target | lr | val accuracy | val Acc_avg | |",
+        "|---|---|---|---|---|",
+    ]
+    for t in targets:
+        for trial in search[t]["trials"]:
+            acc, avg = trial["val_accuracy"], trial["val_acc_avg"]
+            won = "winner" if trial["lr"] == search[t]["best"] else ""
+            lines.append(f"| {t} | {trial['lr']:g} | {_fmt(acc)} | {_fmt(avg)} | {won} |")
+    return [*lines, ""]
+
+
+def _parts(results: dict) -> list[str]:
+    parts = results.get("parts")
+    if not parts:
+        return []
+    return [f"Parts done: {', '.join(parts['done']) or 'none'}; missing: {', '.join(parts['missing']) or 'none'}.", ""]
+
+
 def _steps(results: dict) -> list[str]:
     lines = [
         "## Tail against head",
@@ -164,12 +266,18 @@ def _steps(results: dict) -> list[str]:
 def report_markdown(results: dict) -> str:
     empty = {"mean": dict.fromkeys(COLS), "std": dict.fromkeys(COLS), "seeds": 0}
     ours = results["variants"].get(results["ours"], empty)  # absent only in a partial (still running) results.json
+    note = [results["note"], ""] if results.get("note") else []
     lines = [
+        *note,
         *_header(results),
+        *_parts(results),
         *_main_table(results, ours),
+        *_bootstrap(results),
+        *_frontier(results),
         *_ablations(results, ours),
         *_sweeps(results),
         *_sasrec(results),
+        *_lr_search(results),
         *_steps(results),
     ]
     return "\n".join(lines) + "\n"

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from behaviorlm_plugin.runs.bench.cache import Step
 
 
-def _columns(metrics: dict) -> dict[str, float | None]:
+def columns(metrics: dict) -> dict[str, float | None]:
     """The six paper columns from one evaluation (each from its split, else whichever split exists)."""
     out = {}
     for col, split, key in REPORT_COLUMNS:
@@ -27,13 +27,14 @@ def _columns(metrics: dict) -> dict[str, float | None]:
 
 
 def summarize(per_seed: dict[int, dict]) -> dict:
-    cols = [_columns(r["metrics"]) for r in per_seed.values()]
+    cols = [columns(r["metrics"]) for r in per_seed.values()]
     mean, std = {}, {}
     for col, _, _ in REPORT_COLUMNS:
         vals = [c[col] for c in cols if c[col] is not None]
         mean[col] = float(np.mean(vals)) if vals else None
         std[col] = float(np.std(vals, ddof=1)) if len(vals) > 1 else (0.0 if vals else None)
-    return {"mean": mean, "std": std, "seeds": len(cols)}
+    alphas = [r.get("alpha") for r in per_seed.values() if r.get("alpha") is not None]
+    return {"mean": mean, "std": std, "seeds": len(cols), "alpha": float(np.mean(alphas)) if alphas else 0.0}
 
 
 def verdict(ours: dict, best: dict, col: str) -> str:
@@ -66,7 +67,38 @@ def machine_info() -> dict:
     return info
 
 
-def assemble_results(suite: SuiteConfig, results: dict, sasrec: dict | None, steps: list[Step], wall: float) -> dict:
+def sasrec_variants(sasrec: dict) -> dict:
+    """The SASRec row and its tail-aware rows (post-hoc adjustment, logit-adjusted loss), per seed."""
+    from behaviorlm_plugin.runs.bench.sasrec_steps import SASREC_ROWS
+
+    full = {s: {**r["full"], "train_samples": r["full"]["train_size"]} for s, r in sasrec.items()}
+    rows = {
+        "SASRec": (
+            "sasrec",
+            "transformer next-behavior classifier on the same windows (searched lr × size)",
+            full,
+        )
+    }
+    for name, description in SASREC_ROWS.values():
+        per_seed = {s: r["rows"][name] for s, r in sasrec.items() if name in r.get("rows", {})}
+        if per_seed:
+            rows[name] = ("sasrec", description, per_seed)
+    return {
+        name: {
+            "kind": kind,
+            "group": "baseline",
+            "description": description,
+            "per_seed": {str(s): r for s, r in per_seed.items()},
+            "train_samples": float(np.mean([r["train_samples"] for r in per_seed.values()])),
+            **summarize(per_seed),
+        }
+        for name, (kind, description, per_seed) in rows.items()
+    }
+
+
+def assemble_results(
+    suite: SuiteConfig, results: dict, sasrec: dict | None, steps: list[Step], wall: float, evidence: dict | None = None
+) -> dict:
     variants = {}
     for v in suite.variants:
         if v.name not in results:
@@ -83,15 +115,7 @@ def assemble_results(suite: SuiteConfig, results: dict, sasrec: dict | None, ste
             **summarize(per_seed),
         }
     if sasrec:
-        full = {s: {"metrics": r["full"]["metrics"]} for s, r in sasrec.items()}
-        variants["SASRec"] = {
-            "kind": "sasrec",
-            "group": "baseline",
-            "description": "transformer next-behavior classifier on the same windows (searched lr × size)",
-            "per_seed": {str(s): {**r["full"], "train_samples": r["full"]["train_size"]} for s, r in sasrec.items()},
-            "train_samples": float(np.mean([r["full"]["train_size"] for r in sasrec.values()])),
-            **summarize(full),
-        }
+        variants.update(sasrec_variants(sasrec))
     by_kind: dict[str, dict] = {}
     for s in steps:
         d = by_kind.setdefault(s.kind, {"runs": 0, "cache_hits": 0, "seconds_run": 0.0, "seconds_saved": 0.0})
@@ -99,6 +123,7 @@ def assemble_results(suite: SuiteConfig, results: dict, sasrec: dict | None, ste
         d["seconds_saved" if s.cached else "seconds_run"] += s.seconds
     return {
         "suite": suite.name,
+        "note": suite.note,
         "ours": suite.ours,
         "seeds": suite.seeds,
         "model": suite.model_name_or_path,
@@ -111,6 +136,7 @@ def assemble_results(suite: SuiteConfig, results: dict, sasrec: dict | None, ste
         "variants": variants,
         "sasrec_curve": _sasrec_curve(sasrec) if sasrec else {},
         "sasrec_search": {str(s): r["full"]["search"] for s, r in sasrec.items()} if sasrec else {},
+        **(evidence or {}),
     }
 
 
@@ -143,9 +169,11 @@ def efficiency_curves(results: dict) -> dict[str, list[tuple[float, dict]]]:
     if "SASRec" in variants:
         sasrec.append((variants["SASRec"]["train_samples"], variants["SASRec"]))
     blm = [(variants[ours]["train_samples"], variants[ours])] if ours in variants else []
-    for _, v in sweep_rows(results, "k"):  # the one equal to ours (same sample count) is ours itself
+    series = sweep_rows(results, "anchors") or sweep_rows(results, "k")  # anchor counts when swept, else k
+    for _, v in series:  # the one equal to ours (same sample count) is ours itself
         if all(v["train_samples"] != x for x, _ in blm):
             blm.append((v["train_samples"], v))
     fft = [(v["train_samples"], v) for v in variants.values() if v["kind"] == "full_ft"]
-    out = {"SASRec": sasrec, "BehaviorLM (k sweep)": blm, "full fine-tuning": fft}
+    label = "BehaviorLM (anchor sweep)" if sweep_rows(results, "anchors") else "BehaviorLM (k sweep)"
+    out = {"SASRec": sasrec, label: blm, "full fine-tuning": fft}
     return {k: sorted(pts, key=lambda p: p[0]) for k, pts in out.items() if pts}

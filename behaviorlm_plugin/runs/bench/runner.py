@@ -28,7 +28,7 @@ from behaviorlm_plugin.data.registry import make_entry, register_datasets
 from behaviorlm_plugin.eval.metrics import SUMMARY_KEYS
 from behaviorlm_plugin.extras.constants import AUX_SPLIT
 from behaviorlm_plugin.extras.fileio import atomic_write_json, atomic_write_jsonl, read_jsonl
-from behaviorlm_plugin.hparams.bench_args import SuiteConfig, VariantConfig
+from behaviorlm_plugin.hparams.bench_args import PartConfig, SuiteConfig, VariantConfig
 from behaviorlm_plugin.hparams.parser import ConfigError, load_config
 from behaviorlm_plugin.hparams.selection_args import SelectionArguments
 from behaviorlm_plugin.runs.bench.cache import Step, StepCache, data_fingerprint
@@ -50,14 +50,25 @@ def load_suite(path: str | Path, sets: list[str] | None = None) -> SuiteConfig:
 class BenchRunner:
     """Runs a suite: every variant for every seed, through the step cache."""
 
-    def __init__(self, suite: SuiteConfig, *, log: Callable[[str], None] = print, only: list[str] | None = None):
+    def __init__(
+        self,
+        suite: SuiteConfig,
+        *,
+        log: Callable[[str], None] = print,
+        only: list[str] | None = None,
+        part: PartConfig | None = None,
+    ):
         self.suite = suite
+        self.part = part
+        if part is not None:
+            only = list(part.variants)
+        self.searched_lr: dict[str, float] = {}  # lr_search winners by target (full_ft, a_tuning)
         self.log = log
         self.cache = StepCache(suite.cache_dir, log)
         self.datasets_dir = Path(suite.cache_dir) / "datasets"
         self.data = PreparedDataset(suite.prepare.dataset_dir, suite.prepare.name)
         self.only = only
-        if only:
+        if only is not None:
             missing = sorted(set(only) - {v.name for v in suite.variants})
             if missing:
                 raise BenchError(f"--only: unknown variant(s) {missing}")
@@ -128,15 +139,22 @@ class BenchRunner:
             seed=seed,
         )
 
-    def train_config(self, stage: str, dataset: str, output_dir: str, init: str | None, seed: int) -> dict:
+    def train_config(
+        self, stage: str, dataset: str, output_dir: str, init: str | None, seed: int, lr: float | None = None
+    ) -> dict:
         job = self.train_job(stage, dataset, output_dir, init, seed)
-        return train_args(self.suite.recipe_path(stage), self.suite.overrides.of(stage), job)
+        overrides = {**self.suite.overrides.of(stage), **({"learning_rate": lr} if lr is not None else {})}
+        cfg = train_args(self.suite.recipe_path(stage), overrides, job)
+        if str(cfg.get("eval_strategy", "no")) != "no" and "eval_dataset" not in cfg:
+            cfg["eval_dataset"] = job.eval_dataset  # evaluation per epoch (the best epoch on val) reads val
+        return cfg
 
-    def train(self, stage: str, data: Step, init: Step | None, seed: int) -> Step:
+    def train(self, stage: str, data: Step, init: Step | None, seed: int, lr: float | None = None) -> Step:
+        """One LoRA stage; ``lr`` (an lr_search winner or trial) replaces the recipe's learning rate."""
         from behaviorlm_plugin.tuning.lora_stage import train_stage
 
         def config(out: str) -> dict:
-            return self.train_config(stage, f"bench_{data.key}", out, str(init.dir) if init else None, seed)
+            return self.train_config(stage, f"bench_{data.key}", out, str(init.dir) if init else None, seed, lr)
 
         def build(out: Path) -> dict:
             info = train_stage(config(str(out)), out / "train.yaml", clean=False)
@@ -184,7 +202,7 @@ class BenchRunner:
                 adapter=str(model.dir) if model else None,
                 template=self.suite.template,
                 data=self.data,
-                evaluation=ev,
+                evaluation=replace(ev, prior_correction=0.0),  # the plain scores; a row's alpha re-ranks them
                 out_dir=out,
             )
             return {"metrics": {split: {k: m.get(k) for k in SUMMARY_KEYS} for split, m in metrics.items()}}
@@ -200,14 +218,37 @@ class BenchRunner:
 
     # ---- variants
     def run_variant(self, v: VariantConfig, seed: int, results: dict) -> dict:
-        """The steps of one variant for one seed; returns its metrics and training-sample count."""
+        """The steps of one variant for one seed; returns its metrics, training-sample count, alpha and the
+        per-sample predictions (for the paired bootstrap)."""
+        from behaviorlm_plugin.runs.bench.adjust import adjust_step, sample_predictions
+
         kind = get_variant_kind(v.kind)
         steps: list[Step] = []
+        samples = 0
+        if kind.evaluator is not None:
+            ev = kind.evaluator(self)
+        else:
+            ev, samples = self._trained_eval(kind, v, seed, results, steps)
+        steps.append(ev)
+        if v.prior_correction != 0:
+            ev = adjust_step(self, ev, v.prior_correction)
+            steps.append(ev)
+        return {
+            "metrics": ev.info["metrics"],
+            "train_samples": samples,
+            "alpha": ev.info.get("alpha", 0.0),
+            **({"alpha_choice": ev.info["alpha_choice"]} if "alpha_choice" in ev.info else {}),
+            "predictions": sample_predictions(self, ev.dir),
+            "steps": [s.summary() for s in steps],
+        }
+
+    def _trained_eval(self, kind, v: VariantConfig, seed: int, results: dict, steps: list[Step]) -> tuple[Step, int]:
         model: Step | None = None
         samples = 0
         stage1 = kind.stage1(self, v, seed, results)
         if stage1 is not None:
-            model = self.train("a_tuning", stage1, None, seed)
+            lr = self.searched_lr.get("full_ft" if v.kind == "full_ft" else "a_tuning")
+            model = self.train("a_tuning", stage1, None, seed, lr=lr)
             steps += [stage1, model]
             samples += stage1.info["n"]
         if kind.b_tuning:
@@ -215,16 +256,33 @@ class BenchRunner:
             model = self.train("b_tuning", picked, model, seed)
             steps += [picked, model]
             samples += picked.info["n"]
-        ev = self.evaluate(model)
-        steps.append(ev)
-        return {"metrics": ev.info["metrics"], "train_samples": samples, "steps": [s.summary() for s in steps]}
+        return self.evaluate(model), samples
+
+    def matched_samples(self, seed: int, results: dict) -> int:
+        """How many samples ``ours`` trained on at ``seed`` (its two stages): from this run, else from an earlier
+        part's file, else by running ``ours`` now."""
+        from behaviorlm_plugin.runs.bench.parts import earlier_train_samples
+
+        ours = self.suite.ours
+        if seed not in results.get(ours, {}):
+            earlier = earlier_train_samples(self.suite, ours, seed)
+            if earlier is not None:
+                return earlier
+            results.setdefault(ours, {})[seed] = self.run_variant(self.suite.variant(ours), seed, results)
+        return results[ours][seed]["train_samples"]
 
     def _variant_order(self) -> list[VariantConfig]:
-        chosen = [v for v in self.suite.variants if not self.only or v.name in self.only]
-        if self.only and any(v.train_samples == "matched" for v in chosen) and self.suite.ours not in self.only:
+        chosen = [v for v in self.suite.variants if self.only is None or v.name in self.only]
+        if (
+            self.only is not None
+            and self.part is None  # a part takes ours' count from an earlier part's file (matched_samples)
+            and any(v.train_samples == "matched" for v in chosen)
+            and self.suite.ours not in self.only
+        ):
             chosen.insert(0, self.suite.variant(self.suite.ours))
         # 'matched' full fine-tuning needs ours first; otherwise keep the suite's order.
-        return sorted(chosen, key=lambda v: (v.train_samples == "matched", v.name != self.suite.ours))
+        matched = any(v.train_samples == "matched" for v in chosen)
+        return sorted(chosen, key=lambda v: (v.train_samples == "matched", matched and v.name != self.suite.ours))
 
     def _prepare(self) -> None:
         from behaviorlm_plugin.data.prepare import ensure_prepared
@@ -239,25 +297,46 @@ class BenchRunner:
     def run(self) -> dict:
         from tqdm.auto import tqdm
 
+        from behaviorlm_plugin.runs.bench.evidence import bootstrap_table, collect_evidence
+        from behaviorlm_plugin.runs.bench.lr_search import run_lr_search
+        from behaviorlm_plugin.runs.bench.parts import part_path
         from behaviorlm_plugin.runs.bench.report import write_outputs
         from behaviorlm_plugin.runs.bench.sasrec_steps import run_sasrec_steps
 
         t0 = time.time()
         self._prepare()
         results: dict[str, dict[int, dict]] = {}
+        search = run_lr_search(self, results) if self.suite.lr_search else None
         order = self._variant_order()
-        out = Path(self.suite.out_dir)
-        with tqdm(total=sum(len(self.suite.seeds_of(v)) for v in order), desc="bench", unit="run") as bar:
-            for seed in self.suite.seeds:
+        out = part_path(self.suite, self.part.name) if self.part else Path(self.suite.out_dir) / "results.json"
+        extra = {"lr_search": search} if search else {}
+
+        def snapshot(sasrec=None, evidence=None) -> dict:
+            return {
+                **assemble_results(self.suite, results, sasrec, self.cache.ran, time.time() - t0, evidence),
+                **extra,
+            }
+
+        seeds = self.part.seeds if self.part and self.part.seeds else self.suite.seeds
+        total = sum(len(set(self.suite.seeds_of(v)) & set(seeds)) for v in order)
+        with tqdm(total=total, desc="bench", unit="run") as bar:
+            for seed in seeds:
                 for v in (v for v in order if seed in self.suite.seeds_of(v)):
                     bar.set_postfix_str(f"{v.name} / seed {seed}")
-                    results.setdefault(v.name, {})[seed] = self.run_variant(v, seed, results)
+                    if seed not in results.get(v.name, {}):  # the lr search may have run ours already
+                        results.setdefault(v.name, {})[seed] = self.run_variant(v, seed, results)
                     bar.update()
-                    # A readable snapshot after every run: long suites can be inspected (or salvaged) midway.
-                    partial = assemble_results(self.suite, results, None, self.cache.ran, time.time() - t0)
-                    out.mkdir(parents=True, exist_ok=True)
-                    atomic_write_json(out / "results.json", {**partial, "complete": False})
-        sasrec = run_sasrec_steps(self) if self.suite.sasrec.enabled else None
-        final = {**assemble_results(self.suite, results, sasrec, self.cache.ran, time.time() - t0), "complete": True}
-        write_outputs(self.suite.out_dir, final)
+                    # A readable snapshot after every run, with its evidence (samples, frontier, bootstrap so far):
+                    # long suites can be inspected, or salvaged and rendered with --report-only, midway.
+                    partial = snapshot(evidence=collect_evidence(self, results))
+                    out.parent.mkdir(parents=True, exist_ok=True)
+                    atomic_write_json(out, {**partial, "bootstrap": bootstrap_table(partial), "complete": False})
+        run_sasrec = self.suite.sasrec.enabled and (self.part.sasrec if self.part else True)
+        sasrec = run_sasrec_steps(self) if run_sasrec else None
+        final = snapshot(sasrec, collect_evidence(self, results))
+        final = {**final, "bootstrap": bootstrap_table(final), "complete": True}
+        if self.part:
+            atomic_write_json(out, {**final, "part": self.part.name})
+        else:
+            write_outputs(self.suite.out_dir, final)
         return final

@@ -19,14 +19,49 @@ if TYPE_CHECKING:
     from behaviorlm_plugin.runs.bench.runner import BenchRunner
 
 
+SASREC_ROWS = {
+    "post_hoc": (
+        "SASRec + post-hoc adjustment",
+        "SASRec's probabilities under score - alpha * log prior, alpha chosen on val (logit adjustment, post hoc)",
+    ),
+    "logit_adjusted_loss": (
+        "SASRec (logit-adjusted loss)",
+        "SASRec trained with the logit-adjusted loss (tau 1 = balanced softmax), the searched settings otherwise",
+    ),
+}
+
+
+def _row(runner: BenchRunner, step: Step, train_size: int) -> dict:
+    from behaviorlm_plugin.runs.bench.adjust import sample_predictions
+
+    return {
+        "metrics": step.info["metrics"],
+        "train_samples": train_size,
+        "alpha": step.info.get("alpha", 0.0),
+        **({"alpha_choice": step.info["alpha_choice"]} if "alpha_choice" in step.info else {}),
+        "predictions": sample_predictions(runner, step.dir),
+    }
+
+
 def run_sasrec_steps(runner: BenchRunner) -> dict:
+    """Per seed: the searched SASRec (``full``), its train-size curve and the tail-aware rows (``rows``)."""
+    from behaviorlm_plugin.runs.bench.adjust import adjust_step
+
     cfg = runner.suite.sasrec
     per_seed = {}
     for seed in runner.suite.seeds:
         best = sasrec_step(runner, seed, None, cfg.grid, replace(cfg.config, seed=seed))
         tuned = SASRecConfig(**best.info["search"]["best_config"])
         curve = {n: sasrec_step(runner, seed, n, None, tuned).info for n in cfg.train_sizes}
-        per_seed[seed] = {"full": best.info, "curve": curve}
+        size = best.info["train_size"]
+        full = {**best.info, "predictions": _row(runner, best, size)["predictions"]}
+        rows = {}
+        if cfg.post_hoc:
+            rows[SASREC_ROWS["post_hoc"][0]] = _row(runner, adjust_step(runner, best, "auto"), size)
+        if cfg.logit_adjusted_loss:
+            la = sasrec_step(runner, seed, None, None, replace(tuned, loss="logit_adjusted"))
+            rows[SASREC_ROWS["logit_adjusted_loss"][0]] = _row(runner, la, size)
+        per_seed[seed] = {"full": full, "curve": curve, "rows": rows}
     return per_seed
 
 

@@ -18,6 +18,8 @@ if TYPE_CHECKING:
 
 Stage1 = Callable[["BenchRunner", "VariantConfig", int, dict], "Step | None"]
 """(runner, variant, seed, results so far) -> the step holding the first stage's data, or None (no stage 1)."""
+Evaluator = Callable[["BenchRunner"], "Step"]
+"""(runner) -> a step with ``<split>/preds.jsonl`` and ``info["metrics"]``, like the bench's ``eval`` step."""
 
 
 @dataclass(frozen=True)
@@ -28,6 +30,8 @@ class VariantKind:
     """Selection + B-Tuning follow stage 1 (continuing its adapter, or the base model when there is none)."""
     can_skip_a_tuning: bool = False
     description: str = ""
+    evaluator: Evaluator | None = None
+    """Scores the evaluation samples without a model (the oracle); stage1 and b_tuning are then unused."""
 
 
 _KINDS: dict[str, VariantKind] = {}
@@ -40,6 +44,7 @@ def register_variant_kind(
     b_tuning: bool,
     can_skip_a_tuning: bool = False,
     description: str = "",
+    evaluator: Evaluator | None = None,
     overwrite: bool = False,
 ) -> VariantKind:
     """Add a variant kind; a duplicate name is refused unless ``overwrite``."""
@@ -51,7 +56,7 @@ def register_variant_kind(
         raise TypeError(f"variant kind {name!r}: b_tuning must be a bool")
     if name in _KINDS and not overwrite:
         raise ValueError(f"variant kind {name!r} is already registered; pass overwrite=True to replace it")
-    kind = VariantKind(name, stage1, b_tuning, can_skip_a_tuning, description)
+    kind = VariantKind(name, stage1, b_tuning, can_skip_a_tuning, description, evaluator)
     _KINDS[name] = kind
     return kind
 
@@ -80,10 +85,7 @@ def _anchor_mix(runner, v, seed, results):
 def _natural_subset(runner, v, seed, results):
     n = v.train_samples
     if n == "matched":
-        ours = results.get(runner.suite.ours, {}).get(seed)
-        if ours is None:
-            raise ValueError(f"variant {v.name!r}: 'matched' needs {runner.suite.ours!r} to run first")
-        n = ours["train_samples"]
+        n = runner.matched_samples(seed, results)
     return runner.subset("train_all", int(n), seed)
 
 
@@ -107,4 +109,19 @@ register_variant_kind(
 )
 register_variant_kind(
     name="reverse", stage1=_rare_first, b_tuning=True, description="medium+tail first, then the B-Tuning set"
+)
+
+
+def _oracle(runner):
+    from behaviorlm_plugin.runs.bench.adjust import oracle_step
+
+    return oracle_step(runner)
+
+
+register_variant_kind(
+    name="oracle",
+    stage1=_no_stage1,
+    b_tuning=False,
+    evaluator=_oracle,
+    description="the simulator's true next-behavior distribution (synthetic data only): a clairvoyant ceiling",
 )

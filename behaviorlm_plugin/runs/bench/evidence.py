@@ -1,0 +1,91 @@
+"""What lets a suite's report tell a win: the evaluation samples, the oracle frontier, and the paired
+bootstrap of every row against ``ours`` (computed from ``results.json`` alone, so merged parts get it too)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from behaviorlm_plugin.eval.bootstrap import ci_verdict, paired_bootstrap
+
+if TYPE_CHECKING:
+    from behaviorlm_plugin.runs.bench.runner import BenchRunner
+
+CI_COLUMNS: tuple[tuple[str, str, str], ...] = (
+    ("wR", "test", "accuracy"),
+    ("Acc_avg", "test_balanced", "acc_avg"),
+    ("head", "test_balanced", "acc_head"),
+    ("medium", "test_balanced", "acc_medium"),
+    ("tail", "test_balanced", "acc_tail"),
+)
+"""(report column, split, bootstrap metric): weighted recall is plain accuracy on the natural split."""
+
+
+def collect_evidence(runner: BenchRunner, results: dict) -> dict:
+    """The evaluation samples (ids, label codes), the behavior codes and categories, and the oracle frontier."""
+    from behaviorlm_plugin.runs.bench.adjust import eval_samples, frontier, oracle_step
+
+    stats = runner.data.stats
+    out = {
+        "behaviors": stats.behavior_list,
+        "categories": [stats.head_medium_tail[b] for b in stats.behavior_list],
+        "eval_samples": eval_samples(runner),
+    }
+    oracle_rows = [v for v in runner.suite.variants if v.kind == "oracle" and v.name in results]
+    if oracle_rows:
+        out["oracle_frontier"] = frontier(runner, oracle_step(runner))
+    return out
+
+
+def _split_of(results: dict, split: str) -> str | None:
+    """The split a column is read from: its own, else (as the columns do) whichever was scored."""
+    samples = results.get("eval_samples") or {}
+    if split in samples:
+        return split
+    return next((s for s in ("test", "test_balanced") if s in samples), None)
+
+
+def bootstrap_table(results: dict, *, n_boot: int = 1000) -> dict:
+    """``{row: {column: {delta, ci95, verdict}}}``: each row minus ``ours``, paired over the evaluation samples."""
+    variants, ours = results.get("variants", {}), results.get("ours")
+    if ours not in variants or "eval_samples" not in results:
+        return {}
+    cats = results["categories"]
+    ours_seeds = variants[ours]["per_seed"].values()
+    table = {}
+    for name, v in variants.items():
+        if name == ours:
+            continue
+        row = {}
+        for col, want, metric in CI_COLUMNS:
+            split = _split_of(results, want)
+            a = [r["predictions"][split] for r in v["per_seed"].values() if split in r.get("predictions", {})]
+            b = [r["predictions"][split] for r in ours_seeds if split in r.get("predictions", {})]
+            if not split or not a or not b:
+                continue
+            res = paired_bootstrap(results["eval_samples"][split]["labels"], a, b, cats, metric, n_boot=n_boot)
+            row[col] = {**res, "verdict": ci_verdict(res)}
+        table[name] = row
+    return table
+
+
+def oracle_best(results: dict, col: str = "Acc_avg") -> float | None:
+    """The best value of ``col`` along the oracle frontier (the ceiling a row's Acc_avg is read against)."""
+    vals = [p[col] for p in results.get("oracle_frontier") or [] if p.get(col) is not None]
+    return max(vals) if vals else None
+
+
+def class_counts(results: dict, split: str = "test_balanced") -> dict[str, dict[str, int]]:
+    """Per category: classes with samples and samples, on the split the class means come from."""
+    samples = (results.get("eval_samples") or {}).get(split)
+    if not samples:
+        return {}
+    cats = results["categories"]
+    out: dict[str, dict[str, int]] = {}
+    seen: dict[str, set] = {}
+    for y in samples["labels"]:
+        c = cats[y]
+        out.setdefault(c, {"classes": 0, "samples": 0})["samples"] += 1
+        seen.setdefault(c, set()).add(y)
+    for c, s in seen.items():
+        out[c]["classes"] = len(s)
+    return out

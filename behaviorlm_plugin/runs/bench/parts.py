@@ -1,0 +1,223 @@
+"""Suites in named parts: each part a group of rows that fits one short GPU call, its results in a small file.
+
+``behaviorlm bench SUITE.yaml --part NAME`` runs one part (``--part next`` the first without a file) and writes
+``out_dir/parts/NAME.json``: the part's rows with their per-sample predictions, never an adapter. Every run then
+merges whatever part files exist into ``results.json``, ``report.md`` and the plots, so a later call, or a later
+session on another machine, continues where the last stopped. ``--list-parts`` prints the parts, their sizes
+and the time model's estimate; ``--merge`` only merges.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from behaviorlm_plugin.hparams.parser import ConfigError
+
+if TYPE_CHECKING:
+    from behaviorlm_plugin.hparams.bench_args import PartConfig, SuiteConfig, VariantConfig
+
+NEXT = "next"
+PARTS_DIR = "parts"
+
+
+def part_path(suite: SuiteConfig, name: str) -> Path:
+    return Path(suite.out_dir) / PARTS_DIR / f"{name}.json"
+
+
+def done_parts(suite: SuiteConfig) -> list[str]:
+    """Parts whose file holds complete results."""
+    out = []
+    for p in suite.parts:
+        path = part_path(suite, p.name)
+        if path.is_file() and json.loads(path.read_text()).get("complete"):
+            out.append(p.name)
+    return out
+
+
+def resolve_parts(suite: SuiteConfig, names: list[str]) -> list[PartConfig]:
+    """``--part`` values (repeatable, comma lists, or ``next``) as the suite's parts, in the given order."""
+    if not suite.parts:
+        raise ConfigError(f"suite {suite.name!r} has no parts; run it whole (without --part)")
+    known = {p.name: p for p in suite.parts}
+    out: list[PartConfig] = []
+    for raw in names:
+        for name in (n.strip() for n in raw.split(",") if n.strip()):
+            if name == NEXT:
+                left = [p for p in suite.parts if p.name not in done_parts(suite) and p not in out]
+                if not left:
+                    raise ConfigError(f"--part next: every part of {suite.name!r} is done; --merge renders the report")
+                out.append(left[0])
+            elif name not in known:
+                raise ConfigError(f"--part {name}: unknown part; the suite has {', '.join(known)} (or 'next')")
+            elif known[name] not in out:
+                out.append(known[name])
+    return out
+
+
+def run_parts(suite: SuiteConfig, names: list[str], log: Callable[[str], None] = print) -> dict:
+    """Run each named part into its file, then merge every part file there is."""
+    from behaviorlm_plugin.runs.bench.runner import BenchRunner
+
+    for part in resolve_parts(suite, names):
+        log(f"[bench] part {part.name}: {', '.join(part.variants) or '-'}{' + SASRec' if part.sasrec else ''}")
+        BenchRunner(suite, log=log, only=part.variants, part=part).run()
+    return merge_parts(suite, log)
+
+
+def merge_parts(suite: SuiteConfig, log: Callable[[str], None] = print) -> dict:
+    """``results.json``, ``report.md`` and plots from every part file (complete or not) in the suite's order."""
+    from behaviorlm_plugin.runs.bench.evidence import bootstrap_table
+    from behaviorlm_plugin.runs.bench.report import write_outputs
+
+    parts = [(p.name, part_path(suite, p.name)) for p in suite.parts]
+    loaded = [(n, json.loads(path.read_text())) for n, path in parts if path.is_file()]
+    if not loaded:
+        raise ConfigError(f"{Path(suite.out_dir) / PARTS_DIR}: no part results yet; run a part first (--part NAME)")
+    merged = merge_results([r for _, r in loaded])
+    done = [n for n, r in loaded if r.get("complete")]
+    merged["parts"] = {"done": done, "missing": [n for n, _ in parts if n not in done]}
+    merged["complete"] = not merged["parts"]["missing"]
+    merged["bootstrap"] = bootstrap_table(merged)
+    order = [v.name for v in suite.variants] + [
+        n for n in merged["variants"] if n not in {v.name for v in suite.variants}
+    ]
+    merged["variants"] = {n: merged["variants"][n] for n in order if n in merged["variants"]}
+    write_outputs(suite.out_dir, merged)
+    log(f"[bench] merged parts {', '.join(done) or '-'}; missing: {', '.join(merged['parts']['missing']) or 'none'}")
+    return merged
+
+
+def merge_results(results: list[dict]) -> dict:
+    """One results dict from several part results (later parts win for a row both hold)."""
+    first = results[0]
+    out = {**first, "variants": {}, "steps": {}, "sasrec_curve": {}, "sasrec_search": {}, "wall_seconds": 0.0}
+    for r in results:
+        if r.get("eval_samples"):
+            if out.get("eval_samples") and _ids(out["eval_samples"]) != _ids(r["eval_samples"]):
+                raise ConfigError(
+                    "parts were scored on different evaluation samples (the data or evaluation caps changed between "
+                    "parts); re-run the parts with one configuration"
+                )
+            out["eval_samples"] = r["eval_samples"]
+        for name, row in r.get("variants", {}).items():
+            _merge_row(out["variants"], name, row)
+        out["sasrec_curve"].update(r.get("sasrec_curve") or {})
+        out["sasrec_search"].update(r.get("sasrec_search") or {})
+        out["wall_seconds"] += r.get("wall_seconds", 0.0)
+        if r.get("lr_search"):  # each part holds the targets it searched or reused; pool them
+            out["lr_search"] = {**(out.get("lr_search") or {}), **r["lr_search"]}
+        for k in ("oracle_frontier", "behaviors", "categories", "machine"):
+            if r.get(k):
+                out[k] = r[k]
+        for kind, d in (r.get("steps") or {}).items():
+            acc = out["steps"].setdefault(kind, dict.fromkeys(d, 0))
+            for key, val in d.items():
+                acc[key] = acc.get(key, 0) + val
+    return out
+
+
+def _merge_row(variants: dict, name: str, row: dict) -> None:
+    """A row's seeds from several parts: per seed the later part wins, then mean ± std over the union."""
+    from behaviorlm_plugin.runs.bench.results import summarize
+
+    if name not in variants:
+        variants[name] = row
+        return
+    per_seed = {**variants[name]["per_seed"], **row["per_seed"]}
+    variants[name] = {
+        **row,
+        "per_seed": per_seed,
+        "train_samples": sum(r["train_samples"] for r in per_seed.values()) / len(per_seed),
+        **summarize(per_seed),
+    }
+
+
+def _ids(samples: dict) -> dict:
+    return {s: v["ids"] for s, v in samples.items()}
+
+
+def earlier_train_samples(suite: SuiteConfig, name: str, seed: int) -> int | None:
+    """A row's training-sample count at ``seed`` from an existing part file (for 'matched' rows of later parts)."""
+    if not suite.parts:
+        return None
+    for p in suite.parts:
+        path = part_path(suite, p.name)
+        if path.is_file():
+            row = json.loads(path.read_text()).get("variants", {}).get(name)
+            rec = (row or {}).get("per_seed", {}).get(str(seed))
+            if rec is not None:
+                return int(rec["train_samples"])
+    return None
+
+
+# ----------------------------------------------------------------------------- the time model
+def _eval_samples(suite: SuiteConfig) -> int:
+    ev, caps, n = suite.evaluation, suite.evaluation.caps(), 0
+    n_behaviors = 35
+    for split in ev.splits:
+        cap = caps.get(split, {})
+        if "max_per_class" in cap:
+            n += min(cap["max_per_class"] * n_behaviors, cap.get("max_samples", 10**9))
+        else:
+            n += cap.get("max_samples", getattr(suite.prepare, f"max_{split}_samples", None) or 5000)
+    return n
+
+
+def _train_s(suite: SuiteConfig, samples: int) -> float:
+    tm = suite.time_model
+    return tm.train_fixed_s + tm.epochs * samples * tm.tokens_per_sample / tm.train_tokens_per_s
+
+
+def _rows_seconds(suite: SuiteConfig, v: VariantConfig, seed: int, seen: set) -> float:
+    """One row × seed, counting a step shared with an earlier row of the part once (as the cache does)."""
+    tm, s = suite.time_model, 0.0
+    if v.kind == "oracle" or v.prior_correction != 0:
+        return 0.0 if v.kind == "oracle" or ("eval", v.kind, seed) in seen else tm.eval_fixed_s
+    a_n = (v.a_tuning.anchors or 20000) * (1 + v.a_tuning.aux_ratio)
+    b_n = v.selection.k * 35
+    if v.kind in ("anchor_only", "behaviorlm") and not v.skip_a_tuning:
+        key = ("a", seed, v.a_tuning.anchors, v.a_tuning.aux_ratio)
+        s += 0 if key in seen else _train_s(suite, int(a_n))
+        seen.add(key)
+    if v.kind in ("behaviorlm", "reverse"):
+        s += tm.eval_fixed_s + v.selection.max_scored_per_class * 35 / tm.score_samples_per_s
+        s += _train_s(suite, b_n) + (_train_s(suite, int(v.a_tuning.anchors or 0)) if v.kind == "reverse" else 0)
+    if v.kind == "full_ft":
+        n = a_n + b_n if v.train_samples == "matched" else int(v.train_samples)
+        s += _train_s(suite, int(n))
+    seen.add(("eval", v.kind, seed))
+    return s + tm.eval_fixed_s + _eval_samples(suite) / tm.score_samples_per_s
+
+
+def estimate_part(suite: SuiteConfig, part: PartConfig) -> float:
+    """Seconds the time model expects for a part (targets until measured: see the suite header)."""
+    seen: set = set()
+    tm, total = suite.time_model, suite.time_model.startup_s
+    ours = suite.variant(suite.ours)
+    a_n = (ours.a_tuning.anchors or 20000) * (1 + ours.a_tuning.aux_ratio)
+    trial_eval = tm.eval_fixed_s + _eval_samples(suite) / tm.score_samples_per_s
+    for target in part.lr_search:
+        n = a_n if target == "a_tuning" else a_n + ours.selection.k * 35
+        total += len(suite.lr_search.values) * (_train_s(suite, int(n)) + trial_eval) if suite.lr_search else 0
+    for name in part.variants:
+        v = suite.variant(name)
+        for seed in suite.seeds_of(v):
+            if part.seeds is None or seed in part.seeds:
+                total += _rows_seconds(suite, v, seed, seen)
+    if part.sasrec:
+        total += len(suite.seeds) * suite.time_model.sasrec_per_seed_s
+    return total
+
+
+def parts_table(suite: SuiteConfig) -> str:
+    done = set(done_parts(suite))
+    lines = [f"parts of {suite.name!r} (estimates from the suite's time_model; a GPU call allows 600 s):"]
+    for p in suite.parts:
+        est = estimate_part(suite, p)
+        what = [*(f"lr search {t}" for t in p.lr_search), *p.variants, *(["SASRec"] if p.sasrec else [])]
+        rows = ", ".join(what) + (f" (seeds {p.seeds})" if p.seeds else "")
+        lines.append(f"  {p.name:<16} ~{est / 60:4.1f} min  {'done' if p.name in done else 'todo'}  {rows}")
+    return "\n".join(lines)
