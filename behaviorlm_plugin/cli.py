@@ -120,6 +120,7 @@ def cmd_evaluate(argv: list[str]) -> int:
     from behaviorlm_plugin.data.dataset import DatasetStats
     from behaviorlm_plugin.eval.evaluate import evaluate_file, summary_text
     from behaviorlm_plugin.eval.predict import predict
+    from behaviorlm_plugin.extras.fileio import read_jsonl
     from behaviorlm_plugin.hparams.cli_args import EvaluateArguments
 
     a, _ = parse_cli(EvaluateArguments, argv, prog="behaviorlm evaluate", description="Metrics, table and plots.")
@@ -130,8 +131,10 @@ def cmd_evaluate(argv: list[str]) -> int:
         predict(pa)
         preds = pa.out
     name = a.name or (Path(a.adapter or a.model).name if a.model else Path(preds).stem)
-    m = evaluate_file(preds, stats, a.out_dir, name=name)
-    print(summary_text(m, name))
+    val = read_jsonl(a.val_preds) if a.val_preds else None
+    rule = {"setting": a.prior_correction, "val_preds": val, "head_floor": a.head_floor}
+    m = evaluate_file(preds, stats, a.out_dir, name=name, rule=rule)
+    print(summary_text(m, name) + (f"  (prior correction alpha = {m['alpha']:g})" if m.get("alpha") else ""))
     print(f"wrote {Path(a.out_dir) / 'metrics.json'}, per_behavior_accuracy.png, confusion.png")
     return 0
 

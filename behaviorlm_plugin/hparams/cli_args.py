@@ -30,6 +30,7 @@ class EvaluateArguments:
 
     Input: preds, or model (+ adapter, template) with data
     Subset and speed (with --model): method, batch_size, max_samples, max_per_class, seed
+    Decision rule: prior_correction (0, alpha >= 0 or auto on val_preds), head_floor
     Output: stats, out_dir, name
     """
 
@@ -44,10 +45,24 @@ class EvaluateArguments:
     max_samples: int | None = same_as(PredictArguments, "max_samples")
     max_per_class: int | None = same_as(PredictArguments, "max_per_class")
     seed: int = same_as(PredictArguments, "seed")
+    prior_correction: float | str = same_as(PredictArguments, "prior_correction")
+    val_preds: str | None = same_as(PredictArguments, "val_preds")
+    head_floor: float | None = same_as(PredictArguments, "head_floor")
     out_dir: str = field(default="eval", metadata={"help": "Where metrics.json and the plots go."})
     name: str | None = field(default=None, metadata={"help": "Row name in the table (default: adapter/model)."})
 
     def __post_init__(self) -> None:
+        from pathlib import Path
+
+        from behaviorlm_plugin.eval.decision_rule import AUTO, parse_prior_correction
+
+        self.prior_correction = parse_prior_correction(self.prior_correction, source="--prior-correction")
+        if self.prior_correction == AUTO and not self.val_preds:
+            raise ValueError(
+                "--prior-correction auto chooses alpha on val: pass --val-preds (predict val with --top-k 0)"
+            )
+        if self.val_preds and not Path(self.val_preds).is_file():
+            raise ValueError(f"--val-preds {self.val_preds}: file not found; write it with `behaviorlm predict`")
         if bool(self.preds) == bool(self.model):
             raise ValueError("give either --preds or --model (with --data)")
         if self.model and not self.data:
@@ -56,8 +71,6 @@ class EvaluateArguments:
             raise ValueError(
                 "--max-samples/--max-per-class subset what --model predicts; with --preds every row counts"
             )
-        from pathlib import Path
-
         if self.preds and not Path(self.preds).is_file():
             raise ValueError(f"--preds {self.preds}: file not found; write it with `behaviorlm predict`")
         if Path(self.out_dir).exists() and not Path(self.out_dir).is_dir():

@@ -247,8 +247,14 @@ class PipelineRunner:
         from behaviorlm_plugin.tuning.export import export_and_verify
 
         cfg = self.export_config()
+        # The alpha the evaluation used (fixed, or chosen on val) travels with the model into behaviorlm.json.
+        alphas = [v.get("alpha") for v in self.manifest.stage("evaluate").get("info", {}).values()]
         check = export_and_verify(
-            cfg, self.run_dir / "export.yaml", data=str(self.data.path("test_balanced")), check=self.cfg.export_check
+            cfg,
+            self.run_dir / "export.yaml",
+            data=str(self.data.path("test_balanced")),
+            check=self.cfg.export_check,
+            prior_correction=next((a for a in alphas if a is not None), None),
         )
         self.log(
             f"[export] merged ({check['merged_dtype']}) vs base+adapter (float32) over {check['samples']} samples: "

@@ -166,3 +166,17 @@ def test_torchrun_two_processes_match_single_process(scored, split, tiny_model, 
     np.testing.assert_allclose([r["true_prob"] for r in dp], [r["true_prob"] for r in rows], atol=1e-5)
     assert json.loads(out.with_name("dp.run.json").read_text())["processes"] == 2
     assert not list(tmp_path.glob("dp.jsonl.rank*"))
+
+
+def test_evaluate_cli_applies_the_prior_correction(scored, split, tmp_path, capsys):
+    out, _ = scored
+    base = ["evaluate", "--preds", str(out), "--stats", str(split[1])]
+    plain, corrected = tmp_path / "plain", tmp_path / "alpha1"
+    main([*base, "--out-dir", str(plain)])
+    main([*base, "--out-dir", str(corrected), "--prior-correction", "1"])
+    m0 = json.loads((plain / "metrics.json").read_text())
+    m1 = json.loads((corrected / "metrics.json").read_text())
+    assert m0["alpha"] == 0 and m1["alpha"] == 1
+    assert (corrected / "preds_prior_corrected.jsonl").is_file() and "alpha = 1" in capsys.readouterr().out
+    assert main([*base, "--prior-correction", "auto"]) == 1  # auto needs --val-preds, and says so
+    assert "--val-preds" in capsys.readouterr().err

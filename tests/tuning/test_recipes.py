@@ -105,3 +105,24 @@ def test_cpu_recipe_trains_a_step_then_b_tuning_resumes(tiny_model, recipe_data,
     b["adapter_name_or_path"] = str(tmp_path / "a")
     run_exp({**b, "max_steps": 1, "per_device_train_batch_size": 2, "gradient_accumulation_steps": 1})
     assert (tmp_path / "b" / "adapter_model.safetensors").exists()
+
+
+PINNED = (
+    "learning_rate",
+    "per_device_train_batch_size",
+    "gradient_accumulation_steps",
+    "num_train_epochs",
+    "cutoff_len",
+)
+
+
+@pytest.mark.parametrize("suite", sorted((ROOT / "yaml_recipes" / "bench").glob("*.yaml")), ids=lambda p: p.stem)
+def test_suites_on_the_cpu_recipes_pin_their_own_schedule(suite):
+    """The CPU recipes are sized for the 10-minute quick-start; a suite that builds on them must not change
+    with them, so it states every result-affecting training setting itself."""
+    cfg = yaml.safe_load(suite.read_text())
+    if "smollm2-135m-cpu" not in str(cfg.get("recipes", {})):
+        pytest.skip("not built on the CPU recipes")
+    for stage in ("a_tuning", "b_tuning"):
+        missing = [k for k in PINNED if k not in cfg.get("overrides", {}).get(stage, {})]
+        assert not missing, f"{suite.name}: overrides.{stage} must pin {missing}"
