@@ -9,12 +9,15 @@
 #   OUT_DIR     created; gets environment.txt, gpu_throughput.json, bench_gpu.log, suite/ (results.json,
 #               report.md, plots, per-part files), suite.log and timings.json
 #   SUITE_YAML  default yaml_recipes/bench/gpu-main.yaml
-#   PART        named parts of the suite (behaviorlm bench SUITE --list-parts); none: the whole suite
+#   PART        named parts of the suite (behaviorlm bench SUITE --list-parts), or `next`; none: the whole
+#               suite, which does not fit one 10-minute device call. Part files go to OUT_DIR/suite/parts:
+#               reuse the same OUT_DIR (carry it back) so a later call continues where this one stopped.
+#
+# The suite's own `prepare:` block makes (or reuses) the dataset, and bench_gpu.py trains and scores on
+# that same dataset; MODEL_DIR replaces the suite's model_name_or_path.
 #
 # Environment:
 #   PY               python with the package installed (default: .venv/bin/python if present, else python3)
-#   DATASET_DIR      where bench_gpu.py finds (or prepares) the default dataset (default: data)
-#   DATASET_NAME     its name (default: behavior)
 #   BENCH_GPU_ARGS   extra arguments for benchmarks/bench_gpu.py (e.g. "--models smollm2-135m")
 #   SKIP_BENCH_GPU   1: skip the throughput bench (a later call that only runs suite parts)
 #   BENCH_ARGS       extra arguments for `behaviorlm bench` (e.g. "--set seeds=[0]")
@@ -28,8 +31,6 @@ PARTS=("$@")
 if [ -z "${PY:-}" ]; then
   if [ -x .venv/bin/python ]; then PY=.venv/bin/python; else PY=python3; fi
 fi
-DATASET_DIR=${DATASET_DIR:-data}
-NAME=${DATASET_NAME:-behavior}
 [ -d "$MODEL" ] || { echo "gpu_evidence: $MODEL is not a model folder (behaviorlm model prepare-default --out $MODEL)" >&2; exit 2; }
 [ -f "$SUITE" ] || { echo "gpu_evidence: suite $SUITE not found" >&2; exit 2; }
 mkdir -p "$OUT"
@@ -52,11 +53,21 @@ PY
 } > "$OUT/environment.txt"
 cat "$OUT/environment.txt"
 
+# The suite's dataset, prepared (or reused) with exactly the suite's arguments; its folder and name.
+read -r DATASET_DIR NAME < <("$PY" - "$SUITE" <<'PY'
+import sys
+from behaviorlm_plugin.data.prepare import ensure_prepared
+from behaviorlm_plugin.runs.bench.runner import load_suite
+
+args = load_suite(sys.argv[1]).prepare
+ensure_prepared(args, log=lambda s: print(s, file=sys.stderr))
+print(args.dataset_dir, args.name)
+PY
+)
+[ -n "${NAME:-}" ] || { echo "gpu_evidence: could not prepare the dataset of $SUITE (see above)" >&2; exit 1; }
+echo "[gpu_evidence] dataset: $DATASET_DIR/$NAME"
+
 if [ "${SKIP_BENCH_GPU:-0}" != 1 ]; then
-  if [ ! -f "$DATASET_DIR/$NAME/test_balanced.jsonl" ]; then
-    echo "[gpu_evidence] preparing the default dataset $DATASET_DIR/$NAME"
-    "$PY" -m behaviorlm_plugin.cli prepare --synthetic --dataset-dir "$DATASET_DIR" --name "$NAME" --tokenizer "$MODEL"
-  fi
   echo "[gpu_evidence] throughput: benchmarks/bench_gpu.py"
   # shellcheck disable=SC2086  # BENCH_GPU_ARGS is a list of words on purpose
   "$PY" benchmarks/bench_gpu.py --model "$MODEL" --dataset-dir "$DATASET_DIR" --dataset "${NAME}_train_all" \
@@ -70,7 +81,8 @@ echo "[gpu_evidence] suite: $SUITE ${PARTS[*]:-(all parts)}"
 PART_ARGS=()
 for p in "${PARTS[@]}"; do PART_ARGS+=(--part "$p"); done
 # shellcheck disable=SC2086
-"$PY" -m behaviorlm_plugin.cli bench "$SUITE" --set "out_dir=$OUT/suite" "${PART_ARGS[@]}" ${BENCH_ARGS:-} \
+"$PY" -m behaviorlm_plugin.cli bench "$SUITE" --set "out_dir=$OUT/suite" --set "model_name_or_path=$MODEL" \
+  "${PART_ARGS[@]}" ${BENCH_ARGS:-} \
   2>&1 | tee "$OUT/suite.log"
 TIMES+=("$(stamp suite_done_s)")
 

@@ -19,7 +19,7 @@ import json
 import logging
 import sys
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 from behaviorlm_plugin.data import aux_data, store
@@ -242,6 +242,12 @@ def _comparable(arguments: dict) -> dict:
     return {k: v for k, v in (ADDED_LATER | arguments).items() if k not in NOT_DATA}
 
 
+def _missing_oracle(args: PrepareArguments, folder: Path) -> bool:
+    from behaviorlm_plugin.data.oracle import ORACLE_SPLITS, ORACLE_SUFFIX
+
+    return bool(args.synthetic) and not all((folder / f"{s}{ORACLE_SUFFIX}").exists() for s in ORACLE_SPLITS)
+
+
 def ensure_prepared(args: PrepareArguments, log=print) -> bool:
     """Reuse ``DIR/NAME`` when its ``stats.json`` records exactly these arguments; else prepare it.
 
@@ -259,6 +265,11 @@ def ensure_prepared(args: PrepareArguments, log=print) -> bool:
             log(f"[prepare] {err}")
         wanted = _comparable(asdict(args))
         same_log = not args.events or source.get("content_sha256") == file_hash(args.events)
+        if _comparable(existing) == wanted and same_log and _missing_oracle(args, stats_path.parent):
+            # prepared before the oracle existed: the same data, but the bench's oracle rows would fail late
+            log(f"[prepare] {stats_path.parent} has no simulator oracle files; re-preparing (same data)")
+            prepare(replace(args, overwrite=True), log=log)
+            return False
         if _comparable(existing) == wanted and same_log:
             log(f"[prepare] {stats_path} already has these arguments; not re-preparing")
             return True

@@ -175,6 +175,7 @@ class PipelineRunner:
     def _spec_evaluate(self) -> dict:
         return {
             "evaluation": asdict(self.cfg.evaluation),
+            "reference_rows": self.cfg.reference_rows,
             "adapter_hash": maybe_hash(self._final_adapter() / ADAPTER_FILE),
         }
 
@@ -216,10 +217,10 @@ class PipelineRunner:
         outputs = {}
         for split, zm in zero.items():
             ids = [p["id"] for p in read_jsonl(self.run_dir / "eval" / split / "preds.jsonl")]
-            rows = {"zero-shot": {k: zm.get(k) for k in SUMMARY_KEYS}}
+            rows = {"zero-shot": {**{k: zm.get(k) for k in SUMMARY_KEYS}, "alpha": zm.get("alpha", 0.0)}}
             for name, preds in reference_rows(self.data, split, ids).items():
                 m = evaluate_predictions(preds, self.data.stats, source=f"{name} on {split}")
-                rows[name] = {k: m.get(k) for k in SUMMARY_KEYS}
+                rows[name] = {**{k: m.get(k) for k in SUMMARY_KEYS}, "alpha": 0.0}  # context rules: plain argmax
             path = self.run_dir / "eval" / split / "reference.json"
             atomic_write_json(path, rows)
             outputs[f"{split}_reference"] = str(path)
@@ -269,11 +270,18 @@ class PipelineRunner:
     def _spec_report(self) -> dict:
         return {"evaluate": self.manifest.stage("evaluate").get("fingerprint")}
 
+    def _cpu_run(self) -> bool:
+        from behaviorlm_plugin.tuning.launcher import read_recipe
+
+        stage = "b_tuning"  # the adapter that is evaluated
+        return bool({**read_recipe(self.cfg.recipe_path(stage)), **self.cfg.overrides.of(stage)}.get("use_cpu"))
+
     def _stage_report(self) -> StageResult:
         from behaviorlm_plugin.runs.report import evaluation_rows, plain_words, write_report
 
-        path = write_report(self.run_dir, self.manifest.data, self.cfg)
+        path = write_report(self.run_dir, self.manifest.data, self.cfg, cpu=self._cpu_run())
         rows, refs = evaluation_rows(self.manifest.data)
         if rows:
-            self.log("[report] " + plain_words(rows, refs).replace("\n\n", "\n[report] "))
+            text = plain_words(rows, refs, cpu=self._cpu_run())
+            self.log("[report] " + text.replace("\n\n", "\n[report] "))
         return StageResult({"report": str(path)})

@@ -7,15 +7,13 @@ import sys
 from pathlib import Path
 
 import yaml
-from small_configs import FAST_TRAIN
+from small_configs import FAST_TRAIN, small_synthetic_prepare
 
 ROOT = Path(__file__).resolve().parents[2]
 RECIPES = ROOT / "yaml_recipes" / "smollm2-135m-cpu"
 
 
-def test_gpu_evidence_script_dry_run_on_cpu(prepared, tiny_model, tmp_path):
-    d, _ = prepared
-    stats = json.loads((d / "beh" / "stats.json").read_text())
+def test_gpu_evidence_script_dry_run_on_cpu(tiny_model, tmp_path):
     fast = {**FAST_TRAIN, "max_steps": 1}
     suite = {
         "name": "dry-run",
@@ -23,7 +21,7 @@ def test_gpu_evidence_script_dry_run_on_cpu(prepared, tiny_model, tmp_path):
         "template": "smollm2",
         "recipes": {"a_tuning": str(RECIPES / "a_tuning.yaml"), "b_tuning": str(RECIPES / "b_tuning.yaml")},
         "overrides": {"a_tuning": fast, "b_tuning": fast},
-        "prepare": {**stats["arguments"], "dataset_dir": str(d)},
+        "prepare": small_synthetic_prepare(tmp_path / "data"),  # not there yet: the script prepares it
         "cache_dir": str(tmp_path / "cache"),
         "seeds": [0],
         "a_tuning": {"anchors": 4, "aux_ratio": 0.5},
@@ -38,7 +36,7 @@ def test_gpu_evidence_script_dry_run_on_cpu(prepared, tiny_model, tmp_path):
     suite_path = tmp_path / "suite.yaml"
     suite_path.write_text(yaml.safe_dump(suite, sort_keys=False))
     out = tmp_path / "evidence"
-    env = dict(os.environ, PY=sys.executable, DATASET_DIR=str(d), DATASET_NAME="beh")
+    env = dict(os.environ, PY=sys.executable)
     env["BENCH_GPU_ARGS"] = (
         "--device cpu --models smollm2-135m --settings recipe --steps 2 --fast-micro-batch 2 --scoring-samples 2 "
         "--scoring-batch-sizes 2 --sasrec-epochs 1 "
@@ -49,6 +47,7 @@ def test_gpu_evidence_script_dry_run_on_cpu(prepared, tiny_model, tmp_path):
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     gpu = json.loads((out / "gpu_throughput.json").read_text())
     assert gpu["device"].startswith("cpu") and gpu["training"]
+    assert (tmp_path / "data" / "dataset_info.json").is_file()  # the suite's own prepare block made the data
     results = json.loads((out / "suite" / "results.json").read_text())
     assert {"zero-shot", "BehaviorLM"} <= set(results["variants"])
     assert (out / "suite" / "report.md").is_file()

@@ -474,3 +474,18 @@ def test_a_travellers_events_keep_the_order_they_happened_in(tmp_path):
     out, _ = load_events(write_csv(tmp_path / "e.csv", df), min_events_per_user=1)
     assert list(out["place"]) == ["home", "work", "gym"]  # the order they happened in
     assert list(out["timestamp"].dt.hour) == [9, 21, 12]  # each with the hour the user lived it
+
+
+def test_a_synthetic_dataset_without_oracle_files_is_rebuilt_not_reused(tmp_path):
+    from small_configs import small_synthetic_prepare
+
+    args = PrepareArguments(**small_synthetic_prepare(tmp_path))
+    prepare(args)
+    folder = tmp_path / args.name
+    before = (folder / "test.jsonl").read_bytes()
+    (folder / "test.oracle.npz").unlink()  # as prepared before the oracle existed
+    logs: list[str] = []
+    assert ensure_prepared(args, log=logs.append) is False
+    assert (folder / "test.oracle.npz").is_file() and (folder / "test.jsonl").read_bytes() == before
+    assert any("no simulator oracle files" in line for line in logs)
+    assert ensure_prepared(args, log=lambda s: None) is True
