@@ -59,7 +59,9 @@ def test_stage_recipe_parses_with_llamafactory(model, stage, tiny_model, recipe_
 
     raw = yaml.safe_load((ROOT / "yaml_recipes" / model / stage).read_text())
     assert raw["stage"] == "sft" and raw["finetuning_type"] == "lora" and raw["lora_target"] == "all"
-    assert raw["learning_rate"] == 1.0e-4 and raw["lr_scheduler_type"] == "cosine_with_min_lr"
+    # The paper's 1e-4 on the GPU recipes; the CPU recipe's short schedule needs more (docs/tuning.md).
+    lr = {"smollm2-135m-cpu": {"a_tuning.yaml": 2.0e-3, "b_tuning.yaml": 1.0e-3}}.get(model, {}).get(stage, 1.0e-4)
+    assert raw["learning_rate"] == lr and raw["lr_scheduler_type"] == "cosine_with_min_lr"
     assert raw["lr_scheduler_kwargs"] == {"min_lr_rate": 0.01} and raw["warmup_ratio"] == 0.1  # 1e-4 -> 1e-6
     if model in EXPECTED_ZERO:
         ds = json.loads((ROOT / raw["deepspeed"]).read_text())  # paths are relative to the repo root
@@ -73,7 +75,9 @@ def test_stage_recipe_parses_with_llamafactory(model, stage, tiny_model, recipe_
     cfg = _for_cpu(raw, tiny_model, recipe_data, tmp_path)
     model_args, data_args, training_args, finetuning_args, _ = get_train_args(cfg)
     assert model_args.model_name_or_path == str(tiny_model)
-    assert finetuning_args.finetuning_type == "lora" and training_args.learning_rate == 1e-4
+    assert finetuning_args.finetuning_type == "lora" and training_args.learning_rate == lr
+    # LLaMA-Factory checkpoints by default; every recipe but the offloaded 70B turns it off
+    assert model_args.disable_gradient_checkpointing == (model != "llama3.1-70b")
     assert data_args.dataset == [raw["dataset"]]
 
 
