@@ -105,7 +105,15 @@ class PipelineRunner:
 
     def train_config(self, stage: str, dataset: str, adapter: str | None) -> dict:
         job = self.train_job(stage, dataset, adapter)
-        return train_args(self.cfg.recipe_path(stage), self.cfg.overrides.of(stage), job)
+        cfg = train_args(self.cfg.recipe_path(stage), self.cfg.overrides.of(stage), job)
+        if self.cfg.lora_top_layers is not None and adapter is None:  # a resumed adapter keeps its own targets
+            from behaviorlm_plugin.tuning.lora_layers import top_layer_targets
+
+            targets = top_layer_targets(
+                self.cfg.model_name_or_path, self.cfg.lora_top_layers, str(cfg.get("lora_target", "all"))
+            )
+            cfg["lora_target"] = ",".join(targets)
+        return cfg
 
     def _train(self, stage: str, cfg: dict) -> StageResult:
         info = train_stage(cfg, self.run_dir / f"{stage}.yaml")

@@ -89,7 +89,9 @@ def verify_export(
     cands = [m["candidates"] for m in metas]
     config = json.loads((Path(merged) / "config.json").read_text())
     dtype = str(config.get("dtype") or config.get("torch_dtype") or "float32")
-    ref = CandidateScorer.from_pretrained(base, adapter, template=template, show_progress=False, dtype="float32")
+    ref = CandidateScorer.from_pretrained(
+        base, adapter, template=template, show_progress=False, dtype="float32", merge_adapter="never"
+    )
     a = ref.score(prompts, cands)
     del ref
     b = CandidateScorer.from_pretrained(merged, template=template, show_progress=False).score(prompts, cands)

@@ -93,15 +93,23 @@ def test_lora_adapter_matches_brute_force(tiny_model, tmp_path):
     adapter = tmp_path / "adapter"
     peft_model.save_pretrained(adapter)
 
-    scorer = CandidateScorer.from_pretrained(tiny_model, adapter, batch_size=3, device="cpu", show_progress=False)
+    kw = {"batch_size": 3, "device": "cpu", "show_progress": False}
+    scorer = CandidateScorer.from_pretrained(tiny_model, adapter, merge_adapter="never", **kw)
     assert type(scorer.model).__name__.startswith("Peft")
     tok = AutoTokenizer.from_pretrained(tiny_model)
     got = scorer.score(PROMPTS, CAND_LISTS)
     plain = CandidateScorer.from_pretrained(tiny_model, device="cpu", show_progress=False).score(PROMPTS, CAND_LISTS)
-    for (system, user), cands, g, p in zip(PROMPTS, CAND_LISTS, got, plain, strict=True):
+    # float32: auto folds the adapter into the weights (faster), with the same scores to rounding
+    merged = CandidateScorer.from_pretrained(tiny_model, adapter, **kw)
+    assert not type(merged.model).__name__.startswith("Peft")
+    folded = merged.score(PROMPTS, CAND_LISTS)
+    for (system, user), cands, g, p, f in zip(PROMPTS, CAND_LISTS, got, plain, folded, strict=True):
         ref = brute_force(scorer.model, tok, system, user, cands)
         np.testing.assert_allclose(g, ref, atol=1e-4, rtol=0)
+        np.testing.assert_allclose(f, ref, atol=1e-4, rtol=0)
         assert np.abs(g - p).max() > 1e-3  # the adapter actually changes the scores
+    with pytest.raises(ValueError, match="merge_adapter must be"):
+        ScoringConfig(merge_adapter="sometimes")
 
 
 def test_predict(model_and_tok):

@@ -95,7 +95,7 @@ def test_export_and_pipeline_files(model, tiny_model):
         assert read_recipe(cfg.recipe_path(stage))  # the chained files resolve
     assert cfg.selection.strategy == "dds_cds"
     # the CPU pipeline's shorter history is its own dataset; every GPU pipeline keeps the paper's 20 events
-    assert (cfg.name, cfg.prepare.history_len) == (("behavior_cpu", 10) if "cpu" in model else ("behavior", 20))
+    assert (cfg.name, cfg.prepare.history_len) == (("behavior_cpu_h5", 5) if "cpu" in model else ("behavior", 20))
 
 
 def test_cpu_recipe_trains_a_step_then_b_tuning_resumes(tiny_model, recipe_data, tmp_path):
