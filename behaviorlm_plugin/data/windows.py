@@ -127,11 +127,6 @@ def build_windows(table: EventTable, args: PrepareArguments, source: str, log=No
     pos_all = np.concatenate([p for _, p in picked.values()])
     enc, keys = fetch_windows(table, users_all, pos_all, args.history_len)
     chosen = {split: local_index(keys, u, p) for split, (u, p) in picked.items()}
-    kept = table.con.execute(
-        "SELECT e.b, count(*) AS n FROM ev e SEMI JOIN kept k ON e.u = k.u GROUP BY e.b"
-    ).fetchnumpy()
-    behavior_counts = np.zeros(len(behaviors), dtype=np.int64)
-    behavior_counts[table.remap["behavior"][kept["b"].astype(np.int64)]] = kept["n"]
     return Windows(
         enc=enc,
         users_per_split=users,
@@ -140,7 +135,7 @@ def build_windows(table: EventTable, args: PrepareArguments, source: str, log=No
         chosen=chosen,
         balanced_counts=np.array([len(picks[c]) for c in range(len(behaviors))], dtype=np.int64),
         baseline=baseline_from_counts(counts, behaviors, len(table.labels["place"])),
-        behavior_counts=behavior_counts,
+        behavior_counts=table.behavior_events(),
     )
 
 
