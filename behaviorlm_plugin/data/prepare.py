@@ -37,7 +37,7 @@ from behaviorlm_plugin.data.registry import (
     register_datasets,
     unregister_datasets,
 )
-from behaviorlm_plugin.data.sample_rows import SplitRows, jsonl_text, render_splits
+from behaviorlm_plugin.data.sample_rows import SplitRows, conversation_lines, jsonl_text, render_splits
 from behaviorlm_plugin.data.windows import Windows, build_windows, write_features
 from behaviorlm_plugin.extras.constants import (
     ALL_SPLITS,
@@ -48,7 +48,7 @@ from behaviorlm_plugin.extras.constants import (
     MIX_SPLIT,
     STATS_FILE,
 )
-from behaviorlm_plugin.extras.fileio import atomic_write_json, atomic_write_jsonl, atomic_write_text
+from behaviorlm_plugin.extras.fileio import atomic_write_json, atomic_write_text
 from behaviorlm_plugin.extras.hashing import file_hash
 from behaviorlm_plugin.hparams.data_args import PrepareArguments
 from behaviorlm_plugin.model.paths import TOKENIZER_FILES, check_model_path
@@ -114,8 +114,8 @@ def write_dataset(
     for split in BEHAVIOR_SPLITS:
         atomic_write_text(base / f"{split}.jsonl", jsonl_text(rows[split].record_lines))
         atomic_write_text(base / f"{split}.meta.jsonl", jsonl_text(rows[split].meta_lines))
-    atomic_write_jsonl(base / f"{AUX_SPLIT}.jsonl", aux_kept)
-    atomic_write_jsonl(base / f"{MIX_SPLIT}.jsonl", mix)
+    atomic_write_text(base / f"{AUX_SPLIT}.jsonl", jsonl_text(conversation_lines(aux_kept)))
+    atomic_write_text(base / f"{MIX_SPLIT}.jsonl", jsonl_text(conversation_lines(mix)))
 
 
 def _check_target(out_dir: Path, args: PrepareArguments, entries: dict[str, dict], log) -> None:

@@ -8,6 +8,7 @@ byte for byte, at a fraction of the cost (``tests/data/test_shipped_data.py`` pi
 from __future__ import annotations
 
 import json
+from json.encoder import encode_basestring
 from typing import NamedTuple
 
 import numpy as np
@@ -20,6 +21,7 @@ from behaviorlm_plugin.extras.constants import FEATURE_SPLITS
 from behaviorlm_plugin.hparams.data_args import PrepareArguments
 
 ENCODE = json.JSONEncoder(ensure_ascii=False).encode  # what json.dumps(value, ensure_ascii=False) writes
+ENCODE_STR = encode_basestring  # the same for a str, without the encoder's per-call checks
 
 
 class SplitRows(NamedTuple):
@@ -65,6 +67,7 @@ def sample_rows(
     times = timestamp_texts(enc.timestamp[targets])
     prefix = f"{args.name}-{split}-"
     ids = [f"{prefix}{i:06d}" for i in range(len(targets))]
+    id_json = ENCODE_STR(prefix)[:-1]  # + the digits + '"': digits never need escaping
     piece = {s: ENCODE(s) for s in set(labels) | set(fmts) | set(cats.anchor_tail.values())}
     piece |= {s: ENCODE(s) for s in set(cats.head_medium_tail.values())}
     record_tail = ', "input": "", "output": '
@@ -78,15 +81,16 @@ def sample_rows(
         meta = {"id": sid, "user_id": users[i], "timestamp": times[i], "label": label, "anchor_tail": at}
         meta |= {"head_medium_tail": hmt, "format": fmts[i], "candidates": cands[i]}
         metas.append(meta)
-        sid_json = ENCODE(sid)
+        sid_json = f'{id_json}{i:06d}"'
         record_lines.append(
-            '{"id": ' + sid_json + ', "instruction": ' + ENCODE(prompts[i]) + record_tail + piece[label] + system_tail
-        )
+            '{"id": ' + sid_json + ', "instruction": ' + ENCODE_STR(prompts[i]) + record_tail + piece[label]
+            + system_tail
+        )  # fmt: skip
         user = user_json.get(users[i])
         if user is None:
             user = user_json[users[i]] = ENCODE(users[i])
         meta_lines.append(
-            '{"id": ' + sid_json + ', "user_id": ' + user + ', "timestamp": ' + ENCODE(times[i]) + ', "label": '
+            '{"id": ' + sid_json + ', "user_id": ' + user + ', "timestamp": ' + ENCODE_STR(times[i]) + ', "label": '
             + piece[label] + ', "anchor_tail": ' + piece[at] + ', "head_medium_tail": ' + piece[hmt]
             + ', "format": ' + piece[fmts[i]] + ', "candidates": ' + cand_json[i] + "}"
         )  # fmt: skip
@@ -108,6 +112,30 @@ def render_splits(w: Windows, args: PrepareArguments) -> dict[str, SplitRows]:
     for split, keep in (("train_anchor", True), ("train_tail", False)):
         rows[split] = SplitRows(*([x for x, a in zip(column, anchor, strict=True) if a == keep] for column in train))
     return rows
+
+
+def conversation_line(row: dict, system_json: dict[str, str]) -> str:
+    """``ENCODE(row)`` of a ShareGPT row, built from its strings when it has the usual layout
+    (``conversations`` of ``from``/``value`` turns, then ``system``); ``system_json`` caches the system texts."""
+    turns, system = row.get("conversations"), row.get("system")
+    plain = list(row) == ["conversations", "system"] and type(system) is str and type(turns) is list
+    plain = plain and all(
+        type(t) is dict and list(t) == ["from", "value"] and type(t["from"]) is str and type(t["value"]) is str
+        for t in turns
+    )
+    if not plain:
+        return ENCODE(row)
+    encoded = system_json.get(system)
+    if encoded is None:
+        encoded = system_json[system] = ENCODE_STR(system)
+    body = ", ".join([f'{{"from": {ENCODE_STR(t["from"])}, "value": {ENCODE_STR(t["value"])}}}' for t in turns])
+    return '{"conversations": [' + body + '], "system": ' + encoded + "}"
+
+
+def conversation_lines(rows: list[dict]) -> list[str]:
+    """The JSONL lines of ShareGPT rows (``atomic_write_jsonl``'s, byte for byte)."""
+    cache: dict[str, str] = {}
+    return [conversation_line(r, cache) for r in rows]
 
 
 def jsonl_text(lines: list[str]) -> str:

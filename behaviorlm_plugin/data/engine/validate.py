@@ -10,6 +10,7 @@ of ``chunk_rows`` (the exact rules of the pandas path, with memory bounded by th
 from __future__ import annotations
 
 import logging
+import math
 
 import numpy as np
 import pandas as pd
@@ -26,6 +27,7 @@ NUMERIC = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "U
 FLOATS = ("FLOAT", "DOUBLE", "DECIMAL")
 UNIT_NS = {"s": 10**9, "ms": 10**6, "us": 10**3, "ns": 1}
 FAR_MARGIN_NS = 365 * 86400 * 10**9
+NS_PER_DAY = 86400 * 10**9
 
 
 def _column_type(con, column: str) -> str:
@@ -134,6 +136,27 @@ def time_columns(con, source: Source, args: dict, chunk_rows: int) -> tuple[str,
     return "t.ts", "t.ord", "times"
 
 
+def exact_quantiles(con, table: str, column: str, qs: tuple[float, ...], n: int) -> list[float]:
+    """``quantile_cont(column, q)`` of each q, exactly as DuckDB computes it, without sorting the column:
+    a per-day histogram finds the day holding each needed order statistic, and only that day is sorted."""
+    day = f"floor({column}::DOUBLE / {NS_PER_DAY})"  # monotonic in the value, so days keep the order
+    hist = con.execute(f"SELECT {day} AS d, count(*) AS c FROM {table} GROUP BY d ORDER BY d").fetchnumpy()
+    days, ends = hist["d"], np.cumsum(hist["c"].astype(np.int64))
+
+    def nth(rank: int) -> float:  # the rank-th smallest value (0-based)
+        i = int(np.searchsorted(ends, rank, side="right"))
+        offset = rank - int(ends[i] - hist["c"][i])
+        sql = f"SELECT {column} FROM {table} WHERE {day} = {float(days[i])!r} ORDER BY {column} LIMIT 1 OFFSET {offset}"
+        return float(con.execute(sql).fetchall()[0][0])
+
+    out = []
+    for q in qs:  # DuckDB's interpolation: RN = (n - 1) q, lo + (hi - lo) (RN - floor RN)
+        rn = (n - 1) * q
+        lo = nth(math.floor(rn))
+        out.append(lo if math.ceil(rn) == math.floor(rn) else lo + (nth(math.ceil(rn)) - lo) * (rn - math.floor(rn)))
+    return out
+
+
 def warn_far_times(con, source: Source, stats_extra: dict, table: str = "ev") -> None:
     """Events far outside the central 98% of the log's dates: counted and warned about, kept.
 
@@ -142,7 +165,7 @@ def warn_far_times(con, source: Source, stats_extra: dict, table: str = "ev") ->
     n = con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0]
     if n < 10:
         return
-    lo, hi = con.execute(f"SELECT quantile_cont(ts, 0.01), quantile_cont(ts, 0.99) FROM {table}").fetchall()[0]
+    lo, hi = exact_quantiles(con, table, "ts", (0.01, 0.99), n)
     far = f"(ts < {lo} - {FAR_MARGIN_NS} OR ts > {hi} + {FAR_MARGIN_NS})"
     count, row = con.execute(f"SELECT count(*), min(row) FROM {table} WHERE {far}").fetchall()[0]
     if count:
@@ -223,4 +246,4 @@ def build_clean(con, source: Source, args: dict, chunk_rows: int) -> dict[str, t
     return vocab
 
 
-__all__ = ["EPOCH_RANGES", "build_clean", "label_codes", "time_columns", "warn_far_times"]
+__all__ = ["EPOCH_RANGES", "build_clean", "exact_quantiles", "label_codes", "time_columns", "warn_far_times"]
