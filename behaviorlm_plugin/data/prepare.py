@@ -19,6 +19,7 @@ import gc
 import logging
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -111,11 +112,28 @@ def write_dataset(
     for split in FEATURE_SPLITS:
         write_features(base / f"{split}{FEATURES_SUFFIX}", w.enc, w.chosen[split], args.history_len)
     store.pause_point("writing")
+    texts = []
     for split in BEHAVIOR_SPLITS:
-        atomic_write_text(base / f"{split}.jsonl", jsonl_text(rows[split].record_lines))
-        atomic_write_text(base / f"{split}.meta.jsonl", jsonl_text(rows[split].meta_lines))
-    atomic_write_text(base / f"{AUX_SPLIT}.jsonl", jsonl_text(conversation_lines(aux_kept)))
-    atomic_write_text(base / f"{MIX_SPLIT}.jsonl", jsonl_text(conversation_lines(mix)))
+        texts += [(f"{split}.jsonl", lambda s=split: rows[s].record_lines)]
+        texts += [(f"{split}.meta.jsonl", lambda s=split: rows[s].meta_lines)]
+    texts += [(f"{AUX_SPLIT}.jsonl", lambda: conversation_lines(aux_kept))]
+    texts += [(f"{MIX_SPLIT}.jsonl", lambda: conversation_lines(mix))]
+    _write_overlapped((base / name, lambda lines=lines: jsonl_text(lines())) for name, lines in texts)
+
+
+def _write_overlapped(files) -> None:
+    """``atomic_write_text`` of each (path, make_text), the disk write of one file overlapping the building of
+    the next (the write and fsync release the GIL); at most one finished text waits, so memory stays flat."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pending = None
+        for path, make_text in files:
+            text = make_text()
+            if pending is not None:
+                pending.result()
+            pending = pool.submit(atomic_write_text, path, text)
+            del text
+        if pending is not None:
+            pending.result()
 
 
 def _check_target(out_dir: Path, args: PrepareArguments, entries: dict[str, dict], log) -> None:

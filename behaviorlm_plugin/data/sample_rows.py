@@ -117,19 +117,23 @@ def render_splits(w: Windows, args: PrepareArguments) -> dict[str, SplitRows]:
 def conversation_line(row: dict, system_json: dict[str, str]) -> str:
     """``ENCODE(row)`` of a ShareGPT row, built from its strings when it has the usual layout
     (``conversations`` of ``from``/``value`` turns, then ``system``); ``system_json`` caches the system texts."""
-    turns, system = row.get("conversations"), row.get("system")
-    plain = list(row) == ["conversations", "system"] and type(system) is str and type(turns) is list
-    plain = plain and all(
-        type(t) is dict and list(t) == ["from", "value"] and type(t["from"]) is str and type(t["value"]) is str
-        for t in turns
-    )
-    if not plain:
-        return ENCODE(row)
-    encoded = system_json.get(system)
-    if encoded is None:
-        encoded = system_json[system] = ENCODE_STR(system)
-    body = ", ".join([f'{{"from": {ENCODE_STR(t["from"])}, "value": {ENCODE_STR(t["value"])}}}' for t in turns])
-    return '{"conversations": [' + body + '], "system": ' + encoded + "}"
+    if type(row) is dict and tuple(row) == ("conversations", "system"):
+        turns, system = row["conversations"], row["system"]
+        if type(system) is str and type(turns) is list:
+            parts = []
+            for t in turns:
+                if type(t) is not dict or tuple(t) != ("from", "value"):
+                    break
+                who, value = t["from"], t["value"]
+                if type(who) is not str or type(value) is not str:
+                    break
+                parts.append('{"from": ' + ENCODE_STR(who) + ', "value": ' + ENCODE_STR(value) + "}")
+            else:
+                encoded = system_json.get(system)
+                if encoded is None:
+                    encoded = system_json[system] = ENCODE_STR(system)
+                return '{"conversations": [' + ", ".join(parts) + '], "system": ' + encoded + "}"
+    return ENCODE(row)
 
 
 def conversation_lines(rows: list[dict]) -> list[str]:
