@@ -6,7 +6,8 @@ process, and records wall time, events/s, peak memory (the child's max RSS) and 
 ``benchmarks/results/prepare_scale.json`` (atomic). The machine is shared: the load average before and
 after each run is recorded too, and CPU time is the figure that contention does not inflate.
 
-Run: nice -n 15 .venv/bin/python benchmarks/bench_prepare.py [--sizes 1e6,1e7,5e7] [--memory-limit 2GB]
+Run: .venv/bin/python benchmarks/bench_prepare.py [--sizes 1e6,1e7,5e7] [--memory-limit 2GB] [--logs DIR]
+(``--logs DIR`` keeps the generated logs there and reuses them on the next run: a 50M log takes minutes to write.)
 Target (issue 15): 50M events in <= 60 s wall and <= 4 GiB peak, peak flat from 10M to 50M.
 """
 
@@ -99,16 +100,20 @@ def main() -> None:
     p.add_argument("--memory-limit", default="2GB", help="--engine-memory-limit for prepare")
     p.add_argument("--train-samples", type=int, default=200_000)
     p.add_argument("--tmp", default=None, help="folder for the logs (default: system temp)")
+    p.add_argument("--logs", default=None, help="keep the logs in this folder and reuse those already there")
     p.add_argument("--out", default=str(Path(__file__).parent / "results" / "prepare_scale.json"))
     a = p.parse_args()
     rows = []
     with tempfile.TemporaryDirectory(prefix="bench-prepare-", dir=a.tmp) as tmp:
         for size in (int(float(s)) for s in a.sizes.split(",")):
-            log = Path(tmp) / f"events_{size}.parquet"
-            t = time.perf_counter()
-            write_log(log, size)
-            mib = log.stat().st_size / 2**20
-            print(f"[bench] wrote {size:,} events ({mib:.0f} MiB) in {time.perf_counter() - t:.0f}s", flush=True)
+            log = Path(a.logs or tmp) / f"events_{size}.parquet"
+            if not (a.logs and log.exists()):
+                t = time.perf_counter()
+                log.parent.mkdir(parents=True, exist_ok=True)
+                write_log(log.with_suffix(".part"), size)
+                log.with_suffix(".part").replace(log)
+                mib = log.stat().st_size / 2**20
+                print(f"[bench] wrote {size:,} events ({mib:.0f} MiB) in {time.perf_counter() - t:.0f}s", flush=True)
             result = run_prepare(log, Path(tmp) / "data", a.memory_limit, a.train_samples)
             result = {"events": size, "events_per_s": round(size / result["wall_s"]), **result}
             rows.append(result)
@@ -118,7 +123,8 @@ def main() -> None:
                 f"(load {result['load_avg_before']} -> {result['load_avg_after']})",
                 flush=True,
             )
-            log.unlink()
+            if not a.logs:
+                log.unlink()
     atomic_write_json(
         a.out,
         {
@@ -129,8 +135,9 @@ def main() -> None:
             "runs": rows,
             "contention": "shared 2-core machine: wall time includes others' load (load_avg_*); cpu_s does not",
             "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "python": platform.python_version()},
-            "command": f"nice -n 15 python benchmarks/bench_prepare.py --sizes {a.sizes} "
-            f"--memory-limit {a.memory_limit}",
+            "command": f"python benchmarks/bench_prepare.py --sizes {a.sizes} --memory-limit {a.memory_limit}"
+            + (f" --logs {a.logs}" if a.logs else "")
+            + (f" (nice {os.nice(0)})" if os.nice(0) else ""),
         },
     )
 

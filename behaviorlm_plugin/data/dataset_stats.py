@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from behaviorlm_plugin.data import aux_data
-from behaviorlm_plugin.data.samples import EncodedEvents
+from behaviorlm_plugin.data.samples import EncodedEvents, sorted_unique
 from behaviorlm_plugin.data.simulator import PAPER_BEHAVIOR_PROPORTIONS, total_variation
 from behaviorlm_plugin.data.windows import Windows, split_rng
 from behaviorlm_plugin.extras.constants import BEHAVIOR_SPLITS
@@ -107,7 +107,7 @@ def build_stats(w: Windows, args: PrepareArguments, source_stats: dict, rows, au
 
 
 def _user_overlap(enc: EncodedEvents, chosen: dict[str, np.ndarray]) -> dict[str, int]:
-    users = {s: set(np.unique(enc.user[t]).tolist()) for s, t in chosen.items()}
+    users = {s: set(sorted_unique(enc.user[t]).tolist()) for s, t in chosen.items()}
     test_users = users["test"] | users["test_balanced"]
     return {
         "train_val": len(users["train_all"] & users["val"]),

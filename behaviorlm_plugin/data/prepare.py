@@ -15,10 +15,12 @@ and registers ``NAME_<split>`` entries in ``dataset_dir/dataset_info.json``.
 
 from __future__ import annotations
 
-import json
+import gc
 import logging
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import asdict, replace
 from pathlib import Path
 
@@ -36,7 +38,8 @@ from behaviorlm_plugin.data.registry import (
     register_datasets,
     unregister_datasets,
 )
-from behaviorlm_plugin.data.windows import Windows, build_windows, render_splits, write_features
+from behaviorlm_plugin.data.sample_rows import SplitRows, conversation_lines, jsonl_text, render_splits
+from behaviorlm_plugin.data.windows import Windows, build_windows, write_features
 from behaviorlm_plugin.extras.constants import (
     ALL_SPLITS,
     AUX_SPLIT,
@@ -46,7 +49,7 @@ from behaviorlm_plugin.extras.constants import (
     MIX_SPLIT,
     STATS_FILE,
 )
-from behaviorlm_plugin.extras.fileio import atomic_write_json, atomic_write_jsonl, atomic_write_text
+from behaviorlm_plugin.extras.fileio import atomic_write_json, atomic_write_text
 from behaviorlm_plugin.extras.hashing import file_hash
 from behaviorlm_plugin.hparams.data_args import PrepareArguments
 from behaviorlm_plugin.model.paths import TOKENIZER_FILES, check_model_path
@@ -103,30 +106,34 @@ def build_aux(args: PrepareArguments, anchor_records: list[dict], tokenizer) -> 
     return kept, mix, stats
 
 
-_ENCODE = json.JSONEncoder(ensure_ascii=False).encode  # what atomic_write_jsonl's json.dumps writes
-
-
-def _jsonl_text(rows: list[dict], encoded: dict[int, str]) -> str:
-    lines = []
-    for row in rows:
-        line = encoded.get(id(row))
-        if line is None:
-            line = encoded[id(row)] = _ENCODE(row)
-        lines.append(line)
-    return "\n".join(lines) + ("\n" if lines else "")
-
-
-def write_dataset(base: Path, w: Windows, args: PrepareArguments, rows, aux_kept: list[dict], mix: list[dict]) -> None:
+def write_dataset(
+    base: Path, w: Windows, args: PrepareArguments, rows: dict[str, SplitRows], aux_kept: list[dict], mix: list[dict]
+) -> None:
     for split in FEATURE_SPLITS:
         write_features(base / f"{split}{FEATURES_SUFFIX}", w.enc, w.chosen[split], args.history_len)
     store.pause_point("writing")
-    encoded: dict[int, str] = {}  # train_anchor/train_tail hold train_all's very rows: encode each once
+    texts = []
     for split in BEHAVIOR_SPLITS:
-        recs, metas = rows[split]
-        atomic_write_text(base / f"{split}.jsonl", _jsonl_text(recs, encoded))
-        atomic_write_text(base / f"{split}.meta.jsonl", _jsonl_text(metas, encoded))
-    atomic_write_jsonl(base / f"{AUX_SPLIT}.jsonl", aux_kept)
-    atomic_write_jsonl(base / f"{MIX_SPLIT}.jsonl", mix)
+        texts += [(f"{split}.jsonl", lambda s=split: rows[s].record_lines)]
+        texts += [(f"{split}.meta.jsonl", lambda s=split: rows[s].meta_lines)]
+    texts += [(f"{AUX_SPLIT}.jsonl", lambda: conversation_lines(aux_kept))]
+    texts += [(f"{MIX_SPLIT}.jsonl", lambda: conversation_lines(mix))]
+    _write_overlapped((base / name, lambda lines=lines: jsonl_text(lines())) for name, lines in texts)
+
+
+def _write_overlapped(files) -> None:
+    """``atomic_write_text`` of each (path, make_text), the disk write of one file overlapping the building of
+    the next (the write and fsync release the GIL); at most one finished text waits, so memory stays flat."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pending = None
+        for path, make_text in files:
+            text = make_text()
+            if pending is not None:
+                pending.result()
+            pending = pool.submit(atomic_write_text, path, text)
+            del text
+        if pending is not None:
+            pending.result()
 
 
 def _check_target(out_dir: Path, args: PrepareArguments, entries: dict[str, dict], log) -> None:
@@ -174,6 +181,19 @@ def _commit(out_dir: Path, name: str, staging: Path, entries: dict[str, dict]) -
     store.recover(out_dir, name)  # drop the old version
 
 
+@contextmanager
+def _no_cycle_collector():
+    """Rows are hundreds of thousands of acyclic dicts and strings: while they are built, the cycle collector
+    would rescan them again and again for nothing to free (a third of the rendering time)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
 def progress(message: str) -> None:
     """Where a long prepare says what it is doing (stderr, so piped stdout stays the summary)."""
     print(message, file=sys.stderr, flush=True)
@@ -212,20 +232,21 @@ def prepare(args: PrepareArguments, log=progress) -> dict:
             table.close()
         t = lap("windows_s", t)
         log(f"[prepare] rendering {sum(len(c) for c in windows.chosen.values()):,} prompts ({t - t0:.1f}s)")
-        rows = render_splits(windows, args)
-        t = lap("render_prompts_s", t)
-        tokenizer = _load_tokenizer(args)
-        aux_kept, mix, aux_stats = build_aux(args, rows["train_anchor"][0], tokenizer)
-        t = time.perf_counter()
-        log(f"[prepare] writing {out_dir / args.name} ({t - t0:.1f}s)")
-        staging = store.staging_dir(out_dir, args.name)
-        write_dataset(staging, windows, args, rows, aux_kept, mix)
-        if args.synthetic:  # the simulator's true next-behavior distributions (data/oracle.py)
-            from behaviorlm_plugin.data.oracle import write_oracle
+        with _no_cycle_collector():
+            rows = render_splits(windows, args)
+            t = lap("render_prompts_s", t)
+            tokenizer = _load_tokenizer(args)
+            aux_kept, mix, aux_stats = build_aux(args, rows["train_anchor"].records, tokenizer)
+            t = time.perf_counter()
+            log(f"[prepare] writing {out_dir / args.name} ({t - t0:.1f}s)")
+            staging = store.staging_dir(out_dir, args.name)
+            write_dataset(staging, windows, args, rows, aux_kept, mix)
+            if args.synthetic:  # the simulator's true next-behavior distributions (data/oracle.py)
+                from behaviorlm_plugin.data.oracle import write_oracle
 
-            write_oracle(staging, windows, rows, args)
-        lap("write_s", t)
-        stats = build_stats(windows, args, source_stats, rows, aux_stats, tokenizer)
+                write_oracle(staging, windows, rows, args)
+            lap("write_s", t)
+            stats = build_stats(windows, args, source_stats, rows, aux_stats, tokenizer)
         timings["total_s"] = time.perf_counter() - t0
         stats["timings"] = {k: round(v, 3) for k, v in timings.items()}
         atomic_write_json(staging / STATS_FILE, stats)

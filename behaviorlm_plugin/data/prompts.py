@@ -19,9 +19,10 @@ from importlib import resources
 
 import jinja2
 import jinja2.meta
+import jinja2.nodes
 import numpy as np
 
-from behaviorlm_plugin.data.samples import EncodedEvents
+from behaviorlm_plugin.data.samples import EncodedEvents, sorted_unique
 
 DAY_NAMES = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 BUILTIN_FORMATS = ("instruct1", "instruct2", "instruct3")
@@ -35,6 +36,38 @@ REQUIRED_VARIABLES = {
 _ENV = jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=False)
 _FORMATS: dict[str, jinja2.Template] = {}
 _USES_EVENTS: set[str] = set()  # formats that iterate ``events`` (only those get the dicts built)
+_PLAIN: dict[str, str] = {}  # formats that only print the three strings: their text as a str.format pattern
+PLAIN_VARIABLES = ("history", "next", "candidates")
+
+
+def _plain_pattern(text: str) -> str | None:
+    """``text`` as a ``str.format`` pattern when it is only literal text and ``{{ history }}``, ``{{ next }}``,
+    ``{{ candidates }}`` (no filters, tests or loops): then the pattern gives exactly what Jinja renders,
+    without a Jinja context per sample.  None for any other template (it is rendered by Jinja)."""
+    for node in _ENV.parse(text).body:
+        if not isinstance(node, jinja2.nodes.Output):
+            return None
+        for child in node.nodes:
+            plain = isinstance(child, jinja2.nodes.TemplateData)
+            if not plain and not (isinstance(child, jinja2.nodes.Name) and child.name in PLAIN_VARIABLES):
+                return None
+    marks = {v: f"\x00{i}\x00" for i, v in enumerate(PLAIN_VARIABLES)}
+    rendered = _ENV.from_string(text).render(marks)
+    if rendered.count("\x00") != 2 * sum(rendered.count(m) for m in marks.values()):
+        return None  # the template's own text holds the marker character: leave it to Jinja
+    pattern = rendered.replace("{", "{{").replace("}", "}}")
+    for v, mark in marks.items():
+        pattern = pattern.replace(mark, "{" + v + "}")
+    return pattern
+
+
+def _add_format(name: str, text: str) -> None:
+    _FORMATS[name] = _ENV.from_string(text)
+    pattern = _plain_pattern(text)
+    if pattern is None:
+        _PLAIN.pop(name, None)
+    else:
+        _PLAIN[name] = pattern
 
 
 def _builtin_text(name: str) -> str:
@@ -65,7 +98,7 @@ def register_prompt_format(*, name: str, template: str, overwrite: bool = False)
             f"prompt format {name!r} never uses {sorted(missing)}; a format must show the history, "
             "the next event's context and the candidates ({{ history }}, {{ next }}, {{ candidates }})"
         )
-    _FORMATS[name] = _ENV.from_string(template.strip())
+    _add_format(name, template.strip())
     if "events" in variables:
         _USES_EVENTS.add(name)
     else:
@@ -90,7 +123,7 @@ def load_prompt_format_file(path: str, *, name: str | None = None, overwrite: bo
 def _ensure_builtins() -> None:
     if not _FORMATS:
         for name in BUILTIN_FORMATS:
-            _FORMATS[name] = _ENV.from_string(_builtin_text(name).strip())
+            _add_format(name, _builtin_text(name).strip())
 
 
 def available_formats() -> tuple[str, ...]:
@@ -107,6 +140,45 @@ def system_prompt() -> str:
 class PromptOptions:
     formats: tuple[str, ...] = BUILTIN_FORMATS
     shuffle_candidates: bool = True  # paper: random order; False = fixed vocabulary order
+
+
+def _event_texts(enc: EncodedEvents, used: np.ndarray, days, places, behaviors) -> np.ndarray:
+    """``(Fri, 16, home, Exercising)`` of the events ``used`` (an object array over all events)."""
+    out = np.empty(len(enc), dtype=object)
+    out[used] = (
+        "("
+        + days[enc.dow[used]]
+        + ", "
+        + enc.hour[used].astype(str).astype(object)
+        + ", "
+        + places[enc.place[used]]
+        + ", "
+        + behaviors[enc.behavior[used]]
+        + ")"
+    )
+    return out
+
+
+def _jinja_context(enc: EncodedEvents, t: int, hist_rows, strings: tuple, cand: list, events: bool, labels) -> dict:
+    days, places, behaviors = labels
+    return {
+        "history": strings[0],
+        "next": strings[1],
+        "candidates": strings[2],
+        "events": [
+            {
+                "day": days[enc.dow[j]],
+                "hour": int(enc.hour[j]),
+                "place": places[enc.place[j]],
+                "behavior": behaviors[enc.behavior[j]],
+            }
+            for j in hist_rows
+        ]
+        if events
+        else [],
+        "next_event": {"day": days[enc.dow[t]], "hour": int(enc.hour[t]), "place": places[enc.place[t]]},
+        "candidate_list": cand,
+    }
 
 
 def render_prompts(
@@ -126,54 +198,30 @@ def render_prompts(
     unknown = [f for f in options.formats if f not in _FORMATS]
     if unknown:
         raise ValueError(f"unknown prompt format(s) {unknown}; available: {list(_FORMATS)}")
-    templates = [_FORMATS[f] for f in options.formats]
-    behaviors = np.array(enc.behaviors, dtype=object)
-    places = np.array(enc.places, dtype=object)
-    days = np.array(DAY_NAMES, dtype=object)
-
+    labels = (np.array(DAY_NAMES, dtype=object), np.array(enc.places, dtype=object))
+    labels += (np.array(enc.behaviors, dtype=object),)
+    days, places, behaviors = labels
+    targets = np.asarray(targets, dtype=np.int64)
     # Each event's text once, then joined per sample (no per-event Python in the hot path).
-    used = np.unique(np.concatenate([history.ravel(), targets]))
-    ev_text = np.empty(len(enc), dtype=object)
-    ev_text[used] = (
-        "("
-        + days[enc.dow[used]]
-        + ", "
-        + enc.hour[used].astype(str).astype(object)
-        + ", "
-        + places[enc.place[used]]
-        + ", "
-        + behaviors[enc.behavior[used]]
-        + ")"
-    )
-
+    ev_text = _event_texts(enc, sorted_unique(np.concatenate([history.ravel(), targets])), *labels)
     n = len(targets)
-    fmt_idx = rng.integers(0, len(templates), size=n)
+    fmt_idx = rng.integers(0, len(options.formats), size=n)
     n_b = len(behaviors)
     orders = np.argsort(rng.random((n, n_b)), axis=1) if options.shuffle_candidates else np.tile(np.arange(n_b), (n, 1))
-    prompts, fmt_names, cands = [], [], []
+    cands = behaviors[orders].tolist() if n else []
+    hist_text = [", ".join(row) for row in ev_text[history].tolist()] if n else []
+    next_text = "(" + days[enc.dow[targets]] + ", " + enc.hour[targets].astype(str).astype(object) + ", "
+    next_text = (next_text + places[enc.place[targets]] + ")").tolist()
+    plain = [_PLAIN.get(f) for f in options.formats]
+    prompts = []
     for i in range(n):
-        t = targets[i]
-        cand = behaviors[orders[i]].tolist()
-        hist_rows = history[i]
-        context = {
-            "history": ", ".join(ev_text[hist_rows]),
-            "next": f"({days[enc.dow[t]]}, {enc.hour[t]}, {places[enc.place[t]]})",
-            "candidates": ", ".join(cand),
-            "events": [
-                {
-                    "day": days[enc.dow[j]],
-                    "hour": int(enc.hour[j]),
-                    "place": places[enc.place[j]],
-                    "behavior": behaviors[enc.behavior[j]],
-                }
-                for j in hist_rows
-            ]
-            if options.formats[fmt_idx[i]] in _USES_EVENTS
-            else [],
-            "next_event": {"day": days[enc.dow[t]], "hour": int(enc.hour[t]), "place": places[enc.place[t]]},
-            "candidate_list": cand,
-        }
-        prompts.append(templates[fmt_idx[i]].render(context))
-        fmt_names.append(options.formats[fmt_idx[i]])
-        cands.append(cand)
+        f = fmt_idx[i]
+        strings = (hist_text[i], next_text[i], ", ".join(cands[i]))
+        if plain[f] is not None:
+            prompts.append(plain[f].format(history=strings[0], next=strings[1], candidates=strings[2]))
+            continue
+        events = options.formats[f] in _USES_EVENTS
+        context = _jinja_context(enc, targets[i], history[i], strings, cands[i], events, labels)
+        prompts.append(_FORMATS[options.formats[f]].render(context))
+    fmt_names = [options.formats[f] for f in fmt_idx.tolist()]
     return prompts, fmt_names, cands

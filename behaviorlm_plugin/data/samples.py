@@ -56,6 +56,14 @@ def encode_events(df: pd.DataFrame) -> EncodedEvents:
     )
 
 
+def sorted_unique(values: np.ndarray) -> np.ndarray:
+    """``np.unique`` of an integer array by sorting (numpy 2.4's hash-based unique is ~80x slower on millions)."""
+    out = np.sort(np.asarray(values).ravel())
+    if len(out) > 1:
+        out = out[np.concatenate([[True], out[1:] != out[:-1]])]
+    return out
+
+
 def _grouped(codes: np.ndarray) -> bool:
     """True when each user's events are contiguous (codes need not be ascending)."""
     change = np.flatnonzero(np.diff(codes)) + 1

@@ -1,5 +1,5 @@
 """Samples as event indices: windows (last ``history_len`` events -> next), the user split, categories,
-each output split's draw, its rendered prompts and its integer features."""
+each output split's draw and its integer features (prompts and rows: :mod:`.sample_rows`)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from behaviorlm_plugin.data.engine import EventTable
 from behaviorlm_plugin.data.engine.sample import (
@@ -20,7 +19,6 @@ from behaviorlm_plugin.data.engine.sample import (
     user_segments,
 )
 from behaviorlm_plugin.data.events import BehaviorDataError
-from behaviorlm_plugin.data.prompts import PromptOptions, load_prompt_format_file, render_prompts, system_prompt
 from behaviorlm_plugin.data.samples import (
     EncodedEvents,
     FrequencyCategories,
@@ -29,7 +27,7 @@ from behaviorlm_plugin.data.samples import (
     history_indices,
     split_users,
 )
-from behaviorlm_plugin.extras.constants import FEATURE_SPLITS, USER_SPLITS
+from behaviorlm_plugin.extras.constants import USER_SPLITS
 from behaviorlm_plugin.hparams.data_args import PrepareArguments
 
 
@@ -129,11 +127,6 @@ def build_windows(table: EventTable, args: PrepareArguments, source: str, log=No
     pos_all = np.concatenate([p for _, p in picked.values()])
     enc, keys = fetch_windows(table, users_all, pos_all, args.history_len)
     chosen = {split: local_index(keys, u, p) for split, (u, p) in picked.items()}
-    kept = table.con.execute(
-        "SELECT e.b, count(*) AS n FROM ev e SEMI JOIN kept k ON e.u = k.u GROUP BY e.b"
-    ).fetchnumpy()
-    behavior_counts = np.zeros(len(behaviors), dtype=np.int64)
-    behavior_counts[table.remap["behavior"][kept["b"].astype(np.int64)]] = kept["n"]
     return Windows(
         enc=enc,
         users_per_split=users,
@@ -142,62 +135,8 @@ def build_windows(table: EventTable, args: PrepareArguments, source: str, log=No
         chosen=chosen,
         balanced_counts=np.array([len(picks[c]) for c in range(len(behaviors))], dtype=np.int64),
         baseline=baseline_from_counts(counts, behaviors, len(table.labels["place"])),
-        behavior_counts=behavior_counts,
+        behavior_counts=table.behavior_events(),
     )
-
-
-def _sample_rows(
-    enc: EncodedEvents,
-    targets: np.ndarray,
-    args: PrepareArguments,
-    split: str,
-    cats,
-    rng: np.random.Generator,
-    options: PromptOptions,
-    system: str,
-) -> tuple[list[dict], list[dict]]:
-    hist = history_indices(targets, args.history_len)
-    prompts, fmts, cands = render_prompts(enc, targets, hist, rng, options)
-    records, metas = [], []
-    for i, t in enumerate(targets):
-        label = enc.behaviors[enc.behavior[t]]
-        sid = f"{args.name}-{split}-{i:06d}"
-        records.append({"id": sid, "instruction": prompts[i], "input": "", "output": label, "system": system})
-        metas.append(
-            {
-                "id": sid,
-                "user_id": enc.users[enc.user[t]],
-                "timestamp": str(pd.Timestamp(enc.timestamp[t])),
-                "label": label,
-                "anchor_tail": cats.anchor_tail[label],
-                "head_medium_tail": cats.head_medium_tail[label],
-                "format": fmts[i],
-                "candidates": cands[i],
-            }
-        )
-    return records, metas
-
-
-def render_splits(w: Windows, args: PrepareArguments) -> dict[str, tuple[list[dict], list[dict]]]:
-    """(records, metas) of every behavior split; train_anchor/train_tail are train_all by category."""
-    for path in (args.prompt_template_files or "").split(","):
-        if path.strip():
-            load_prompt_format_file(path.strip(), overwrite=True)
-    options = PromptOptions(formats=args.format_list, shuffle_candidates=not args.fixed_candidate_order)
-    system = system_prompt()
-    rows = {}
-    for i, split in enumerate(FEATURE_SPLITS):
-        rows[split] = _sample_rows(
-            w.enc, w.chosen[split], args, split, w.cats, split_rng(args, 10 + i), options, system
-        )
-    recs, metas = rows["train_all"]
-    anchor_mask = [m["anchor_tail"] == "anchor" for m in metas]
-    for split, keep in (("train_anchor", True), ("train_tail", False)):
-        rows[split] = (
-            [r for r, a in zip(recs, anchor_mask, strict=True) if a == keep],
-            [m for m, a in zip(metas, anchor_mask, strict=True) if a == keep],
-        )
-    return rows
 
 
 def write_features(path: Path, enc: EncodedEvents, targets: np.ndarray, history_len: int) -> None:

@@ -19,6 +19,7 @@ from behaviorlm_plugin.data.engine.connect import Database, EngineSettings
 from behaviorlm_plugin.data.engine.read import Source, frame_codes, read_raw
 from behaviorlm_plugin.data.engine.validate import build_clean, warn_far_times
 from behaviorlm_plugin.data.events import EVENT_COLUMNS, BehaviorDataError, EventStats
+from behaviorlm_plugin.data.samples import sorted_unique
 
 POSITIONS = "row_number() OVER (PARTITION BY u ORDER BY ord, row) - 1"
 
@@ -34,11 +35,19 @@ class EventTable:
     remap: dict[str, np.ndarray]  # validation code -> final code (-1: not among the kept events)
     user_events: np.ndarray  # events per kept user, by final user code
     user_code: np.ndarray  # the validation code of each kept user (final code order)
+    behavior_code_events: np.ndarray  # kept events per behavior, by validation code
     timings: dict[str, float] = field(default_factory=dict)
 
     @property
     def con(self):
         return self.db.con
+
+    def behavior_events(self) -> np.ndarray:
+        """Kept events per behavior, by final code."""
+        out = np.zeros(len(self.labels["behavior"]), dtype=np.int64)
+        codes = np.flatnonzero(self.behavior_code_events)
+        out[self.remap["behavior"][codes]] = self.behavior_code_events[codes]
+        return out
 
     def __len__(self) -> int:
         return int(self.user_events.sum())
@@ -62,20 +71,26 @@ class EventTable:
         )
 
 
-def _drop_duplicates(con, source: Source, stats: EventStats, drop: bool, same_clock: bool) -> None:
-    """Exact duplicates (user, local time, place, behavior) after the first are dropped and counted, or refused.
-
-    When every event's order key is its local time, duplicates sit in runs of equal keys, so only those
-    runs are grouped; otherwise every event is.
-    """
+def _order(con) -> None:
+    """``ev``: the one window pass over the log, numbering each user's events by (time, source row) and
+    flagging runs of equal order keys (where duplicates can sit)."""
     con.execute(
         f"CREATE OR REPLACE TABLE ev AS SELECT u, {POSITIONS} AS pos, ts, ord, p, b, row, "
         "(ord = lag(ord) OVER w OR ord = lead(ord) OVER w) AS tie FROM clean "
         "WINDOW w AS (PARTITION BY u ORDER BY ord, row)"
     )
+
+
+def _drop_duplicates(con, source: Source, stats: EventStats, drop: bool, same_clock: bool) -> None:
+    """Exact duplicates (user, local time, place, behavior) after the first are dropped and counted, or refused.
+
+    When every event's order key is its local time, duplicates sit in runs of equal keys, so only those
+    runs are grouped; otherwise every event is.  Dropping deletes those rows and renumbers only the users
+    who had one (their kept events keep their order), instead of a second window pass over the log.
+    """
     pool = "(SELECT * FROM ev WHERE tie)" if same_clock else "ev"
     con.execute(
-        f"CREATE OR REPLACE TABLE dup AS SELECT row FROM (SELECT row, row_number() OVER "
+        f"CREATE OR REPLACE TABLE dup AS SELECT u, row FROM (SELECT u, row, row_number() OVER "
         f"(PARTITION BY u, ts, p, b ORDER BY row) AS k FROM {pool}) WHERE k > 1"
     )
     count, first = con.execute("SELECT count(*), min(row) FROM dup").fetchall()[0]
@@ -87,14 +102,16 @@ def _drop_duplicates(con, source: Source, stats: EventStats, drop: bool, same_cl
             "Remove them or allow dropping duplicates."
         )
     stats.duplicates_dropped = int(count)
+    con.execute("DELETE FROM ev WHERE row IN (SELECT row FROM dup)")
     con.execute(
-        f"CREATE OR REPLACE TABLE ev AS SELECT u, {POSITIONS} AS pos, ts, ord, p, b, row, false AS tie "
-        "FROM ev WHERE row NOT IN (SELECT row FROM dup)"
+        "UPDATE ev SET pos = f.pos FROM (SELECT row, row_number() OVER (PARTITION BY u ORDER BY pos) - 1 AS pos "
+        "FROM ev WHERE u IN (SELECT DISTINCT u FROM dup)) f WHERE ev.row = f.row"
     )
 
 
-def _keep_users(con, source: str, stats: EventStats, min_events: int) -> tuple[np.ndarray, np.ndarray]:
-    """(validation code, events) of each user with at least ``min_events`` events; the rest are counted."""
+def _keep_users(con, source: str, stats: EventStats, min_events: int) -> tuple[np.ndarray, np.ndarray, bool]:
+    """(validation code, events) of each user with at least ``min_events`` events, and whether that is every
+    user; the rest are counted."""
     per_user = con.execute("SELECT u, count(*) AS n FROM ev GROUP BY u ORDER BY u").fetchnumpy()
     codes, counts = per_user["u"].astype(np.int64), per_user["n"].astype(np.int64)
     few = counts < min_events
@@ -106,12 +123,12 @@ def _keep_users(con, source: str, stats: EventStats, min_events: int) -> tuple[n
             f"{source}: no user has at least {min_events} events after validation; "
             "check the user_id column or lower the history length."
         )
-    return codes[~few], counts[~few]
+    return codes[~few], counts[~few], not few.any()
 
 
 def _finish(db: Database, source: str, stats: EventStats, vocab: dict, min_events: int, count: bool) -> EventTable:
     con = db.con
-    user_code, user_events = _keep_users(con, source, stats if count else EventStats(source), min_events)
+    user_code, user_events, every = _keep_users(con, source, stats if count else EventStats(source), min_events)
     if count:
         stats.rows_out = int(user_events.sum())
     n_users = len(vocab["user_id"])
@@ -121,13 +138,15 @@ def _finish(db: Database, source: str, stats: EventStats, vocab: dict, min_event
     con.execute("CREATE OR REPLACE TABLE kept AS SELECT * FROM kept_in")
     con.unregister("kept_in")
     labels = {"user_id": tuple(vocab["user_id"][c] for c in user_code)}
+    kept = "" if every else " SEMI JOIN kept k ON e.u = k.u"  # one pass for both columns and the counts
+    pairs = con.execute(f"SELECT e.p, e.b, count(*) AS n FROM ev e{kept} GROUP BY ALL").fetchnumpy()
     for col, key in (("place", "p"), ("behavior", "b")):
-        present = con.execute(f"SELECT DISTINCT e.{key} FROM ev e SEMI JOIN kept k ON e.u = k.u").fetchnumpy()[key]
-        present = np.sort(present.astype(np.int64))
+        present = sorted_unique(pairs[key].astype(np.int64))
         remap[col] = np.full(len(vocab[col]), -1, dtype=np.int64)
         remap[col][present] = np.arange(len(present))
         labels[col] = tuple(vocab[col][c] for c in present)
-    return EventTable(db, source, stats, labels, remap, user_events, user_code)
+    by_code = np.bincount(pairs["b"].astype(np.int64), weights=pairs["n"], minlength=len(vocab["behavior"]))
+    return EventTable(db, source, stats, labels, remap, user_events, user_code, by_code.astype(np.int64))
 
 
 def load_event_table(
@@ -155,9 +174,10 @@ def load_event_table(
         say(f"[prepare] 2/4 validating {stats.rows_in:,} events ({time.perf_counter() - t0:.1f}s)")
         times = {"timestamp_format": timestamp_format, "timestamp_unit": timestamp_unit, "timezone": timezone}
         vocab = build_clean(con, source, times, db.settings.chunk_rows)
-        warn_far_times(con, source, stats.extra)
-        same_clock = con.execute("SELECT count(*) = 0 FROM clean WHERE ts <> ord").fetchall()[0][0]
         say(f"[prepare] 3/4 de-duplicating and ordering by user and time ({time.perf_counter() - t0:.1f}s)")
+        _order(con)
+        warn_far_times(con, source, stats.extra)
+        same_clock = con.execute("SELECT count(*) = 0 FROM ev WHERE ts <> ord").fetchall()[0][0]
         _drop_duplicates(con, source, stats, drop_duplicates, same_clock)
         table = _finish(db, source.name, stats, vocab, min_events_per_user, True)
         table.timings["engine_load_s"] = time.perf_counter() - t0

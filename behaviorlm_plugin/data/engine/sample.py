@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from behaviorlm_plugin.data.engine.order import EventTable
-from behaviorlm_plugin.data.samples import EncodedEvents
+from behaviorlm_plugin.data.samples import EncodedEvents, sorted_unique
 
 NS_PER_DAY = 86400 * 10**9
 
@@ -153,7 +153,7 @@ def fetch_windows(
     offsets = np.arange(-history_len, 1, dtype=np.int64)
     pos = (positions[:, None] + offsets[None, :]).ravel()
     usr = np.repeat(users, history_len + 1)
-    key = np.unique(usr.astype(np.int64) << 32 | pos)
+    key = sorted_unique(usr.astype(np.int64) << 32 | pos)
     need = pd.DataFrame({"u": table.user_code[key >> 32].astype(np.int32), "pos": (key & 0xFFFFFFFF).astype(np.int64)})
     con = table.con
     con.register("need_in", need)

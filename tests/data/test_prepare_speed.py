@@ -1,0 +1,63 @@
+"""The fast paths of ``prepare`` give exactly what the slow ones gave: DuckDB's quantiles, Jinja's prompts,
+``json.dumps``' lines and ``str(pd.Timestamp)``."""
+
+from __future__ import annotations
+
+import json
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pytest
+
+from behaviorlm_plugin.data import prompts
+from behaviorlm_plugin.data.engine.validate import exact_quantiles
+from behaviorlm_plugin.data.sample_rows import conversation_lines, timestamp_texts
+from behaviorlm_plugin.data.samples import sorted_unique
+
+DAY = 86400 * 10**9
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_exact_quantiles_are_duckdbs(seed):
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(10, 3000))
+    ts = rng.integers(-40 * DAY, 400 * DAY, n) // rng.choice([1, 10**9, DAY // 7])  # ties, negatives, far days
+    ts[rng.integers(0, n, 3)] = rng.integers(-(10**18), 10**18, 3)
+    con = duckdb.connect()
+    con.register("v", pd.DataFrame({"ts": ts.astype(np.int64)}))
+    qs = (0.0, 0.01, 0.37, 0.99, 1.0)
+    want = con.execute("SELECT " + ", ".join(f"quantile_cont(ts, {q})" for q in qs) + " FROM v").fetchall()[0]
+    assert exact_quantiles(con, "v", "ts", qs, n) == list(want)
+
+
+def test_plain_templates_render_as_jinja_does():
+    text = "{ braces } {{ history }} | {{next}} -- {{ candidates }}{{ history }}\n"
+    pattern = prompts._plain_pattern(text.strip())
+    values = {"history": "(Mon, 1, {home}, a)", "next": "(Tue, 2, x)", "candidates": "a, b"}
+    assert pattern is not None
+    assert pattern.format(**values) == prompts._ENV.from_string(text.strip()).render(values)
+    assert prompts._plain_pattern("{{ history | upper }} {{ next }} {{ candidates }}") is None
+    assert prompts._plain_pattern("{% for e in events %}{{ e.day }}{% endfor %} {{ next }} {{ candidates }}") is None
+
+
+def test_conversation_lines_are_json_dumps():
+    rows = [
+        {"conversations": [{"from": "human", "value": 'q "1"\n'}, {"from": "gpt", "value": "ä\\"}], "system": "s"},
+        {"conversations": [], "system": "s"},
+        {"system": "s", "conversations": [{"from": "human", "value": "reordered keys"}]},
+        {"conversations": [{"from": "human", "value": 3}], "system": None, "id": "x"},
+    ]
+    assert conversation_lines(rows) == [json.dumps(r, ensure_ascii=False) for r in rows]
+
+
+def test_timestamp_texts_are_pandas_strings():
+    whole = np.array(["2024-03-01T00:00:00", "1999-12-31T23:59:59"], dtype="datetime64[ns]")
+    fraction = np.array(["2024-03-01T00:00:00.5", "2024-03-01T00:00:00.000000001"], dtype="datetime64[ns]")
+    for ts in (whole, fraction, whole[:0]):
+        assert timestamp_texts(ts) == [str(pd.Timestamp(t)) for t in ts]
+
+
+def test_sorted_unique_is_np_unique():
+    a = np.random.default_rng(0).integers(-50, 50, 1000)
+    assert np.array_equal(sorted_unique(a), np.unique(a)) and len(sorted_unique(a[:0])) == 0
