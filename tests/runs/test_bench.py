@@ -16,36 +16,41 @@ from behaviorlm_plugin.runs.bench.runner import BenchError, BenchRunner, load_su
 ROOT = Path(__file__).resolve().parents[2]
 RECIPES = ROOT / "yaml_recipes" / "smollm2-135m-cpu"
 FAST = {**FAST_TRAIN, "max_steps": 1}
+# Two seeds where a test reads the second one (seed spread, matched counts, the seed-set change); one elsewhere,
+# since every further row at seed 1 is one more training run that proves nothing new.
+TWO_SEEDS = ("zero-shot", "full-ft", "BehaviorLM")
+S0 = {"seeds": [0]}
 VARIANTS = [
     {"name": "zero-shot", "kind": "zero_shot", "group": "baseline"},
     {"name": "full-ft", "kind": "full_ft", "group": "baseline", "train_samples": "matched"},
-    {"name": "anchor-only", "kind": "anchor_only", "group": "baseline"},
+    {"name": "anchor-only", "kind": "anchor_only", "group": "baseline", **S0},
     {"name": "BehaviorLM", "kind": "behaviorlm", "group": "ours"},
-    {"name": "uniform", "kind": "behaviorlm", "selection": {"strategy": "uniform"}},
-    {"name": "w/o A-Tuning", "kind": "behaviorlm", "skip_a_tuning": True},
-    {"name": "reverse", "kind": "reverse"},
-    {"name": "oracle", "kind": "oracle", "group": "oracle"},
-    {"name": "oracle (balanced rule)", "kind": "oracle", "group": "oracle", "prior_correction": 1.0},
-    {"name": "BehaviorLM (tuned α)", "kind": "behaviorlm", "group": "baseline", "prior_correction": "auto"},
+    {"name": "uniform", "kind": "behaviorlm", "selection": {"strategy": "uniform"}, **S0},
+    {"name": "w/o A-Tuning", "kind": "behaviorlm", "skip_a_tuning": True, **S0},
+    {"name": "reverse", "kind": "reverse", **S0},
+    {"name": "oracle", "kind": "oracle", "group": "oracle", **S0},
+    {"name": "oracle (balanced rule)", "kind": "oracle", "group": "oracle", "prior_correction": 1.0, **S0},
+    {"name": "BehaviorLM (tuned α)", "kind": "behaviorlm", "group": "baseline", "prior_correction": "auto", **S0},
     {
         "name": "full-ft + adjustment",
         "kind": "full_ft",
         "group": "baseline",
         "train_samples": "matched",
         "prior_correction": "auto",
+        **S0,
     },
 ]
 ROWLESS_KINDS = ("oracle", "sasrec")
 
 
-def write_suite(tmp: Path, tiny_model: Path, **extra) -> Path:
+def write_suite(tmp: Path, tiny_model: Path, data_dir: Path | None = None, **extra) -> Path:
     cfg = {
         "name": "tiny",
         "model_name_or_path": str(tiny_model),
         "template": "smollm2",
         "recipes": {"a_tuning": str(RECIPES / "a_tuning.yaml"), "b_tuning": str(RECIPES / "b_tuning.yaml")},
         "overrides": {"a_tuning": FAST, "b_tuning": FAST},
-        "prepare": small_synthetic_prepare(tmp / "data"),
+        "prepare": small_synthetic_prepare(data_dir or tmp / "data"),
         "cache_dir": str(tmp / "cache"),
         "out_dir": str(tmp / "out"),
         "seeds": [0, 1],
@@ -59,7 +64,7 @@ def write_suite(tmp: Path, tiny_model: Path, **extra) -> Path:
             "batch_size": 8,
         },
         "variants": VARIANTS,
-        "sweeps": {"aux_ratio": [0.0, 0.5], "k": [1, 2]},
+        "sweeps": {"aux_ratio": [0.0, 0.5], "k": [1, 2], "seeds": [0]},
         "sasrec": {
             "grid": {"lr": [1e-3, 3e-3]},
             "config": {"d_model": 16, "n_heads": 2, "max_epochs": 2, "patience": 1, "batch_size": 64},
@@ -75,10 +80,10 @@ def write_suite(tmp: Path, tiny_model: Path, **extra) -> Path:
 
 
 @pytest.fixture(scope="module")
-def bench_run(tmp_path_factory, tiny_model):
+def bench_run(tmp_path_factory, tiny_model, small_data_dir):
     tmp = tmp_path_factory.mktemp("bench")
     logs: list[str] = []
-    results = BenchRunner(load_suite(write_suite(tmp, tiny_model)), log=logs.append).run()
+    results = BenchRunner(load_suite(write_suite(tmp, tiny_model, small_data_dir)), log=logs.append).run()
     return tmp, results, logs
 
 
@@ -88,8 +93,9 @@ def test_every_variant_and_seed_has_metrics(bench_run):
     names += ["SASRec + post-hoc adjustment", "SASRec (logit-adjusted loss)"]
     assert sorted(results["variants"]) == sorted(names)
     for name, v in results["variants"].items():
-        assert set(v["per_seed"]) == {"0", "1"}, name
-        assert v["seeds"] == 2
+        both = name in TWO_SEEDS or v["kind"] == "sasrec"  # SASRec runs at every suite seed
+        assert set(v["per_seed"]) == ({"0", "1"} if both else {"0"}), name
+        assert v["seeds"] == (2 if both else 1), name
         assert 0.0 <= v["mean"]["wR"] <= 1.0 and 0.0 <= v["mean"]["Acc_avg"] <= 1.0
     assert (tmp / "out" / "results.json").exists()
     saved = json.loads((tmp / "out" / "results.json").read_text())
@@ -128,7 +134,7 @@ def test_variant_semantics(bench_run):
     assert kinds["w/o A-Tuning"] == ["select", "train", "eval"]
     assert kinds["reverse"] == ["subset", "train", "select", "train", "eval"]
     # The reverse curriculum's first stage holds only medium/tail behaviors.
-    stats = json.loads((tmp / "data" / "beh" / "stats.json").read_text())["behaviors"]
+    stats = json.loads((load_suite(tmp / "suite.yaml").data_base / "stats.json").read_text())["behaviors"]
     key = v["reverse"]["per_seed"]["0"]["steps"][0]["key"]
     rows = [json.loads(line) for line in (tmp / "cache" / "subset" / key / "data.jsonl").read_text().splitlines()]
     assert rows and {stats[r["output"]]["head_medium_tail"] for r in rows} <= {"medium", "tail"}
