@@ -16,9 +16,10 @@ from behaviorlm_plugin.runs.bench.runner import BenchError, BenchRunner, load_su
 ROOT = Path(__file__).resolve().parents[2]
 RECIPES = ROOT / "yaml_recipes" / "smollm2-135m-cpu"
 FAST = {**FAST_TRAIN, "max_steps": 1}
-# Two seeds where a test reads the second one (seed spread, matched counts, the seed-set change); one elsewhere,
+# Two seeds where a test reads the second one (seed spread, matched counts, the seed-set change, and the sweeps:
+# k=1 is BehaviorLM itself, so its paired bootstrap delta is exactly 0 only over the same seeds); one elsewhere,
 # since every further row at seed 1 is one more training run that proves nothing new.
-TWO_SEEDS = ("zero-shot", "full-ft", "BehaviorLM")
+TWO_SEEDS = ("zero-shot", "full-ft", "BehaviorLM", "λ=0", "λ=0.5", "k=1", "k=2")
 S0 = {"seeds": [0]}
 VARIANTS = [
     {"name": "zero-shot", "kind": "zero_shot", "group": "baseline"},
@@ -64,7 +65,7 @@ def write_suite(tmp: Path, tiny_model: Path, data_dir: Path | None = None, **ext
             "batch_size": 8,
         },
         "variants": VARIANTS,
-        "sweeps": {"aux_ratio": [0.0, 0.5], "k": [1, 2], "seeds": [0]},
+        "sweeps": {"aux_ratio": [0.0, 0.5], "k": [1, 2]},
         "sasrec": {
             "grid": {"lr": [1e-3, 3e-3]},
             "config": {"d_model": 16, "n_heads": 2, "max_epochs": 2, "patience": 1, "batch_size": 64},
@@ -210,7 +211,11 @@ def test_step_cache_resumes_a_killed_step_and_is_path_independent(tmp_path):
 def test_seed_set_change_reuses_old_seeds(bench_run, tiny_model):
     tmp, first, _ = bench_run
     logs: list[str] = []
-    suite = load_suite(tmp / "suite.yaml", ["seeds=[1]", f"out_dir={tmp / 'out1'}"])
+    raw = yaml.safe_load((tmp / "suite.yaml").read_text())  # the same suite at seed 1 alone
+    for row in [*raw["variants"], raw["sweeps"]]:
+        row.pop("seeds", None)
+    (tmp / "suite1.yaml").write_text(yaml.safe_dump({**raw, "seeds": [1], "out_dir": str(tmp / "out1")}))
+    suite = load_suite(tmp / "suite1.yaml")
     res = BenchRunner(suite, log=logs.append, only=["BehaviorLM"]).run()
     assert not [line for line in logs if line.endswith("running") and "sasrec" not in line]
     new, old = res["variants"]["BehaviorLM"]["per_seed"]["1"], first["variants"]["BehaviorLM"]["per_seed"]["1"]
