@@ -151,7 +151,7 @@ def test_without_a_tuning_variant(tmp_path, tiny_model, pipe_data):
     assert "adapter_name_or_path" not in b_yaml  # stage 2 starts from the base model
 
 
-def test_bad_pipeline_files(tmp_path, tiny_model):
+def test_bad_pipeline_files(tmp_path, tiny_model, pipe_data):
     path = write_pipeline(tmp_path, tiny_model, bogus=1)
     with pytest.raises(PipelineError, match="unknown key"):
         load_pipeline(path)
@@ -169,7 +169,7 @@ def test_bad_pipeline_files(tmp_path, tiny_model):
     path = write_pipeline(tmp_path, tiny_model)
     with pytest.raises(PipelineError, match=r"selection\.kk: unknown key \(did you mean 'k'\?\)"):
         load_pipeline(path, ["selection.kk=3"])  # fails before any stage runs
-    path = write_pipeline(tmp_path, tiny_model, model_name_or_path=None)
+    path = write_pipeline(tmp_path, tiny_model, pipe_data, model_name_or_path=None)
     with pytest.raises(PipelineError, match="model_name_or_path"):
         load_pipeline(path)
     raw = yaml.safe_load(path.read_text())
