@@ -38,6 +38,13 @@ def prepared(tmp_path_factory) -> tuple[Path, dict]:
 
 
 @pytest.fixture(scope="session")
+def small_data_dir(tmp_path_factory) -> Path:
+    """One folder for the bench and suite tests' `small_synthetic_prepare` data: prepared by the first test that
+    runs a suite, found up to date (same arguments) by the others, so it is built once per session."""
+    return tmp_path_factory.mktemp("small-data")
+
+
+@pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory, prepared) -> Path:
     from tiny_model import make_tiny_llama
 

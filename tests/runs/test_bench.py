@@ -16,36 +16,42 @@ from behaviorlm_plugin.runs.bench.runner import BenchError, BenchRunner, load_su
 ROOT = Path(__file__).resolve().parents[2]
 RECIPES = ROOT / "yaml_recipes" / "smollm2-135m-cpu"
 FAST = {**FAST_TRAIN, "max_steps": 1}
+# Two seeds where a test reads the second one (seed spread, matched counts, the seed-set change, and the sweeps:
+# k=1 is BehaviorLM itself, so its paired bootstrap delta is exactly 0 only over the same seeds); one elsewhere,
+# since every further row at seed 1 is one more training run that proves nothing new.
+TWO_SEEDS = ("zero-shot", "full-ft", "BehaviorLM", "λ=0", "λ=0.5", "k=1", "k=2")
+S0 = {"seeds": [0]}
 VARIANTS = [
     {"name": "zero-shot", "kind": "zero_shot", "group": "baseline"},
     {"name": "full-ft", "kind": "full_ft", "group": "baseline", "train_samples": "matched"},
-    {"name": "anchor-only", "kind": "anchor_only", "group": "baseline"},
+    {"name": "anchor-only", "kind": "anchor_only", "group": "baseline", **S0},
     {"name": "BehaviorLM", "kind": "behaviorlm", "group": "ours"},
-    {"name": "uniform", "kind": "behaviorlm", "selection": {"strategy": "uniform"}},
-    {"name": "w/o A-Tuning", "kind": "behaviorlm", "skip_a_tuning": True},
-    {"name": "reverse", "kind": "reverse"},
-    {"name": "oracle", "kind": "oracle", "group": "oracle"},
-    {"name": "oracle (balanced rule)", "kind": "oracle", "group": "oracle", "prior_correction": 1.0},
-    {"name": "BehaviorLM (tuned α)", "kind": "behaviorlm", "group": "baseline", "prior_correction": "auto"},
+    {"name": "uniform", "kind": "behaviorlm", "selection": {"strategy": "uniform"}, **S0},
+    {"name": "w/o A-Tuning", "kind": "behaviorlm", "skip_a_tuning": True, **S0},
+    {"name": "reverse", "kind": "reverse", **S0},
+    {"name": "oracle", "kind": "oracle", "group": "oracle", **S0},
+    {"name": "oracle (balanced rule)", "kind": "oracle", "group": "oracle", "prior_correction": 1.0, **S0},
+    {"name": "BehaviorLM (tuned α)", "kind": "behaviorlm", "group": "baseline", "prior_correction": "auto", **S0},
     {
         "name": "full-ft + adjustment",
         "kind": "full_ft",
         "group": "baseline",
         "train_samples": "matched",
         "prior_correction": "auto",
+        **S0,
     },
 ]
 ROWLESS_KINDS = ("oracle", "sasrec")
 
 
-def write_suite(tmp: Path, tiny_model: Path, **extra) -> Path:
+def write_suite(tmp: Path, tiny_model: Path, data_dir: Path | None = None, **extra) -> Path:
     cfg = {
         "name": "tiny",
         "model_name_or_path": str(tiny_model),
         "template": "smollm2",
         "recipes": {"a_tuning": str(RECIPES / "a_tuning.yaml"), "b_tuning": str(RECIPES / "b_tuning.yaml")},
         "overrides": {"a_tuning": FAST, "b_tuning": FAST},
-        "prepare": small_synthetic_prepare(tmp / "data"),
+        "prepare": small_synthetic_prepare(data_dir or tmp / "data"),
         "cache_dir": str(tmp / "cache"),
         "out_dir": str(tmp / "out"),
         "seeds": [0, 1],
@@ -75,10 +81,10 @@ def write_suite(tmp: Path, tiny_model: Path, **extra) -> Path:
 
 
 @pytest.fixture(scope="module")
-def bench_run(tmp_path_factory, tiny_model):
+def bench_run(tmp_path_factory, tiny_model, small_data_dir):
     tmp = tmp_path_factory.mktemp("bench")
     logs: list[str] = []
-    results = BenchRunner(load_suite(write_suite(tmp, tiny_model)), log=logs.append).run()
+    results = BenchRunner(load_suite(write_suite(tmp, tiny_model, small_data_dir)), log=logs.append).run()
     return tmp, results, logs
 
 
@@ -88,8 +94,9 @@ def test_every_variant_and_seed_has_metrics(bench_run):
     names += ["SASRec + post-hoc adjustment", "SASRec (logit-adjusted loss)"]
     assert sorted(results["variants"]) == sorted(names)
     for name, v in results["variants"].items():
-        assert set(v["per_seed"]) == {"0", "1"}, name
-        assert v["seeds"] == 2
+        both = name in TWO_SEEDS or v["kind"] == "sasrec"  # SASRec runs at every suite seed
+        assert set(v["per_seed"]) == ({"0", "1"} if both else {"0"}), name
+        assert v["seeds"] == (2 if both else 1), name
         assert 0.0 <= v["mean"]["wR"] <= 1.0 and 0.0 <= v["mean"]["Acc_avg"] <= 1.0
     assert (tmp / "out" / "results.json").exists()
     saved = json.loads((tmp / "out" / "results.json").read_text())
@@ -128,7 +135,7 @@ def test_variant_semantics(bench_run):
     assert kinds["w/o A-Tuning"] == ["select", "train", "eval"]
     assert kinds["reverse"] == ["subset", "train", "select", "train", "eval"]
     # The reverse curriculum's first stage holds only medium/tail behaviors.
-    stats = json.loads((tmp / "data" / "beh" / "stats.json").read_text())["behaviors"]
+    stats = json.loads((load_suite(tmp / "suite.yaml").data_base / "stats.json").read_text())["behaviors"]
     key = v["reverse"]["per_seed"]["0"]["steps"][0]["key"]
     rows = [json.loads(line) for line in (tmp / "cache" / "subset" / key / "data.jsonl").read_text().splitlines()]
     assert rows and {stats[r["output"]]["head_medium_tail"] for r in rows} <= {"medium", "tail"}
@@ -204,7 +211,11 @@ def test_step_cache_resumes_a_killed_step_and_is_path_independent(tmp_path):
 def test_seed_set_change_reuses_old_seeds(bench_run, tiny_model):
     tmp, first, _ = bench_run
     logs: list[str] = []
-    suite = load_suite(tmp / "suite.yaml", ["seeds=[1]", f"out_dir={tmp / 'out1'}"])
+    raw = yaml.safe_load((tmp / "suite.yaml").read_text())  # the same suite at seed 1 alone
+    for row in [*raw["variants"], raw["sweeps"]]:
+        row.pop("seeds", None)
+    (tmp / "suite1.yaml").write_text(yaml.safe_dump({**raw, "seeds": [1], "out_dir": str(tmp / "out1")}))
+    suite = load_suite(tmp / "suite1.yaml")
     res = BenchRunner(suite, log=logs.append, only=["BehaviorLM"]).run()
     assert not [line for line in logs if line.endswith("running") and "sasrec" not in line]
     new, old = res["variants"]["BehaviorLM"]["per_seed"]["1"], first["variants"]["BehaviorLM"]["per_seed"]["1"]

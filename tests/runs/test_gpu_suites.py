@@ -73,8 +73,8 @@ def shrink(name: str, tmp: Path, tiny_model: Path, data_dir: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-    return tmp_path_factory.mktemp("gpu-suite-data")
+def data_dir(small_data_dir):
+    return small_data_dir  # the same small data as tests/runs/test_bench.py: prepared once per session
 
 
 def _parts(path: Path) -> dict:

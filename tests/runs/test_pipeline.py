@@ -21,7 +21,7 @@ RECIPES = ROOT / "yaml_recipes" / "smollm2-135m-cpu"
 FAST = FAST_TRAIN
 
 
-def write_pipeline(tmp: Path, tiny_model: Path, **extra) -> Path:
+def write_pipeline(tmp: Path, tiny_model: Path, data_dir: Path | None = None, **extra) -> Path:
     cfg = {
         "run_dir": str(tmp / "run"),
         "model_name_or_path": str(tiny_model),
@@ -31,7 +31,7 @@ def write_pipeline(tmp: Path, tiny_model: Path, **extra) -> Path:
             "b_tuning": str(RECIPES / "b_tuning.yaml"),
             "export": str(RECIPES / "export.yaml"),
         },
-        "prepare": small_synthetic_prepare(tmp / "data", mix_anchor_samples=20),
+        "prepare": small_synthetic_prepare(data_dir or tmp / "data", mix_anchor_samples=20),
         "selection": {"k": 2, "chunk_size": 2, "max_scored_per_class": 3, "batch_size": 4},
         "evaluation": {
             "splits": ["test", "test_balanced"],
@@ -48,9 +48,15 @@ def write_pipeline(tmp: Path, tiny_model: Path, **extra) -> Path:
 
 
 @pytest.fixture(scope="module")
-def full_run(tmp_path_factory, tiny_model):
+def pipe_data(tmp_path_factory) -> Path:
+    """The pipelines' data folder: prepared by the first run, found up to date by the others (same arguments)."""
+    return tmp_path_factory.mktemp("pipe-data")
+
+
+@pytest.fixture(scope="module")
+def full_run(tmp_path_factory, tiny_model, pipe_data):
     tmp = tmp_path_factory.mktemp("pipe")
-    path = write_pipeline(tmp, tiny_model)
+    path = write_pipeline(tmp, tiny_model, pipe_data)
     manifest = PipelineRunner(load_pipeline(path), log=lambda s: None).run()
     return tmp, path, manifest
 
@@ -102,8 +108,8 @@ def test_changed_selection_invalidates_later_stages_only(full_run):
     assert any("inputs changed" in line for line in logs)
 
 
-def test_kill_after_a_tuning_then_resume_does_not_retrain(tmp_path, tiny_model):
-    path = write_pipeline(tmp_path, tiny_model)
+def test_kill_after_a_tuning_then_resume_does_not_retrain(tmp_path, tiny_model, pipe_data):
+    path = write_pipeline(tmp_path, tiny_model, pipe_data)
     manifest_path = tmp_path / "run" / "manifest.json"
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     proc = subprocess.Popen(
@@ -137,15 +143,15 @@ def test_kill_after_a_tuning_then_resume_does_not_retrain(tmp_path, tiny_model):
     assert all(v["status"] == "done" for v in resumed.values())
 
 
-def test_without_a_tuning_variant(tmp_path, tiny_model):
-    path = write_pipeline(tmp_path, tiny_model, skip_a_tuning=True, evaluation={"splits": []})
+def test_without_a_tuning_variant(tmp_path, tiny_model, pipe_data):
+    path = write_pipeline(tmp_path, tiny_model, pipe_data, skip_a_tuning=True, evaluation={"splits": []})
     st = PipelineRunner(load_pipeline(path), log=lambda s: None, until="b_tuning").run()["stages"]
     assert st["a_tuning"]["status"] == "skipped"
     b_yaml = yaml.safe_load((tmp_path / "run" / "b_tuning.yaml").read_text())
     assert "adapter_name_or_path" not in b_yaml  # stage 2 starts from the base model
 
 
-def test_bad_pipeline_files(tmp_path, tiny_model):
+def test_bad_pipeline_files(tmp_path, tiny_model, pipe_data):
     path = write_pipeline(tmp_path, tiny_model, bogus=1)
     with pytest.raises(PipelineError, match="unknown key"):
         load_pipeline(path)
@@ -163,7 +169,7 @@ def test_bad_pipeline_files(tmp_path, tiny_model):
     path = write_pipeline(tmp_path, tiny_model)
     with pytest.raises(PipelineError, match=r"selection\.kk: unknown key \(did you mean 'k'\?\)"):
         load_pipeline(path, ["selection.kk=3"])  # fails before any stage runs
-    path = write_pipeline(tmp_path, tiny_model, model_name_or_path=None)
+    path = write_pipeline(tmp_path, tiny_model, pipe_data, model_name_or_path=None)
     with pytest.raises(PipelineError, match="model_name_or_path"):
         load_pipeline(path)
     raw = yaml.safe_load(path.read_text())
@@ -174,7 +180,7 @@ def test_bad_pipeline_files(tmp_path, tiny_model):
         PipelineRunner(load_pipeline(path), log=lambda s: None).run()
 
 
-def test_bf16_export_is_checked_on_candidate_probabilities(full_run, tiny_model, tmp_path):
+def test_bf16_export_is_checked_on_candidate_probabilities(full_run, tiny_model, tmp_path, pipe_data):
     """On GPUs LLaMA-Factory exports bf16 by default; the check must judge it on probabilities, not log-probs."""
     from llamafactory.train.tuner import export_model
 
@@ -194,7 +200,7 @@ def test_bf16_export_is_checked_on_candidate_probabilities(full_run, tiny_model,
             "infer_dtype": "bfloat16",
         }
     )
-    data = tmp / "data" / "beh" / "test_balanced.jsonl"
+    data = pipe_data / "beh" / "test_balanced.jsonl"
     check = verify_export(
         base=str(tiny_model), adapter=str(adapter), merged=str(merged), template="smollm2", data=str(data), n=2
     )

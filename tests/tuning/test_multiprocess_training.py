@@ -4,6 +4,7 @@
 is exactly what a multi-node user runs; the workers see only the YAML and dataset_info.json.
 """
 
+import hashlib
 import os
 import shutil
 import subprocess
@@ -13,6 +14,14 @@ from pathlib import Path
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
+
+
+def _extensions_dir() -> str:
+    """DeepSpeed JIT-compiles its CPU shared-memory comm op (about a minute) into the torch extensions folder. The
+    default folder is one per user, and the build is keyed on this venv's absolute paths: two checkouts of the venv
+    (say /work/... and /check/work/...) rebuild it in turn on every run. One folder per venv keeps each build."""
+    venv = hashlib.sha256(os.path.realpath(sys.prefix).encode()).hexdigest()[:12]
+    return str(Path.home() / ".cache" / "torch_extensions" / f"behaviorlm-tests-{venv}")
 
 
 def _launch(tmp_path: Path, cfg: dict, port: int) -> subprocess.CompletedProcess:
@@ -30,6 +39,7 @@ def _launch(tmp_path: Path, cfg: dict, port: int) -> subprocess.CompletedProcess
         DISABLE_VERSION_CHECK="1",
     )
     env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")  # this venv's torchrun
+    env.setdefault("TORCH_EXTENSIONS_DIR", _extensions_dir())
     cli = shutil.which("llamafactory-cli", path=os.path.dirname(sys.executable))
     return subprocess.run([cli, "train", str(path)], capture_output=True, text=True, env=env, timeout=600, cwd=ROOT)
 
@@ -53,19 +63,16 @@ def _config(tiny_model, prepared, out: Path) -> dict:
     return cfg
 
 
-def test_two_process_ddp_with_env_form(tiny_model, prepared, tmp_path):
-    proc = _launch(tmp_path, _config(tiny_model, prepared, tmp_path / "out"), 29531)
-    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
-    assert "world size: 2" in (proc.stdout + proc.stderr).lower() or "world_size" in (proc.stdout + proc.stderr)
-    assert (tmp_path / "out" / "adapter_model.safetensors").exists()
-
-
 def test_shipped_zero2_config_runs_on_cpu_with_two_processes(tiny_model, prepared, tmp_path):
+    """One torchrun launch proves both the env form with two workers and the shipped ZeRO-2 config: every
+    multi-process recipe ships with DeepSpeed (qwen2-1.5b ZeRO-2, llama3.1 ZeRO-3), so a separate plain-DDP
+    launch would pay the same start-up again to cover a path no recipe takes."""
     cfg = _config(tiny_model, prepared, tmp_path / "out")
     cfg["deepspeed"] = "yaml_recipes/deepspeed/ds_z2_config.json"  # relative to the repo root, as in the recipes
     proc = _launch(tmp_path, cfg, 29533)
     log = proc.stdout + proc.stderr
     assert proc.returncode == 0, log[-4000:]
+    assert "world size: 2" in log.lower() or "world_size" in log  # two workers from the env form
     assert "DeepSpeedZeroOptimizer" in log or "ZeRO" in log or "zero" in log.lower()
     assert (tmp_path / "out" / "adapter_model.safetensors").exists()
 
