@@ -49,11 +49,7 @@ class ScoringConfig:
     )
     merge_adapter: str = field(
         default="auto",
-        metadata={
-            "help": "Fold a LoRA adapter into the weights before scoring: auto (in float32 only, where the merge "
-            "changes a log-probability by ~1e-4 at most, and scoring is ~10% faster on CPU), always, never. In "
-            "bf16/fp16 the merge rounds, so auto keeps the adapter separate there."
-        },
+        metadata={"help": "Fold a LoRA adapter into the weights: auto (float32 only, ~1e-4 change), always, never."},
     )
     show_progress: bool = field(default=True, metadata={"help": "A tqdm bar over samples."})
     template: str | None = field(
