@@ -61,8 +61,8 @@ class PipelineConfig:
         default=None,
         metadata={
             "help": "LoRA on the top N decoder layers only (None: every layer the recipe's lora_target names). "
-            "The backward pass then stops N layers from the top: on 2 CPU cores, top 10 of SmolLM2's 30 make a "
-            "step 1.8x cheaper. The CPU quick-start uses it; the GPU pipelines keep the paper's all layers."
+            "The backward pass then stops N layers from the top, so a step is cheaper (docs/tuning.md). The CPU "
+            "quick-start uses 10 of SmolLM2's 30; the GPU pipelines keep the paper's all layers."
         },
     )
     base_dir: str = field(default=".", metadata={"internal": True, "help": "Folder of the pipeline file."})

@@ -1,10 +1,10 @@
 """LoRA on the top decoder layers only: the module names LLaMA-Factory's ``lora_target`` needs for it.
 
 Autograd stops at the lowest layer with a trainable weight, so LoRA on the top N of L layers skips the
-backward pass through the L - N layers below. On 2 CPU cores, SmolLM2-135M (30 layers) with LoRA on its
-top 10 takes a 1.8x cheaper training step than with LoRA on all 30 (docs/tuning.md). LLaMA-Factory has no
-such setting for LoRA, but its ``lora_target`` accepts full module names, which PEFT matches by suffix;
-the names are read from the model's own module tree, built on the meta device (no weights are loaded).
+backward pass through the L - N layers below (the CPU quick-start's step times are in docs/tuning.md).
+LLaMA-Factory has no such setting for LoRA, but its ``lora_target`` accepts full module names, which PEFT
+matches by suffix; the names are read from the model's own module tree, built on the meta device
+(no weights are loaded).
 """
 
 from __future__ import annotations
