@@ -15,7 +15,7 @@ from behaviorlm_plugin.eval.decision_rule import (
 )
 from behaviorlm_plugin.eval.metrics import PAPER_COLUMNS, classification_metrics, format_table, ranking_metrics
 from behaviorlm_plugin.eval.plots import plot_confusion, plot_per_behavior
-from behaviorlm_plugin.eval.predict import predict
+from behaviorlm_plugin.eval.predict import load_scorer, predict, rank_and_world
 from behaviorlm_plugin.extras.fileio import atomic_write_json, atomic_write_jsonl, read_jsonl
 from behaviorlm_plugin.hparams.eval_args import EvaluationArguments, PredictArguments
 
@@ -141,38 +141,81 @@ def evaluate_splits(
     """Predict and score each split of ``evaluation`` (with its caps) into ``out_dir/<split>/``.
 
     With ``evaluation.prior_correction`` the metrics are those of the rule; ``auto`` picks alpha on val, which is
-    therefore scored first.
+    therefore scored first. One process loads the model once for all splits.
     """
-    results = {}
-    splits = sorted(evaluation.splits, key=lambda s: s != "val")
-    val_rows = None
-    for split in splits:
-        cap = evaluation.cap(split)
-        preds = out_dir / split / "preds.jsonl"
-        predict(
-            PredictArguments(
-                model=model,
-                adapter=adapter,
-                template=template,
-                data=str(data.path(split)),
-                out=str(preds),
-                top_k=0,
-                max_samples=cap.max_samples,
-                max_per_class=cap.max_per_class,
-                batch_size=evaluation.batch_size,
-                seed=evaluation.seed,
-            )
+    job = _Job(model, adapter, template, data, evaluation)
+    scorer = load_scorer(job.args(evaluation.splits[0], out_dir)) if rank_and_world()[1] == 1 else None
+    return job.run(scorer, [Path(out_dir)])[0]
+
+
+def evaluate_with_zero_shot(
+    *,
+    model: str,
+    adapter: str,
+    template: str | None,
+    data: PreparedDataset,
+    evaluation: EvaluationArguments,
+    out_dir: Path,
+    zero_shot_dir: Path,
+) -> tuple[dict[str, dict], dict[str, dict]]:
+    """:func:`evaluate_splits` of the tuned model into ``out_dir`` and of its base model (zero-shot) into
+    ``zero_shot_dir``, on the same samples. Where the adapter leaves the lower layers alone, both come from one
+    pass that runs those layers once (:mod:`behaviorlm_plugin.model.twin`); otherwise from two."""
+    from behaviorlm_plugin.model.default_model import resolve_template
+    from behaviorlm_plugin.model.twin import twin_scorer
+
+    twin = None
+    if rank_and_world()[1] == 1:
+        twin = twin_scorer(model, adapter, batch_size=evaluation.batch_size, template=resolve_template(model, template))
+    if twin is not None:
+        tuned, base = _Job(model, adapter, template, data, evaluation).run(twin, [Path(out_dir), Path(zero_shot_dir)])
+        return tuned, base
+    common = {"model": model, "template": template, "data": data, "evaluation": evaluation}
+    return (
+        evaluate_splits(adapter=adapter, out_dir=out_dir, **common),
+        evaluate_splits(adapter=None, out_dir=zero_shot_dir, **common),
+    )
+
+
+class _Job:
+    """The splits of one evaluation: their predict arguments, and their scoring into one folder per variant."""
+
+    def __init__(self, model, adapter, template, data: PreparedDataset, evaluation: EvaluationArguments) -> None:
+        self.model, self.adapter, self.template, self.data, self.evaluation = model, adapter, template, data, evaluation
+
+    def args(self, split: str, out: Path) -> PredictArguments:
+        cap = self.evaluation.cap(split)
+        return PredictArguments(
+            model=self.model,
+            adapter=self.adapter,
+            template=self.template,
+            data=str(self.data.path(split)),
+            out=str(out),
+            top_k=0,
+            max_samples=cap.max_samples,
+            max_per_class=cap.max_per_class,
+            batch_size=self.evaluation.batch_size,
+            seed=self.evaluation.seed,
         )
-        if split == "val":
-            val_rows = read_jsonl(preds)
-        rule = {
-            "setting": evaluation.prior_correction,
-            "val_preds": val_rows,
-            "head_floor": evaluation.head_floor,
-            "grid": evaluation.alpha_grid,
-        }
-        results[split] = evaluate_file(preds, data.stats, out_dir / split, name=split, rule=rule)
-    return {s: results[s] for s in evaluation.splits}
+
+    def run(self, scorer, dirs: list[Path]) -> list[dict[str, dict]]:
+        """Each split scored once (by ``scorer``, or a fresh one per split when ``None``); variant ``v`` of the
+        scorer is written and evaluated into ``dirs[v]``."""
+        ev = self.evaluation
+        results: list[dict] = [{} for _ in dirs]
+        for split in sorted(ev.splits, key=lambda s: s != "val"):
+            outs = [d / split / "preds.jsonl" for d in dirs]
+            predict(self.args(split, outs[0]), scorer=scorer, base_out=outs[1] if len(outs) > 1 else None)
+            for d, out, res in zip(dirs, outs, results, strict=True):
+                val = d / "val" / "preds.jsonl"
+                rule = {
+                    "setting": ev.prior_correction,
+                    "val_preds": read_jsonl(val) if "val" in res or split == "val" else None,
+                    "head_floor": ev.head_floor,
+                    "grid": ev.alpha_grid,
+                }
+                res[split] = evaluate_file(out, self.data.stats, d / split, name=split, rule=rule)
+        return [{s: res[s] for s in ev.splits} for res in results]
 
 
 def summary_text(m: dict, name: str) -> str:

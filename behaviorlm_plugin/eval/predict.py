@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 from behaviorlm_plugin.data.dataset import load_split
@@ -22,17 +22,41 @@ from behaviorlm_plugin.hparams.eval_args import PredictArguments
 __all__ = ["PredictArguments", "predict"]
 
 
-def _dist() -> tuple[int, int]:
+def rank_and_world() -> tuple[int, int]:
     return int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
 
 
-def predict(args: PredictArguments) -> list[dict] | None:
-    """Write ``args.out``; returns the rows (on rank 0; ``None`` on other ranks)."""
+def load_scorer(args: PredictArguments, *, show_progress: bool = True):
+    """The exact scorer of ``args`` (model, adapter, template and speed settings)."""
     from behaviorlm_plugin.model.default_model import resolve_template
     from behaviorlm_plugin.model.scoring import CandidateScorer
 
+    return CandidateScorer.from_pretrained(
+        args.model,
+        args.adapter,
+        batch_size=args.batch_size,
+        max_length=args.max_length,
+        device=args.device,
+        template=resolve_template(args.model, args.template),
+        show_progress=show_progress,
+    )
+
+
+def predict(args: PredictArguments, *, scorer=None, base_out: str | Path | None = None) -> list[dict] | None:
+    """Write ``args.out``; returns the rows (on rank 0; ``None`` on other ranks).
+
+    ``scorer`` reuses a loaded scorer (one process). A :class:`~behaviorlm_plugin.model.twin.TwinModel` scorer
+    also scores the base model in the same pass; its rows go to ``base_out``.
+    """
     recs, metas = load_split(args.data, args.max_samples, args.max_per_class, args.seed)
-    rank, world = _dist()
+    rank, world = rank_and_world()
+    if scorer is not None:
+        if world > 1 or args.method != "score":
+            raise ValueError("a shared scorer serves one process and method=score only")
+        outs = [Path(args.out)] + ([Path(base_out)] if base_out is not None else [])
+        if len(outs) != len(scorer.variants):
+            raise ValueError(f"a scorer of variants {scorer.variants} needs base_out exactly when it has two")
+        return _predict_variants(scorer, args, recs, metas, outs)
     if world > 1:
         import torch
         import torch.distributed as dist
@@ -47,28 +71,15 @@ def predict(args: PredictArguments) -> list[dict] | None:
         import torch
 
         device = f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}" if torch.cuda.is_available() else "cpu"
-    scorer = CandidateScorer.from_pretrained(
-        args.model,
-        args.adapter,
-        batch_size=args.batch_size,
-        max_length=args.max_length,
-        device=device,
-        template=resolve_template(args.model, args.template),
-        show_progress=rank == 0,
-    )
+    scorer = load_scorer(replace(args, device=device), show_progress=rank == 0)
     prompts = [(recs[i].get("system"), recs[i]["instruction"]) for i in mine]
     cands = [metas[i]["candidates"] for i in mine]
     labels = [metas[i]["label"] for i in mine]
     t0 = time.perf_counter()
     rows = []
     if args.method == "score":
-        k = args.top_k if args.top_k and args.prior_correction == 0 else 10**9  # the rule re-ranks them all
-        preds = scorer.predict(prompts, cands, labels=labels, ids=[recs[i]["id"] for i in mine], k=k)
-        for i, p in zip(mine, preds, strict=True):
-            ranked = [{"behavior": b, "prob": pr} for b, pr in p.top_k]
-            rows.append(
-                prediction_row(metas[i], p.label, ranked, true_prob=p.true_prob, true_rank=p.true_rank, method="score")
-            )
+        preds = scorer.predict(prompts, cands, labels=labels, ids=[recs[i]["id"] for i in mine], k=_keep(args))
+        rows = _score_rows(preds, [metas[i] for i in mine])
     else:
         gens = scorer.generate(prompts, cands, max_new_tokens=args.max_new_tokens)
         for i, g in zip(mine, gens, strict=True):
@@ -99,6 +110,39 @@ def predict(args: PredictArguments) -> list[dict] | None:
     dist.barrier()
     dist.destroy_process_group()
     return merged
+
+
+def _keep(args: PredictArguments) -> int:
+    return args.top_k if args.top_k and args.prior_correction == 0 else 10**9  # the rule re-ranks them all
+
+
+def _score_rows(preds, metas: list[dict]) -> list[dict]:
+    rows = []
+    for meta, p in zip(metas, preds, strict=True):
+        ranked = [{"behavior": b, "prob": pr} for b, pr in p.top_k]
+        rows.append(prediction_row(meta, p.label, ranked, true_prob=p.true_prob, true_rank=p.true_rank, method="score"))
+    return rows
+
+
+def _predict_variants(scorer, args: PredictArguments, recs, metas, outs: list[Path]) -> list[dict]:
+    """One pass of ``scorer`` over the split; variant ``v``'s rows go to ``outs[v]``; returns the first's."""
+    t0 = time.perf_counter()
+    prompts = [(r.get("system"), r["instruction"]) for r in recs]
+    per_variant = scorer.predict_variants(
+        prompts, [m["candidates"] for m in metas], labels=[m["label"] for m in metas], ids=[r["id"] for r in recs],
+        k=_keep(args),
+    )  # fmt: skip
+    seconds = time.perf_counter() - t0
+    first = None
+    for v, (out, preds) in enumerate(zip(outs, per_variant, strict=True)):
+        rows = _under_rule(_score_rows(preds, metas), args)
+        atomic_write_jsonl(out, rows)
+        # The base variant is the model without the adapter; both share the pass's time.
+        _write_run_info(
+            out, replace(args, out=str(out), adapter=args.adapter if v == 0 else None), len(rows), seconds, 1
+        )
+        first = rows if first is None else first
+    return first
 
 
 def _under_rule(rows: list[dict], args: PredictArguments) -> list[dict]:

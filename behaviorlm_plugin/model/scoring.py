@@ -90,7 +90,7 @@ class Prediction:
     """1-based rank of the true label (1 + number of candidates with a strictly higher probability)."""
 
 
-def _resolve_device(device: str) -> torch.device:
+def resolve_device(device: str) -> torch.device:
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(device)
@@ -105,7 +105,7 @@ class CandidateScorer:
         if self.config.device == "auto":
             self.device = next(model.parameters()).device
         else:
-            self.device = _resolve_device(self.config.device)
+            self.device = resolve_device(self.config.device)
             model = model.to(self.device)
         self.model = model.eval()
         if tokenizer.eos_token_id is None:
@@ -137,7 +137,7 @@ class CandidateScorer:
         dtype = config.dtype if config.dtype == "auto" else getattr(torch, config.dtype)
         tokenizer = AutoTokenizer.from_pretrained(str(model_path))
         model = AutoModelForCausalLM.from_pretrained(str(model_path), dtype=dtype)
-        model.to(_resolve_device(config.device))
+        model.to(resolve_device(config.device))
         if adapter_path is not None:
             from peft import PeftModel
 
@@ -197,6 +197,11 @@ class CandidateScorer:
         return prompt_ids, cand_ids
 
     # ------------------------------------------------------------------ scoring
+    @property
+    def variants(self) -> tuple[str, ...]:
+        """The models scored at once: one, or a :class:`~.twin.TwinModel`'s tuned and base."""
+        return getattr(self.model, "variants", ("model",))
+
     def score(
         self,
         prompts: Sequence[tuple[str | None, str]],
@@ -204,6 +209,10 @@ class CandidateScorer:
         ids: Sequence | None = None,
     ) -> list[np.ndarray]:
         """Total log-probability (float64 array, candidate order) of each sample's candidates + eos."""
+        return self.score_variants(prompts, candidates, ids)[0]
+
+    def score_variants(self, prompts, candidates, ids=None) -> list[list[np.ndarray]]:
+        """:meth:`score` for each of :attr:`variants`, in that order."""
         if len(prompts) != len(candidates):
             raise ValueError(f"{len(prompts)} prompts but {len(candidates)} candidate lists")
         ids = list(range(len(prompts))) if ids is None else list(ids)
@@ -225,7 +234,7 @@ class CandidateScorer:
 
         # Batch prompts of similar length together (less padding); results go back in input order.
         order = sorted(range(len(encoded)), key=lambda i: len(encoded[i][0]), reverse=True)
-        results: list[np.ndarray | None] = [None] * len(encoded)
+        results: list[list] = [[None] * len(encoded) for _ in self.variants]
         bar = None
         if self.config.show_progress:
             from tqdm.auto import tqdm
@@ -236,17 +245,17 @@ class CandidateScorer:
             with torch.inference_mode():
                 for start in range(0, len(order), bs):
                     chunk = order[start : start + bs]
-                    scores = self._score_batch([encoded[i] for i in chunk])
-                    for i, s in zip(chunk, scores, strict=True):
-                        results[i] = s
+                    for v, scores in enumerate(self._score_batch([encoded[i] for i in chunk])):
+                        for i, s in zip(chunk, scores, strict=True):
+                            results[v][i] = s
                     if bar is not None:
                         bar.update(len(chunk))
         finally:
             if bar is not None:
                 bar.close()
-        return results  # type: ignore[return-value]
+        return results
 
-    def _score_batch(self, batch: list[tuple[list[int], list[list[int]]]]) -> list[np.ndarray]:
+    def _score_batch(self, batch: list[tuple[list[int], list[list[int]]]]) -> list[list[np.ndarray]]:
         """Two forward passes for the whole batch.
 
         1. The left-padded prompts, with position ids that skip padding; keeps the KV cache.
@@ -267,6 +276,7 @@ class CandidateScorer:
             logits_to_keep=1,
         )
         first_logp = torch.log_softmax(out.logits[:, -1, :].float(), dim=-1)  # scores each 1st token (on device)
+        n_var = first_logp.shape[0] // len(batch)  # a TwinModel stacks its variants along the batch
         cache = out.past_key_values
         del out
 
@@ -274,11 +284,12 @@ class CandidateScorer:
         n_nodes = max(len(t.tokens) for t in tries)
         # Every candidate's first-token score: one gather on the device, whatever the batch.
         rows, firsts, counts = first_token_index(batch)
-        totals = first_logp[rows.to(dev), firsts.to(dev)].double()
+        rows, firsts = _stacked(rows, len(batch), n_var).to(dev), firsts.repeat(n_var).to(dev)
+        totals = first_logp[rows, firsts].double().view(n_var, -1)
         if n_nodes > 0:
-            totals += self._trie_pass(batch, tries, lens, width, n_nodes, cache)
+            totals += self._trie_pass(batch, tries, lens, width, n_nodes, cache).view(n_var, -1)
         del cache
-        return _split(totals.cpu().numpy(), counts)
+        return [_split(t, counts) for t in totals.cpu().numpy()]
 
     def _trie_pass(self, batch, tries, lens: list[int], width: int, n_nodes: int, cache) -> torch.Tensor:
         """Scores of every candidate's tokens after the first, from one forward over the batch's tries."""
@@ -307,53 +318,18 @@ class CandidateScorer:
         # log p(token | node) = logit - logsumexp(node): gather the few (node, token) pairs needed on the
         # device instead of copying a [batch, nodes, vocab] log-softmax to the host.
         row, node, tok, cand = continuation_index(batch, tries)
-        row, node, tok = row.to(dev), node.to(dev), tok.to(dev)
+        n_var, n_cands = logits.shape[0] // b, sum(len(c) for _, c in batch)
+        row, node, tok = _stacked(row, b, n_var).to(dev), node.repeat(n_var).to(dev), tok.repeat(n_var).to(dev)
         picked = logits[row, node, tok].float() - torch.logsumexp(logits[row, node].float(), dim=-1)
-        n_cands = sum(len(c) for _, c in batch)
-        out = torch.zeros(n_cands, dtype=torch.float64, device=dev)
-        return out.index_add_(0, cand.to(dev), picked.double())
+        out = torch.zeros(n_var * n_cands, dtype=torch.float64, device=dev)
+        return out.index_add_(0, _stacked(cand, n_cands, n_var).to(dev), picked.double())
 
     # ------------------------------------------------------------------ generation (for comparison)
-    def generate(
-        self,
-        prompts: Sequence[tuple[str | None, str]],
-        candidates: Sequence[Sequence[str]],
-        max_new_tokens: int = 16,
-    ) -> list[GenerationResult]:
-        """Greedy generation parsed against the candidate set, as the paper's baselines evaluate.
+    def generate(self, prompts, candidates, max_new_tokens: int = 16) -> list[GenerationResult]:
+        """Greedy generation parsed against the candidate set (see :func:`.generation.generate_labels`)."""
+        from behaviorlm_plugin.model.generation import generate_labels
 
-        Same prompt encoding as :meth:`score`. An output that matches no candidate is *invalid*
-        (``label=None``); see :func:`parse_generation` for the matching rules.
-        """
-        encoded = [self.encode_sample(s, u, ["x"])[0] for s, u in prompts]
-        order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]), reverse=True)
-        texts: list[str] = [""] * len(encoded)
-        bar = None
-        if self.config.show_progress:
-            from tqdm.auto import tqdm
-
-            bar = tqdm(total=len(encoded), desc="generating", unit="sample")
-        bs = self.config.batch_size
-        with torch.inference_mode():
-            for start in range(0, len(order), bs):
-                chunk = order[start : start + bs]
-                ids, attn = left_pad([encoded[i] for i in chunk], self.pad_id)
-                width = ids.shape[1]
-                out = self.model.generate(
-                    input_ids=ids.to(self.device),
-                    attention_mask=attn.to(self.device),
-                    max_new_tokens=max_new_tokens,
-                    do_sample=False,
-                    eos_token_id=self.tokenizer.eos_token_id,
-                    pad_token_id=self.pad_id,
-                )
-                for r, i in enumerate(chunk):
-                    texts[i] = self.tokenizer.decode(out[r, width:], skip_special_tokens=True)
-                if bar is not None:
-                    bar.update(len(chunk))
-        if bar is not None:
-            bar.close()
-        return [parse_generation(t, c) for t, c in zip(texts, candidates, strict=True)]
+        return generate_labels(self, prompts, candidates, max_new_tokens)
 
     # ------------------------------------------------------------------ prediction
     def predict(
@@ -366,33 +342,45 @@ class CandidateScorer:
     ) -> list[Prediction]:
         """Top-1 label, top-``k`` (label, prob) and — when ``labels`` are given — the true label's prob and rank.
         Probabilities are a softmax of the candidate log-probabilities over the sample's candidate set."""
+        return self.predict_variants(prompts, candidates, labels, ids, k)[0]
+
+    def predict_variants(self, prompts, candidates, labels=None, ids=None, k: int = 3) -> list[list[Prediction]]:
+        """:meth:`predict` for each of :attr:`variants`, in that order."""
         if labels is not None and len(labels) != len(prompts):
             raise ValueError(f"{len(prompts)} prompts but {len(labels)} labels")
         ids = list(range(len(prompts))) if ids is None else list(ids)
-        all_lp = self.score(prompts, candidates, ids=ids)
-        preds = []
-        for i, (lp, cands) in enumerate(zip(all_lp, candidates, strict=True)):
-            probs = np.exp(lp - lp.max())
-            probs = probs / probs.sum()
-            ranked = np.argsort(-probs, kind="stable")
-            pred = Prediction(
-                id=ids[i],
-                label=cands[int(ranked[0])],
-                top_k=[(cands[int(j)], float(probs[j])) for j in ranked[:k]],
-                probs=probs,
-                logprobs=lp,
-            )
-            true = labels[i] if labels is not None else None
-            if true is not None:
-                pred.true_label = true
-                if true in cands:
-                    t = list(cands).index(true)
-                    pred.true_prob = float(probs[t])
-                    pred.true_rank = int((probs > probs[t]).sum()) + 1
-                else:
-                    pred.true_prob, pred.true_rank = 0.0, None
-            preds.append(pred)
-        return preds
+        labels = [None] * len(prompts) if labels is None else labels
+        return [
+            [_prediction(i, lp, c, t, k) for i, lp, c, t in zip(ids, lps, candidates, labels, strict=True)]
+            for lps in self.score_variants(prompts, candidates, ids=ids)
+        ]
+
+
+def _prediction(sid, lp: np.ndarray, cands: Sequence[str], true: str | None, k: int) -> Prediction:
+    probs = np.exp(lp - lp.max())
+    probs = probs / probs.sum()
+    ranked = np.argsort(-probs, kind="stable")
+    pred = Prediction(
+        id=sid,
+        label=cands[int(ranked[0])],
+        top_k=[(cands[int(j)], float(probs[j])) for j in ranked[:k]],
+        probs=probs,
+        logprobs=lp,
+    )
+    if true is not None:
+        pred.true_label = true
+        if true in cands:
+            t = list(cands).index(true)
+            pred.true_prob = float(probs[t])
+            pred.true_rank = int((probs > probs[t]).sum()) + 1
+        else:
+            pred.true_prob, pred.true_rank = 0.0, None
+    return pred
+
+
+def _stacked(index: torch.Tensor, size: int, n_var: int) -> torch.Tensor:
+    """``index`` repeated for each of ``n_var`` variant blocks stacked along the batch (block ``v`` at ``v * size``)."""
+    return torch.cat([index + v * size for v in range(n_var)])
 
 
 def _split(flat: np.ndarray, counts: list[int]) -> list[np.ndarray]:

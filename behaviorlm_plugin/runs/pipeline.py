@@ -188,40 +188,38 @@ class PipelineRunner:
         }
 
     def _stage_evaluate(self) -> StageResult:
-        from behaviorlm_plugin.eval.evaluate import evaluate_splits, summary_text
+        from behaviorlm_plugin.eval.evaluate import evaluate_splits, evaluate_with_zero_shot, summary_text
 
-        metrics = evaluate_splits(
-            model=self.cfg.model_name_or_path,
-            adapter=str(self._final_adapter()),
-            template=self.cfg.template,
-            data=self.data,
-            evaluation=self.cfg.evaluation,
-            out_dir=self.run_dir / "eval",
-        )
+        common = {
+            "model": self.cfg.model_name_or_path,
+            "adapter": str(self._final_adapter()),
+            "template": self.cfg.template,
+            "data": self.data,
+            "evaluation": self.cfg.evaluation,
+            "out_dir": self.run_dir / "eval",
+        }
+        zero = None
+        if self.cfg.reference_rows:  # the base model on the same samples, in the same pass where it can be
+            self.log("[evaluate] with reference rows: the base model (zero-shot), majority and hour+place")
+            metrics, zero = evaluate_with_zero_shot(zero_shot_dir=self.run_dir / "eval_zero_shot", **common)
+        else:
+            metrics = evaluate_splits(**common)
         outputs, info = {}, {}
         for split, m in metrics.items():
             self.log(summary_text(m, f"BehaviorLM/{split}"))
             outputs[f"{split}_metrics"] = str(self.run_dir / "eval" / split / "metrics.json")
             info[split] = {**{k: m.get(k) for k in SUMMARY_KEYS}, "alpha": m.get("alpha", 0.0)}
-        if self.cfg.reference_rows:
-            outputs.update(self._reference_rows())
+        if zero is not None:
+            outputs.update(self._reference_rows(zero))
         return StageResult(outputs, info)
 
-    def _reference_rows(self) -> dict:
-        """Zero-shot, majority and hour+place on the samples the model was scored on (see eval.reference)."""
-        from behaviorlm_plugin.eval.evaluate import evaluate_predictions, evaluate_splits
+    def _reference_rows(self, zero: dict[str, dict]) -> dict:
+        """Zero-shot (``zero``: its metrics per split), majority and hour+place on the samples the model was
+        scored on (see eval.reference)."""
+        from behaviorlm_plugin.eval.evaluate import evaluate_predictions
         from behaviorlm_plugin.eval.reference import reference_rows
         from behaviorlm_plugin.extras.fileio import atomic_write_json, read_jsonl
 
-        self.log("[evaluate] reference rows: the base model (zero-shot), majority and hour+place, same samples")
-        zero = evaluate_splits(
-            model=self.cfg.model_name_or_path,
-            adapter=None,
-            template=self.cfg.template,
-            data=self.data,
-            evaluation=self.cfg.evaluation,
-            out_dir=self.run_dir / "eval_zero_shot",
-        )
         outputs = {}
         for split, zm in zero.items():
             ids = [p["id"] for p in read_jsonl(self.run_dir / "eval" / split / "preds.jsonl")]

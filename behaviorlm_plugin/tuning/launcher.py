@@ -107,7 +107,10 @@ def export_args(
 
 
 def run_training(cfg: dict, yaml_path: Path) -> str:
-    """LLaMA-Factory training: in-process on one device, ``llamafactory-cli train`` (torchrun) on several."""
+    """LLaMA-Factory training: in-process on one device, ``llamafactory-cli train`` (torchrun) on several.
+
+    In-process runs compute the LM head at the answer positions only (:mod:`.answer_logits`).
+    """
     import torch
 
     n_gpus = torch.cuda.device_count()
@@ -118,7 +121,9 @@ def run_training(cfg: dict, yaml_path: Path) -> str:
         return "llamafactory-cli train (torchrun)"
     from llamafactory.train.tuner import run_exp
 
-    run_exp(copy.deepcopy(cfg))
+    from behaviorlm_plugin.tuning.answer_logits import answer_logits_callback
+
+    run_exp(copy.deepcopy(cfg), callbacks=[answer_logits_callback()])  # same loss and gradients, less LM head
     if cfg.get("plot_loss"):
         import matplotlib.pyplot as plt
 

@@ -90,6 +90,30 @@ def test_end_to_end(full_run):
         assert stage["seconds"] >= 0 and stage["fingerprint"]
 
 
+def test_zero_shot_rows_equal_the_base_model_scored_alone(full_run):
+    """The evaluation scores the base model in the tuned model's pass (model/twin.py): same rows as alone."""
+    from behaviorlm_plugin.eval.predict import predict
+    from behaviorlm_plugin.hparams.eval_args import PredictArguments
+
+    tmp, path, _ = full_run
+    cfg = load_pipeline(path)
+    zero = [json.loads(line) for line in (tmp / "run" / "eval_zero_shot" / "test" / "preds.jsonl").open()]
+    data = str(Path(cfg.dataset_dir) / cfg.name / "test.jsonl")
+    alone = predict(
+        PredictArguments(
+            model=cfg.model_name_or_path, template=cfg.template, data=data, out=str(tmp / "alone.jsonl"), top_k=0,
+            max_samples=8, seed=cfg.evaluation.seed,
+        )
+    )  # fmt: skip
+    assert len(zero) == len(alone) == 8
+    for z, a in zip(zero, alone, strict=True):
+        assert (z["id"], z["prediction"]) == (a["id"], a["prediction"])
+        assert [r["behavior"] for r in z["ranked"]] == [r["behavior"] for r in a["ranked"]]
+        assert z["true_prob"] == pytest.approx(a["true_prob"], abs=1e-5)
+    tuned = [json.loads(line) for line in (tmp / "run" / "eval" / "test" / "preds.jsonl").open()]
+    assert [t["true_prob"] for t in tuned] != [z["true_prob"] for z in zero]  # two models, not one twice
+
+
 def test_rerun_reuses_everything(full_run):
     _, path, manifest = full_run
     before = {k: v["started"] for k, v in manifest["stages"].items()}

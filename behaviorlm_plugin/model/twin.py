@@ -1,0 +1,150 @@
+"""A LoRA-tuned model and its base model in one forward pass, sharing the layers the adapter leaves alone.
+
+An evaluation puts the tuned model beside the zero-shot base model on the same samples. When the adapter
+only touches decoder layers ``split`` and above (the CPU recipe tunes the top 10 of 30), everything below
+``split`` -- embeddings, layers, their KV cache -- is the same in both models. :class:`TwinModel` runs it
+once: the base model's own forward computes all layers (that is the zero-shot result) while a pre-hook on
+layer ``split`` keeps the hidden states and the exact keyword arguments that layer gets (mask, rotary
+embeddings, cache positions); the tuned copies of layers ``split``.. then run from those, with a cache of
+their own, followed by the shared final norm and LM head. The cost is ``L + (L - split)`` layers instead
+of ``2 L``.
+
+The output stacks the two models along the batch: rows ``[0, B)`` are the tuned model, ``[B, 2B)`` the
+base (:data:`VARIANTS`). :class:`~behaviorlm_plugin.model.scoring.CandidateScorer` reads them as two
+variants. :func:`load_twin` returns ``None`` when the sharing does not hold (an adapter on the embeddings
+or the LM head, ``modules_to_save``, an architecture without ``model.layers``); callers then score the two
+models separately.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+VARIANTS = ("tuned", "base")
+_LAYER = re.compile(r"(?:^|\.)layers\.(\d+)\.")
+
+
+@dataclass
+class TwinCache:
+    """The base model's cache and the tuned top layers' cache (only layers ``split``.. are filled)."""
+
+    base: Any
+    tuned: Any
+
+
+@dataclass
+class TwinOutput:
+    logits: torch.Tensor
+    past_key_values: TwinCache
+
+
+class TwinModel(torch.nn.Module):
+    """``base`` with its layers ``split``.. replaced by ``tuned_layers`` in a second branch; see the module doc."""
+
+    variants = VARIANTS
+
+    def __init__(self, base, tuned_layers: torch.nn.ModuleList, split: int) -> None:
+        super().__init__()
+        layers = base.model.layers
+        if len(tuned_layers) != len(layers) - split:
+            raise ValueError(f"{len(tuned_layers)} tuned layers do not replace layers {split}..{len(layers) - 1}")
+        self.base, self.tuned_layers, self.split = base, tuned_layers, split
+        self.config = base.config
+
+    def forward(
+        self, input_ids, attention_mask=None, position_ids=None, past_key_values=None, use_cache=False, logits_to_keep=0
+    ) -> TwinOutput:
+        from transformers import DynamicCache
+
+        cache = past_key_values or TwinCache(DynamicCache(), DynamicCache())
+        seen: dict = {}
+
+        def keep(_module, args, kwargs):
+            seen["args"], seen["kwargs"] = args, dict(kwargs)
+
+        hook = self.base.model.layers[self.split].register_forward_pre_hook(keep, with_kwargs=True)
+        try:
+            out = self.base(
+                input_ids=input_ids,
+                attention_mask=attention_mask,
+                position_ids=position_ids,
+                past_key_values=cache.base,
+                use_cache=True,
+                logits_to_keep=logits_to_keep,
+            )
+        finally:
+            hook.remove()
+        kwargs = seen["kwargs"]
+        hidden = seen["args"][0] if seen["args"] else kwargs.pop("hidden_states")
+        kwargs["past_key_values"] = cache.tuned
+        for layer in self.tuned_layers:
+            hidden = layer(hidden, **kwargs)
+            hidden = hidden[0] if isinstance(hidden, tuple) else hidden
+        hidden = self.base.model.norm(hidden)
+        cut = slice(-logits_to_keep, None) if isinstance(logits_to_keep, int) else logits_to_keep
+        tuned = self.base.lm_head(hidden[:, cut, :])
+        return TwinOutput(torch.cat([tuned, out.logits]), cache)
+
+
+def adapter_split(peft_model) -> int | None:
+    """The lowest decoder layer the adapter changes, or ``None`` when it changes anything outside the layers."""
+    from peft.tuners.tuners_utils import BaseTunerLayer
+
+    if any(getattr(c, "modules_to_save", None) for c in peft_model.peft_config.values()):
+        return None
+    found = []
+    for name, module in peft_model.named_modules():
+        if isinstance(module, BaseTunerLayer):
+            m = _LAYER.search(name)
+            if m is None:
+                return None
+            found.append(int(m.group(1)))
+    return min(found) if found else None
+
+
+def load_twin(model_path: str, adapter_path: str, *, dtype, device, merge: str) -> TwinModel | None:
+    """The base model at ``model_path`` and, in a second branch, its layers tuned by ``adapter_path``.
+
+    ``merge`` is :class:`~behaviorlm_plugin.model.scoring.ScoringConfig`'s ``merge_adapter``. A second copy of
+    the model is loaded to apply the adapter; only its tuned layers are kept.
+    """
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    base = AutoModelForCausalLM.from_pretrained(model_path, dtype=dtype).to(device)
+    inner = getattr(base, "model", None)
+    if not all(hasattr(x, a) for x, a in ((inner, "layers"), (inner, "norm"), (base, "lm_head"))):
+        return None
+    tuned = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(model_path, dtype=dtype), adapter_path)
+    split = adapter_split(tuned)
+    if split is None:
+        return None
+    if merge == "always" or (merge == "auto" and next(tuned.parameters()).dtype == torch.float32):
+        tuned = tuned.merge_and_unload()
+        layers = tuned.model.layers
+    else:
+        layers = tuned.base_model.model.model.layers
+    return TwinModel(base, torch.nn.ModuleList(list(layers)[split:]).to(device), split)
+
+
+def twin_scorer(model_path: str, adapter_path: str, **cfg):
+    """A :class:`~behaviorlm_plugin.model.scoring.CandidateScorer` over :func:`load_twin`'s model (variants
+    ``tuned`` and ``base``), or ``None`` where the two models cannot share layers. ``cfg``: ScoringConfig fields."""
+    from transformers import AutoTokenizer
+
+    from behaviorlm_plugin.model.paths import check_adapter_path, check_model_path
+    from behaviorlm_plugin.model.scoring import CandidateScorer, ScoringConfig, resolve_device
+
+    check_model_path(str(model_path))
+    check_adapter_path(str(adapter_path))
+    config = ScoringConfig(**cfg)
+    dtype = config.dtype if config.dtype == "auto" else getattr(torch, config.dtype)
+    device = resolve_device(config.device)
+    twin = load_twin(str(model_path), str(adapter_path), dtype=dtype, device=device, merge=config.merge_adapter)
+    if twin is None:
+        return None
+    return CandidateScorer(twin, AutoTokenizer.from_pretrained(str(model_path)), config)

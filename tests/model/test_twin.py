@@ -1,0 +1,75 @@
+"""TwinModel: the tuned model and its base in one pass give each model's own scores."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from behaviorlm_plugin.model.scoring import CandidateScorer
+from behaviorlm_plugin.model.twin import VARIANTS, twin_scorer
+
+PROMPTS = [
+    ("You predict the next behavior.", "Recent: Cooking, Go. What next?"),
+    ("sys", "History: Watching video, Cooking, Watching Match, Go, Cooking. Next?"),
+    (None, "Short"),
+]
+CAND_LISTS = [["Watching video", "Watching video clip", "Cooking", "Go"], ["Go", "Watching Match"], ["Cooking", "Go"]]
+
+KW = {"batch_size": 3, "device": "cpu", "show_progress": False}
+
+
+def _adapter(tiny_model, path, **lora):
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    base = AutoModelForCausalLM.from_pretrained(tiny_model, dtype=torch.float32)
+    peft_model = get_peft_model(base, LoraConfig(r=4, lora_alpha=8, **lora))
+    torch.manual_seed(1)
+    with torch.no_grad():
+        for name, param in peft_model.named_parameters():
+            if "lora_B" in name:
+                param.normal_(0, 0.5)
+    peft_model.save_pretrained(path)
+    return path
+
+
+@pytest.mark.parametrize(
+    "lora",
+    [
+        {"target_modules": ["q_proj", "v_proj", "down_proj"], "layers_to_transform": [1]},  # shares layer 0
+        {"target_modules": ["q_proj", "o_proj"]},  # every layer tuned: nothing shared, still exact
+    ],
+)
+@pytest.mark.parametrize("merge", ["auto", "never"])
+def test_each_variant_scores_as_its_own_model(tiny_model, tmp_path, lora, merge):
+    adapter = _adapter(tiny_model, tmp_path / "adapter", **lora)
+    twin = twin_scorer(tiny_model, adapter, merge_adapter=merge, **KW)
+    assert twin is not None and twin.variants == VARIANTS == ("tuned", "base")
+    assert twin.model.split == (1 if "layers_to_transform" in lora else 0)
+    tuned, base = twin.score_variants(PROMPTS, CAND_LISTS)
+    alone_tuned = CandidateScorer.from_pretrained(tiny_model, adapter, merge_adapter="never", **KW).score(
+        PROMPTS, CAND_LISTS
+    )
+    alone_base = CandidateScorer.from_pretrained(tiny_model, **KW).score(PROMPTS, CAND_LISTS)
+    for t, b, at, ab in zip(tuned, base, alone_tuned, alone_base, strict=True):
+        np.testing.assert_allclose(t, at, atol=1e-4, rtol=0)
+        np.testing.assert_allclose(b, ab, atol=1e-5, rtol=0)
+        assert np.abs(t - b).max() > 1e-3  # the adapter changes the scores, so the branches really differ
+    # predict_variants ranks each variant's own scores; predict() is the first variant (the tuned model)
+    labels = [c[0] for c in CAND_LISTS]
+    p_tuned, p_base = twin.predict_variants(PROMPTS, CAND_LISTS, labels=labels, ids=list("abc"))
+    assert [p.label for p in p_base] == [c[int(np.argmax(s))] for c, s in zip(CAND_LISTS, alone_base, strict=True)]
+    assert [p.label for p in twin.predict(PROMPTS, CAND_LISTS)] == [p.label for p in p_tuned]
+
+
+@pytest.mark.parametrize(
+    "lora",
+    [
+        {"target_modules": ["q_proj"], "modules_to_save": ["lm_head"]},
+        {"target_modules": ["q_proj", "lm_head"]},
+    ],
+)
+def test_an_adapter_outside_the_layers_cannot_share(tiny_model, tmp_path, lora):
+    adapter = _adapter(tiny_model, tmp_path / "adapter", **lora)
+    assert twin_scorer(tiny_model, adapter, **KW) is None
