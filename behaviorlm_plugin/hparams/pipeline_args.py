@@ -62,7 +62,7 @@ class PipelineConfig:
         metadata={
             "help": "LoRA on the top N decoder layers only (None: every layer the recipe's lora_target names). "
             "The backward pass then stops N layers from the top, so a step is cheaper (docs/tuning.md). The CPU "
-            "quick-start uses 10 of SmolLM2's 30; the GPU pipelines keep the paper's all layers."
+            "quick-start uses 4 of SmolLM2's 30; the GPU pipelines keep the paper's all layers."
         },
     )
     base_dir: str = field(default=".", metadata={"internal": True, "help": "Folder of the pipeline file."})

@@ -1,7 +1,7 @@
 """A LoRA-tuned model and its base model in one forward pass, sharing the layers the adapter leaves alone.
 
 An evaluation puts the tuned model beside the zero-shot base model on the same samples. When the adapter
-only touches decoder layers ``split`` and above (the CPU recipe tunes the top 10 of 30), everything below
+only touches decoder layers ``split`` and above (the CPU recipe tunes the top 4 of 30), everything below
 ``split`` -- embeddings, layers, their KV cache -- is the same in both models. :class:`TwinModel` runs it
 once: the base model's own forward computes all layers (that is the zero-shot result) while a pre-hook on
 layer ``split`` keeps the hidden states and the exact keyword arguments that layer gets (mask, rotary

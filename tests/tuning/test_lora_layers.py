@@ -74,6 +74,6 @@ def test_pipeline_sets_the_targets_of_new_adapters_only(tmp_path, tiny_model):
 
 def test_the_cpu_quick_start_trains_its_top_ten_layers():
     cfg = load_pipeline(RECIPES / "pipeline.yaml")
-    assert cfg.lora_top_layers == 10
+    assert cfg.lora_top_layers == 4
     for model in ("llama3.1-8b", "qwen2-1.5b", "llama3.1-70b"):  # the paper's setting on the GPU pipelines
         assert load_pipeline(ROOT / "yaml_recipes" / model / "pipeline.yaml").lora_top_layers is None
