@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from behaviorlm_plugin.data.dataset import DatasetStats, PreparedDataset
 from behaviorlm_plugin.eval.decision_rule import (
@@ -18,6 +20,9 @@ from behaviorlm_plugin.eval.plots import plot_confusion, plot_per_behavior
 from behaviorlm_plugin.eval.predict import load_scorer, predict, rank_and_world
 from behaviorlm_plugin.extras.fileio import atomic_write_json, atomic_write_jsonl, read_jsonl
 from behaviorlm_plugin.hparams.eval_args import EvaluationArguments, PredictArguments
+
+if TYPE_CHECKING:
+    from behaviorlm_plugin.model.scoring import CandidateScorer
 
 
 class EvaluationError(ValueError):
@@ -143,6 +148,8 @@ def evaluate_splits(
     With ``evaluation.prior_correction`` the metrics are those of the rule; ``auto`` picks alpha on val, which is
     therefore scored first. One process loads the model once for all splits.
     """
+    if not evaluation.splits:
+        return {}
     job = _Job(model, adapter, template, data, evaluation)
     scorer = load_scorer(job.args(evaluation.splits[0], out_dir)) if rank_and_world()[1] == 1 else None
     return job.run(scorer, [Path(out_dir)])[0]
@@ -177,11 +184,15 @@ def evaluate_with_zero_shot(
     )
 
 
+@dataclass(frozen=True)
 class _Job:
     """The splits of one evaluation: their predict arguments, and their scoring into one folder per variant."""
 
-    def __init__(self, model, adapter, template, data: PreparedDataset, evaluation: EvaluationArguments) -> None:
-        self.model, self.adapter, self.template, self.data, self.evaluation = model, adapter, template, data, evaluation
+    model: str
+    adapter: str | None
+    template: str | None
+    data: PreparedDataset
+    evaluation: EvaluationArguments
 
     def args(self, split: str, out: Path) -> PredictArguments:
         cap = self.evaluation.cap(split)
@@ -198,7 +209,7 @@ class _Job:
             seed=self.evaluation.seed,
         )
 
-    def run(self, scorer, dirs: list[Path]) -> list[dict[str, dict]]:
+    def run(self, scorer: CandidateScorer | None, dirs: list[Path]) -> list[dict[str, dict]]:
         """Each split scored once (by ``scorer``, or a fresh one per split when ``None``); variant ``v`` of the
         scorer is written and evaluated into ``dirs[v]``."""
         ev = self.evaluation

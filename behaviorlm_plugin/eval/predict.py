@@ -13,20 +13,24 @@ import os
 import time
 from dataclasses import asdict, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from behaviorlm_plugin.data.dataset import load_split
 from behaviorlm_plugin.eval.rows import prediction_row
 from behaviorlm_plugin.extras.fileio import atomic_write_json, atomic_write_jsonl, read_jsonl
 from behaviorlm_plugin.hparams.eval_args import PredictArguments
 
-__all__ = ["PredictArguments", "predict"]
+if TYPE_CHECKING:
+    from behaviorlm_plugin.model.scoring import CandidateScorer
+
+__all__ = ["PredictArguments", "load_scorer", "predict", "rank_and_world"]
 
 
 def rank_and_world() -> tuple[int, int]:
     return int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
 
 
-def load_scorer(args: PredictArguments, *, show_progress: bool = True):
+def load_scorer(args: PredictArguments, *, show_progress: bool = True) -> CandidateScorer:
     """The exact scorer of ``args`` (model, adapter, template and speed settings)."""
     from behaviorlm_plugin.model.default_model import resolve_template
     from behaviorlm_plugin.model.scoring import CandidateScorer
@@ -42,7 +46,9 @@ def load_scorer(args: PredictArguments, *, show_progress: bool = True):
     )
 
 
-def predict(args: PredictArguments, *, scorer=None, base_out: str | Path | None = None) -> list[dict] | None:
+def predict(
+    args: PredictArguments, *, scorer: CandidateScorer | None = None, base_out: str | Path | None = None
+) -> list[dict] | None:
     """Write ``args.out``; returns the rows (on rank 0; ``None`` on other ranks).
 
     ``scorer`` reuses a loaded scorer (one process). A :class:`~behaviorlm_plugin.model.twin.TwinModel` scorer
@@ -138,9 +144,8 @@ def _predict_variants(scorer, args: PredictArguments, recs, metas, outs: list[Pa
         rows = _under_rule(_score_rows(preds, metas), args)
         atomic_write_jsonl(out, rows)
         # The base variant is the model without the adapter; both share the pass's time.
-        _write_run_info(
-            out, replace(args, out=str(out), adapter=args.adapter if v == 0 else None), len(rows), seconds, 1
-        )
+        info_args = replace(args, out=str(out), adapter=args.adapter if v == 0 else None)
+        _write_run_info(out, info_args, len(rows), seconds, 1, shared=getattr(scorer.model, "split", None))
         first = rows if first is None else first
     return first
 
@@ -158,7 +163,9 @@ def _under_rule(rows: list[dict], args: PredictArguments) -> list[dict]:
     return [{**r, "ranked": r["ranked"][: args.top_k]} if args.top_k else r for r in rows]
 
 
-def _write_run_info(out: Path, args: PredictArguments, n: int, seconds: float, world: int) -> None:
+def _write_run_info(
+    out: Path, args: PredictArguments, n: int, seconds: float, world: int, shared: int | None = None
+) -> None:
     info = {
         "samples": n,
         "seconds": round(seconds, 3),
@@ -166,4 +173,6 @@ def _write_run_info(out: Path, args: PredictArguments, n: int, seconds: float, w
         "processes": world,
         "arguments": asdict(args),
     }
+    if shared is not None:  # a TwinModel pass: both models' rows, one time
+        info["shared_pass"] = {"layers_run_once": shared, "seconds_are_for_both_models": True}
     atomic_write_json(out.with_name(out.name.removesuffix(".jsonl") + ".run.json"), info)

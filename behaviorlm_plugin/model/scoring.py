@@ -276,7 +276,8 @@ class CandidateScorer:
             logits_to_keep=1,
         )
         first_logp = torch.log_softmax(out.logits[:, -1, :].float(), dim=-1)  # scores each 1st token (on device)
-        n_var = first_logp.shape[0] // len(batch)  # a TwinModel stacks its variants along the batch
+        n_var = len(self.variants)  # a TwinModel stacks its variants along the batch
+        assert first_logp.shape[0] == n_var * len(batch), "the model's rows do not match its variants"
         cache = out.past_key_values
         del out
 
@@ -318,7 +319,7 @@ class CandidateScorer:
         # log p(token | node) = logit - logsumexp(node): gather the few (node, token) pairs needed on the
         # device instead of copying a [batch, nodes, vocab] log-softmax to the host.
         row, node, tok, cand = continuation_index(batch, tries)
-        n_var, n_cands = logits.shape[0] // b, sum(len(c) for _, c in batch)
+        n_var, n_cands = len(self.variants), sum(len(c) for _, c in batch)
         row, node, tok = _stacked(row, b, n_var).to(dev), node.repeat(n_var).to(dev), tok.repeat(n_var).to(dev)
         picked = logits[row, node, tok].float() - torch.logsumexp(logits[row, node].float(), dim=-1)
         out = torch.zeros(n_var * n_cands, dtype=torch.float64, device=dev)
@@ -329,6 +330,8 @@ class CandidateScorer:
         """Greedy generation parsed against the candidate set (see :func:`.generation.generate_labels`)."""
         from behaviorlm_plugin.model.generation import generate_labels
 
+        if len(self.variants) > 1:
+            raise ValueError(f"generation runs one model; this scorer scores {self.variants} at once")
         return generate_labels(self, prompts, candidates, max_new_tokens)
 
     # ------------------------------------------------------------------ prediction

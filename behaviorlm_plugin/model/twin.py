@@ -11,9 +11,9 @@ of ``2 L``.
 
 The output stacks the two models along the batch: rows ``[0, B)`` are the tuned model, ``[B, 2B)`` the
 base (:data:`VARIANTS`). :class:`~behaviorlm_plugin.model.scoring.CandidateScorer` reads them as two
-variants. :func:`load_twin` returns ``None`` when the sharing does not hold (an adapter on the embeddings
-or the LM head, ``modules_to_save``, an architecture without ``model.layers``); callers then score the two
-models separately.
+variants. :func:`load_twin` returns ``None`` when nothing would be shared (an adapter on layer 0, the
+embeddings or the LM head, ``modules_to_save``, an architecture without ``model.layers``); callers then score
+the two models separately, which also keeps one model's weights in memory instead of two.
 """
 
 from __future__ import annotations
@@ -60,13 +60,22 @@ class TwinModel(torch.nn.Module):
     ) -> TwinOutput:
         from transformers import DynamicCache
 
-        cache = past_key_values or TwinCache(DynamicCache(), DynamicCache())
-        seen: dict = {}
+        cache = past_key_values or TwinCache(DynamicCache(config=self.config), DynamicCache(config=self.config))
+        # What each base layer from `split` up is called with: a model may give layers different masks (sliding
+        # windows) or rotary embeddings, so tuned layer i gets exactly base layer i's keyword arguments.
+        seen: list = [None] * len(self.tuned_layers)
 
-        def keep(_module, args, kwargs):
-            seen["args"], seen["kwargs"] = args, dict(kwargs)
+        def keeper(i: int):
+            def keep(_module, args, kwargs):
+                seen[i] = (args, dict(kwargs))
 
-        hook = self.base.model.layers[self.split].register_forward_pre_hook(keep, with_kwargs=True)
+            return keep
+
+        layers = self.base.model.layers
+        hooks = [
+            layers[self.split + i].register_forward_pre_hook(keeper(i), with_kwargs=True)
+            for i in range(len(self.tuned_layers))
+        ]
         try:
             out = self.base(
                 input_ids=input_ids,
@@ -77,12 +86,14 @@ class TwinModel(torch.nn.Module):
                 logits_to_keep=logits_to_keep,
             )
         finally:
-            hook.remove()
-        kwargs = seen["kwargs"]
-        hidden = seen["args"][0] if seen["args"] else kwargs.pop("hidden_states")
-        kwargs["past_key_values"] = cache.tuned
-        for layer in self.tuned_layers:
-            hidden = layer(hidden, **kwargs)
+            for hook in hooks:
+                hook.remove()
+        hidden = None
+        for layer, (args, kwargs) in zip(self.tuned_layers, seen, strict=True):
+            if hidden is None:  # the input of layer `split`: the same in both models
+                hidden = args[0] if args else kwargs["hidden_states"]
+            kwargs.pop("hidden_states", None)
+            hidden = layer(hidden, *args[1:], **{**kwargs, "past_key_values": cache.tuned})
             hidden = hidden[0] if isinstance(hidden, tuple) else hidden
         hidden = self.base.model.norm(hidden)
         cut = slice(-logits_to_keep, None) if isinstance(logits_to_keep, int) else logits_to_keep
@@ -90,24 +101,34 @@ class TwinModel(torch.nn.Module):
         return TwinOutput(torch.cat([tuned, out.logits]), cache)
 
 
-def adapter_split(peft_model) -> int | None:
-    """The lowest decoder layer the adapter changes, or ``None`` when it changes anything outside the layers."""
-    from peft.tuners.tuners_utils import BaseTunerLayer
+def adapter_split(adapter_path: str) -> int | None:
+    """The lowest decoder layer a saved LoRA adapter changes, read from its files without loading a model.
 
-    if any(getattr(c, "modules_to_save", None) for c in peft_model.peft_config.values()):
+    ``None`` where nothing would be shared: an adapter on anything outside the decoder layers (embeddings, LM
+    head, ``modules_to_save``), on layer 0 already, or not in safetensors."""
+    import json
+    from pathlib import Path
+
+    from safetensors import safe_open
+
+    folder = Path(adapter_path)
+    weights = folder / "adapter_model.safetensors"
+    if not weights.exists():
         return None
-    found = []
-    for name, module in peft_model.named_modules():
-        if isinstance(module, BaseTunerLayer):
-            m = _LAYER.search(name)
-            if m is None:
-                return None
-            found.append(int(m.group(1)))
-    return min(found) if found else None
+    config = json.loads((folder / "adapter_config.json").read_text())
+    if config.get("modules_to_save"):
+        return None
+    with safe_open(str(weights), framework="pt") as f:
+        found = [_LAYER.search(k) for k in f.keys()]  # noqa: SIM118 (safe_open is not iterable)
+    if not found or any(m is None for m in found):
+        return None
+    split = min(int(m.group(1)) for m in found)
+    return split or None
 
 
 def load_twin(model_path: str, adapter_path: str, *, dtype, device, merge: str) -> TwinModel | None:
-    """The base model at ``model_path`` and, in a second branch, its layers tuned by ``adapter_path``.
+    """The base model at ``model_path`` and, in a second branch, its layers tuned by ``adapter_path``; ``None``
+    where they share nothing (:func:`adapter_split`) or the model has no ``model.layers``.
 
     ``merge`` is :class:`~behaviorlm_plugin.model.scoring.ScoringConfig`'s ``merge_adapter``. A second copy of
     the model is loaded to apply the adapter; only its tuned layers are kept.
@@ -115,17 +136,16 @@ def load_twin(model_path: str, adapter_path: str, *, dtype, device, merge: str) 
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
 
+    split = adapter_split(adapter_path)
+    if split is None:
+        return None
     base = AutoModelForCausalLM.from_pretrained(model_path, dtype=dtype).to(device)
     inner = getattr(base, "model", None)
     if not all(hasattr(x, a) for x, a in ((inner, "layers"), (inner, "norm"), (base, "lm_head"))):
         return None
     tuned = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(model_path, dtype=dtype), adapter_path)
-    split = adapter_split(tuned)
-    if split is None:
-        return None
     if merge == "always" or (merge == "auto" and next(tuned.parameters()).dtype == torch.float32):
-        tuned = tuned.merge_and_unload()
-        layers = tuned.model.layers
+        layers = tuned.merge_and_unload().model.layers
     else:
         layers = tuned.base_model.model.model.layers
     return TwinModel(base, torch.nn.ModuleList(list(layers)[split:]).to(device), split)

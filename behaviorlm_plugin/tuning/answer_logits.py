@@ -3,14 +3,19 @@
 A training sample here is a ~300-token prompt and a ~6-token answer, and only the answer is scored
 (``labels`` are ``-100`` elsewhere). A stock causal LM still computes the logits of every position: with
 SmolLM2's 49k vocabulary that is a ``[batch, seq, 49k]`` matmul forward and backward, plus a softmax
-over it, for about 2% of the positions that count. :func:`use_answer_logits` makes the model compute the
-head only at the positions that some row of the batch scores (``logits_to_keep`` as an index tensor) and
-takes the model's own loss function over them with the matching ``shift_labels``. The loss is the same
-sum over the same tokens (same normaliser, ``num_items_in_batch`` included), so the gradients are too;
-``tests/tuning/test_answer_logits.py`` checks both against the stock forward.
+over it, for a few percent of the positions that count. :func:`use_answer_logits` makes the model compute
+the head only at the positions where some row of the micro-batch has an answer token (``logits_to_keep``
+as an index tensor: with right padding, a few dozen of ~300) and takes the model's own loss function over
+them with the matching ``shift_labels``. The loss is the same sum over the same tokens (same normaliser,
+``num_items_in_batch`` included), so the gradients are too; ``tests/tuning/test_answer_logits.py`` checks
+both against the stock forward.
 
-It only applies where the loss is the model's own: a forward without ``labels`` (generation, a custom
-``compute_loss_func``) is the stock one, and so is a model whose ``forward`` has no ``logits_to_keep``.
+It only applies to training steps whose loss is the model's own. The stock forward runs in eval mode
+(LLaMA-Factory's ``compute_accuracy`` lines logits up with the full labels), without ``labels`` (generation,
+a ``compute_loss_func``), for a mixture-of-experts model that adds its router loss (``output_router_logits``),
+and for a model whose ``forward`` has no ``logits_to_keep``. :func:`run_training` does not install it for
+LLaMA-Factory losses that read the logits themselves (:data:`OWN_LOSS_KEYS`). With the Liger kernel on, the
+fused head-and-loss is bypassed on these steps; the answer positions are fewer than its chunks.
 """
 
 from __future__ import annotations
@@ -21,6 +26,8 @@ import types
 import torch
 
 IGNORE_INDEX = -100
+OWN_LOSS_KEYS = ("use_asft_loss", "use_eaft_loss")
+"""LLaMA-Factory settings whose loss reads ``outputs.logits`` against the full labels."""
 
 
 def _causal_lm(model):
@@ -55,13 +62,16 @@ def use_answer_logits(model) -> bool:
     stock = lm.forward
 
     def forward(self, *args, labels=None, logits_to_keep=0, shift_labels=None, **kwargs):
-        if args or (labels is None and shift_labels is None):
+        custom_cut = not (isinstance(logits_to_keep, int) and logits_to_keep == 0)
+        plain = args or (labels is None and shift_labels is None) or custom_cut
+        if plain or not self.training or getattr(self.config, "output_router_logits", False):
             return stock(*args, labels=labels, logits_to_keep=logits_to_keep, shift_labels=shift_labels, **kwargs)
+        given = shift_labels
         if shift_labels is None:  # the model's own shift: position t predicts labels[t + 1]
             shift_labels = torch.nn.functional.pad(labels, (0, 1), value=IGNORE_INDEX)[..., 1:]
         keep = answer_positions(shift_labels)
         if keep.numel() == 0:
-            return stock(labels=labels, logits_to_keep=logits_to_keep, **kwargs)
+            return stock(labels=labels, shift_labels=given, **kwargs)
         out = stock(logits_to_keep=keep, **kwargs)
         loss_kwargs = {k: v for k, v in kwargs.items() if k == "num_items_in_batch"}
         out.loss = self.loss_function(

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from behaviorlm_plugin.model.scoring import CandidateScorer
-from behaviorlm_plugin.model.twin import VARIANTS, twin_scorer
+from behaviorlm_plugin.model.twin import VARIANTS, TwinModel, adapter_split, twin_scorer
 
 PROMPTS = [
     ("You predict the next behavior.", "Recent: Cooking, Go. What next?"),
@@ -34,19 +34,13 @@ def _adapter(tiny_model, path, **lora):
     return path
 
 
-@pytest.mark.parametrize(
-    "lora",
-    [
-        {"target_modules": ["q_proj", "v_proj", "down_proj"], "layers_to_transform": [1]},  # shares layer 0
-        {"target_modules": ["q_proj", "o_proj"]},  # every layer tuned: nothing shared, still exact
-    ],
-)
 @pytest.mark.parametrize("merge", ["auto", "never"])
-def test_each_variant_scores_as_its_own_model(tiny_model, tmp_path, lora, merge):
+def test_each_variant_scores_as_its_own_model(tiny_model, tmp_path, merge):
+    lora = {"target_modules": ["q_proj", "v_proj", "down_proj"], "layers_to_transform": [1]}  # layer 0 shared
     adapter = _adapter(tiny_model, tmp_path / "adapter", **lora)
     twin = twin_scorer(tiny_model, adapter, merge_adapter=merge, **KW)
     assert twin is not None and twin.variants == VARIANTS == ("tuned", "base")
-    assert twin.model.split == (1 if "layers_to_transform" in lora else 0)
+    assert twin.model.split == 1
     tuned, base = twin.score_variants(PROMPTS, CAND_LISTS)
     alone_tuned = CandidateScorer.from_pretrained(tiny_model, adapter, merge_adapter="never", **KW).score(
         PROMPTS, CAND_LISTS
@@ -68,8 +62,48 @@ def test_each_variant_scores_as_its_own_model(tiny_model, tmp_path, lora, merge)
     [
         {"target_modules": ["q_proj"], "modules_to_save": ["lm_head"]},
         {"target_modules": ["q_proj", "lm_head"]},
+        {"target_modules": ["q_proj", "o_proj"]},  # layer 0 tuned: nothing to share, two passes keep one copy
     ],
 )
-def test_an_adapter_outside_the_layers_cannot_share(tiny_model, tmp_path, lora):
+def test_nothing_shared_means_no_twin(tiny_model, tmp_path, lora):
     adapter = _adapter(tiny_model, tmp_path / "adapter", **lora)
+    assert adapter_split(str(adapter)) is None
     assert twin_scorer(tiny_model, adapter, **KW) is None
+    with pytest.raises(ValueError, match="generation runs one model"):
+        CandidateScorer(TwinModel(_qwen_mixed(), _copy_top(_qwen_mixed(), 1), 1), _FakeTok()).generate([], [])
+
+
+def _qwen_mixed():
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    torch.manual_seed(0)
+    cfg = Qwen2Config(
+        vocab_size=50, hidden_size=32, intermediate_size=64, num_hidden_layers=4, num_attention_heads=4,
+        num_key_value_heads=2, sliding_window=4, use_sliding_window=True,
+        layer_types=["full_attention", "full_attention", "sliding_attention", "sliding_attention"],
+    )  # fmt: skip
+    return Qwen2ForCausalLM(cfg).eval()
+
+
+def _copy_top(model, split):
+    import copy
+
+    return torch.nn.ModuleList(copy.deepcopy(list(model.model.layers)[split:]))
+
+
+class _FakeTok:
+    eos_token, eos_token_id, pad_token_id = "</s>", 1, 0
+
+
+def test_layers_with_their_own_masks_get_their_own_inputs():
+    """Sliding-window and full-attention layers get different masks: each tuned layer must run with its own
+    base layer's arguments. With tuned layers that are exact copies, both halves of the output are equal."""
+    base = _qwen_mixed()
+    twin = TwinModel(base, _copy_top(base, 1), 1).eval()
+    ids = torch.randint(2, 50, (2, 12))
+    att = torch.ones_like(ids)
+    att[1, :3] = 0  # left padding, as the scorer batches
+    pos = (att.cumsum(-1) - 1).clamp(min=0)
+    with torch.no_grad():
+        out = twin(input_ids=ids, attention_mask=att, position_ids=pos, logits_to_keep=0)
+    torch.testing.assert_close(out.logits[:2], out.logits[2:], rtol=1e-5, atol=1e-5)

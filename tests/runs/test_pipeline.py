@@ -56,7 +56,7 @@ def pipe_data(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def full_run(tmp_path_factory, tiny_model, pipe_data):
     tmp = tmp_path_factory.mktemp("pipe")
-    path = write_pipeline(tmp, tiny_model, pipe_data)
+    path = write_pipeline(tmp, tiny_model, pipe_data, lora_top_layers=1)  # layer 0 is shared by both models
     manifest = PipelineRunner(load_pipeline(path), log=lambda s: None).run()
     return tmp, path, manifest
 
@@ -112,6 +112,9 @@ def test_zero_shot_rows_equal_the_base_model_scored_alone(full_run):
         assert z["true_prob"] == pytest.approx(a["true_prob"], abs=1e-5)
     tuned = [json.loads(line) for line in (tmp / "run" / "eval" / "test" / "preds.jsonl").open()]
     assert [t["true_prob"] for t in tuned] != [z["true_prob"] for z in zero]  # two models, not one twice
+    for folder in ("eval", "eval_zero_shot"):  # and both came from one pass that ran layer 0 once
+        info = json.loads((tmp / "run" / folder / "test" / "preds.run.json").read_text())
+        assert info["shared_pass"]["layers_run_once"] == 1
 
 
 def test_rerun_reuses_everything(full_run):

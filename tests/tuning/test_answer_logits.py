@@ -59,6 +59,21 @@ def test_same_loss_and_gradients_as_the_stock_forward(extra):
     assert patched.logits.shape == (3, 12, 97) and stock.logits.shape == (3, 24, 97)
 
 
+def test_eval_mode_and_router_losses_keep_the_stock_forward():
+    """Evaluation (compute_accuracy lines logits up with the full labels) and an MoE router loss need every
+    position / the labels inside the model, so both take the stock path."""
+    model = _lora_model()
+    assert use_answer_logits(model)
+    ids, att, labels = _batch()
+    model.eval()
+    with torch.no_grad():
+        assert model(input_ids=ids, attention_mask=att, labels=labels).logits.shape == (3, 24, 97)
+    model.train()
+    model.base_model.model.config.output_router_logits = True
+    with torch.no_grad():
+        assert model(input_ids=ids, attention_mask=att, labels=labels).logits.shape == (3, 24, 97)
+
+
 def test_no_labels_is_the_stock_forward():
     model = _lora_model()
     ids, att, _ = _batch()
@@ -96,8 +111,11 @@ def test_in_process_training_applies_it(monkeypatch, tmp_path):
         model = _lora_model()
         for cb in callbacks:
             cb.on_train_begin(None, None, None, model=model)
-        seen["patched"] = model.base_model.model._answer_logits
+        seen["patched"] = getattr(model.base_model.model, "_answer_logits", False)
 
     monkeypatch.setattr(tuner, "run_exp", fake_run_exp)
     assert run_training({"output_dir": str(tmp_path)}, tmp_path / "train.yaml") == "run_exp (in-process)"
     assert seen == {"patched": True}
+    # A LLaMA-Factory loss that reads the full logits itself gets no patch.
+    run_training({"output_dir": str(tmp_path), "use_asft_loss": True}, tmp_path / "train.yaml")
+    assert seen == {"patched": False}

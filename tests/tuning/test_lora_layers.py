@@ -72,7 +72,7 @@ def test_pipeline_sets_the_targets_of_new_adapters_only(tmp_path, tiny_model):
         load_pipeline(_pipeline(tmp_path / "z", tiny_model, lora_top_layers=0))
 
 
-def test_the_cpu_quick_start_trains_its_top_ten_layers():
+def test_the_cpu_quick_start_trains_its_top_four_layers():
     cfg = load_pipeline(RECIPES / "pipeline.yaml")
     assert cfg.lora_top_layers == 4
     for model in ("llama3.1-8b", "qwen2-1.5b", "llama3.1-70b"):  # the paper's setting on the GPU pipelines
