@@ -61,3 +61,15 @@ def test_timestamp_texts_are_pandas_strings():
 def test_sorted_unique_is_np_unique():
     a = np.random.default_rng(0).integers(-50, 50, 1000)
     assert np.array_equal(sorted_unique(a), np.unique(a)) and len(sorted_unique(a[:0])) == 0
+
+
+def test_integer_hour_is_duckdbs_hour():
+    from behaviorlm_plugin.data.engine.sample import HOUR_SQL
+
+    rng = np.random.default_rng(0)
+    edges = np.array([-1, 0, 1, -999, -1000, -1001, 3600 * 10**12 - 1, 3600 * 10**12, -(3600 * 10**12) - 1])
+    ts = np.concatenate([rng.integers(-(3 * 10**18), 3 * 10**18, 20000), rng.integers(-(10**13), 10**13, 20000), edges])
+    con = duckdb.connect()
+    con.register("v", pd.DataFrame({"ts": ts.astype(np.int64)}))
+    want, got = con.execute(f"SELECT hour(make_timestamp(ts // 1000)), {HOUR_SQL} FROM v").fetchnumpy().values()
+    assert (want == got).all()
