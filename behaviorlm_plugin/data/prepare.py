@@ -25,6 +25,7 @@ from dataclasses import asdict, replace
 from pathlib import Path
 
 from behaviorlm_plugin.data import aux_data, store
+from behaviorlm_plugin.data.beside import beside
 from behaviorlm_plugin.data.dataset import DatasetError, DatasetStats
 from behaviorlm_plugin.data.dataset_stats import build_stats
 from behaviorlm_plugin.data.loaders import open_source
@@ -38,7 +39,7 @@ from behaviorlm_plugin.data.registry import (
     register_datasets,
     unregister_datasets,
 )
-from behaviorlm_plugin.data.sample_rows import SplitRows, conversation_lines, jsonl_text, render_splits
+from behaviorlm_plugin.data.sample_rows import SplitRows, conversation_lines, jsonl_text, mix_lines, render_splits
 from behaviorlm_plugin.data.windows import Windows, build_windows, write_features
 from behaviorlm_plugin.extras.constants import (
     ALL_SPLITS,
@@ -109,16 +110,23 @@ def build_aux(args: PrepareArguments, anchor_records: list[dict], tokenizer) -> 
 def write_dataset(
     base: Path, w: Windows, args: PrepareArguments, rows: dict[str, SplitRows], aux_kept: list[dict], mix: list[dict]
 ) -> None:
-    for split in FEATURE_SPLITS:
-        write_features(base / f"{split}{FEATURES_SUFFIX}", w.enc, w.chosen[split], args.history_len)
+    """Every file of the dataset: the behavior splits' JSONL in a second process (``data/beside.py``) while this
+    one writes the features and the ShareGPT files."""
     store.pause_point("writing")
-    texts = []
+    behavior = []
     for split in BEHAVIOR_SPLITS:
-        texts += [(f"{split}.jsonl", lambda s=split: rows[s].record_lines)]
-        texts += [(f"{split}.meta.jsonl", lambda s=split: rows[s].meta_lines)]
-    texts += [(f"{AUX_SPLIT}.jsonl", lambda: conversation_lines(aux_kept))]
-    texts += [(f"{MIX_SPLIT}.jsonl", lambda: conversation_lines(mix))]
-    _write_overlapped((base / name, lambda lines=lines: jsonl_text(lines())) for name, lines in texts)
+        behavior += [(f"{split}.jsonl", lambda s=split: rows[s].record_lines)]
+        behavior += [(f"{split}.meta.jsonl", lambda s=split: rows[s].meta_lines)]
+    conversations = [(f"{AUX_SPLIT}.jsonl", lambda: conversation_lines(aux_kept))]
+    conversations += [(f"{MIX_SPLIT}.jsonl", lambda: mix_lines(mix, rows["train_anchor"]))]
+
+    def files(texts):
+        return ((base / name, lambda lines=lines: jsonl_text(lines())) for name, lines in texts)
+
+    with beside(lambda: _write_overlapped(files(behavior)), f"writing the behavior splits to {base}"):
+        for split in FEATURE_SPLITS:
+            write_features(base / f"{split}{FEATURES_SUFFIX}", w.enc, w.chosen[split], args.history_len)
+        _write_overlapped(files(conversations))
 
 
 def _write_overlapped(files) -> None:

@@ -142,6 +142,49 @@ def conversation_lines(rows: list[dict]) -> list[str]:
     return [conversation_line(r, cache) for r in rows]
 
 
+def mix_lines(mix: list[dict], anchors: SplitRows) -> list[str]:
+    """``conversation_lines(mix)`` where the mix holds ``behavior_to_sharegpt`` rows of ``anchors``' records:
+    each such row's prompt, already encoded in its record line, is cut from there instead of encoded again."""
+    where = {id(r["instruction"]): i for i, r in enumerate(anchors.records)}
+    json_of: dict[str, str] = {}
+    out = []
+    for row in mix:
+        i = _anchor_of(row, where, anchors.records)
+        if i is None:
+            out.append(conversation_line(row, json_of))
+            continue
+        rec, line = anchors.records[i], anchors.record_lines[i]
+        label, system = rec["output"], rec["system"]
+        for text in (label, system):
+            if text not in json_of:
+                json_of[text] = ENCODE_STR(text)
+        start = len('{"id": ') + len(ENCODE_STR(rec["id"])) + len(', "instruction": ')
+        end = len(line) - len(', "input": "", "output": ' + json_of[label] + ', "system": ' + json_of[system] + "}")
+        out.append(
+            '{"conversations": [{"from": "human", "value": ' + line[start:end] + '}, {"from": "gpt", "value": '
+            + json_of[label] + '}], "system": ' + json_of[system] + "}"
+        )  # fmt: skip
+    return out
+
+
+def _anchor_of(row, where: dict[int, int], records: list[dict]) -> int | None:
+    """The index of the record ``row`` was made from by ``behavior_to_sharegpt`` (the very same strings, in its
+    layout), else None."""
+    if type(row) is not dict or tuple(row) != ("conversations", "system") or type(row["conversations"]) is not list:
+        return None
+    turns = row["conversations"]
+    if len(turns) != 2 or any(type(t) is not dict or tuple(t) != ("from", "value") for t in turns):
+        return None
+    i = where.get(id(turns[0]["value"]))
+    if i is None:
+        return None
+    rec = records[i]
+    same = turns[0]["value"] is rec["instruction"] and turns[1]["value"] is rec["output"]
+    if same and row["system"] is rec["system"] and (turns[0]["from"], turns[1]["from"]) == ("human", "gpt"):
+        return i
+    return None
+
+
 def jsonl_text(lines: list[str]) -> str:
     """A JSONL file's text from its lines (``atomic_write_jsonl``'s layout)."""
     return "\n".join(lines) + ("\n" if lines else "")

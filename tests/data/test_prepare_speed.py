@@ -73,3 +73,19 @@ def test_integer_hour_is_duckdbs_hour():
     con.register("v", pd.DataFrame({"ts": ts.astype(np.int64)}))
     want, got = con.execute(f"SELECT hour(make_timestamp(ts // 1000)), {HOUR_SQL} FROM v").fetchnumpy().values()
     assert (want == got).all()
+
+
+def test_mix_lines_are_json_dumps():
+    from behaviorlm_plugin.data.aux_data import build_atuning_mix
+    from behaviorlm_plugin.data.sample_rows import SplitRows, mix_lines
+
+    records = [
+        {"id": f"d-train_all-{i:06d}", "instruction": f'history "{i}"\n(Mon, 1, ä)\\', "input": "", "output": o}
+        | {"system": 'sys "x"\n'}
+        for i, o in enumerate(["Gaming", 'Cook "in"', "Lesen ä", "Gaming"])
+    ]
+    anchors = SplitRows(records, [], [json.dumps(r, ensure_ascii=False) for r in records], [])
+    aux = [{"conversations": [{"from": "human", "value": "q\t"}, {"from": "gpt", "value": "a"}], "system": "s"}]
+    aux += [{"conversations": [{"from": "human", "value": records[0]["instruction"]}], "system": "own layout"}]
+    mix, _ = build_atuning_mix(records, aux, aux_ratio=1.0, anchors=None, seed=3)
+    assert mix_lines(mix, anchors) == [json.dumps(r, ensure_ascii=False) for r in mix]
