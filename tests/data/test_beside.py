@@ -37,3 +37,28 @@ def test_a_failure_here_stops_the_second_process(tmp_path):
     with pytest.raises(ValueError, match="body failed"), beside(slow, "sleeping", fork=True):
         raise ValueError("body failed")
     assert not (tmp_path / "late").exists()
+
+
+@forks
+def test_the_scale_bench_counts_the_second_process_memory():
+    """benchmarks/bench_prepare.py's peak covers the forked writer too (the 4 GiB target is for both)."""
+    import importlib.util
+    import os
+    import time
+    from pathlib import Path
+
+    path = Path(__file__).parents[2] / "benchmarks" / "bench_prepare.py"
+    spec = importlib.util.spec_from_file_location("bench_prepare", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    alone = bench._rss_bytes(os.getpid())
+    memory = bench.TreeMemory(os.getpid(), every_s=0.02)
+
+    def hold():
+        block = bytearray(300 * 2**20)  # touched, so resident in the child only
+        time.sleep(0.5)
+        del block
+
+    with beside(hold, "holding memory", fork=True):
+        pass
+    assert memory.stop() > alone + 250 * 2**20
