@@ -107,26 +107,34 @@ def build_aux(args: PrepareArguments, anchor_records: list[dict], tokenizer) -> 
     return kept, mix, stats
 
 
+# What the forked writer writes (the largest texts; the rest, with the features and the A-Tuning mix, here):
+# the two halves then take about as long.
+FORKED_FILES = ("train_all.jsonl", "train_all.meta.jsonl", "train_anchor.jsonl")
+
+
 def write_dataset(
     base: Path, w: Windows, args: PrepareArguments, rows: dict[str, SplitRows], aux_kept: list[dict], mix: list[dict]
 ) -> None:
-    """Every file of the dataset: the behavior splits' JSONL in a second process (``data/beside.py``) while this
-    one writes the features and the ShareGPT files."""
+    """Every file of the dataset: the largest JSONL files in a second process (``data/beside.py``) while this
+    one writes the features and the other files."""
     store.pause_point("writing")
-    behavior = []
+    texts = []
     for split in BEHAVIOR_SPLITS:
-        behavior += [(f"{split}.jsonl", lambda s=split: rows[s].record_lines)]
-        behavior += [(f"{split}.meta.jsonl", lambda s=split: rows[s].meta_lines)]
-    conversations = [(f"{AUX_SPLIT}.jsonl", lambda: conversation_lines(aux_kept))]
-    conversations += [(f"{MIX_SPLIT}.jsonl", lambda: mix_lines(mix, rows["train_anchor"]))]
+        texts += [(f"{split}.jsonl", lambda s=split: rows[s].record_lines)]
+        texts += [(f"{split}.meta.jsonl", lambda s=split: rows[s].meta_lines)]
+    # The mix's lines before the fork: building them touches every anchor row, which after a fork would copy
+    # each touched page (copy-on-write) in this process.
+    aux_lines, mix_text_lines = conversation_lines(aux_kept), mix_lines(mix, rows["train_anchor"])
+    texts += [(f"{AUX_SPLIT}.jsonl", lambda: aux_lines), (f"{MIX_SPLIT}.jsonl", lambda: mix_text_lines)]
 
-    def files(texts):
-        return ((base / name, lambda lines=lines: jsonl_text(lines())) for name, lines in texts)
+    def files(forked: bool):
+        mine = [(name, lines) for name, lines in texts if (name in FORKED_FILES) == forked]
+        return ((base / name, lambda lines=lines: jsonl_text(lines())) for name, lines in mine)
 
-    with beside(lambda: _write_overlapped(files(behavior)), f"writing the behavior splits to {base}"):
+    with beside(lambda: _write_overlapped(files(True)), f"writing {', '.join(FORKED_FILES)} to {base}"):
         for split in FEATURE_SPLITS:
             write_features(base / f"{split}{FEATURES_SUFFIX}", w.enc, w.chosen[split], args.history_len)
-        _write_overlapped(files(conversations))
+        _write_overlapped(files(False))
 
 
 def _write_overlapped(files) -> None:
