@@ -89,3 +89,21 @@ def test_mix_lines_are_json_dumps():
     aux += [{"conversations": [{"from": "human", "value": records[0]["instruction"]}], "system": "own layout"}]
     mix, _ = build_atuning_mix(records, aux, aux_ratio=1.0, anchors=None, seed=3)
     assert mix_lines(mix, anchors) == [json.dumps(r, ensure_ascii=False) for r in mix]
+
+
+def test_event_texts_are_formatted_per_event():
+    from behaviorlm_plugin.data.samples import EncodedEvents
+
+    rng = np.random.default_rng(1)
+    n, places, behaviors = 5000, ("home", "work", "gym"), ("Gaming", "Reading", "Eating")
+    enc = EncodedEvents(
+        user=np.zeros(n, dtype=np.int64), behavior=rng.integers(0, 3, n), place=rng.integers(0, 3, n),
+        dow=rng.integers(0, 7, n), hour=rng.integers(0, 24, n), timestamp=np.zeros(n, dtype="datetime64[ns]"),
+        users=("u",), behaviors=behaviors, places=places,
+    )  # fmt: skip
+    used = np.sort(rng.choice(n, 3000, replace=False))
+    labels = (np.array(prompts.DAY_NAMES, dtype=object), np.array(places, dtype=object))
+    got = prompts._event_texts(enc, used, *labels, np.array(behaviors, dtype=object))
+    names = prompts.DAY_NAMES
+    want = [f"({names[enc.dow[i]]}, {enc.hour[i]}, {places[enc.place[i]]}, {behaviors[enc.behavior[i]]})" for i in used]
+    assert got[used].tolist() == want and all(v is None for v in np.delete(got, used))
