@@ -2,9 +2,12 @@
 
 Writes logs with the paper's shape (24,133 users, 37 behaviors, 60 days; long-tailed behaviors) to a
 temporary folder, runs ``behaviorlm prepare --events LOG --max-train-samples 200000`` on each in its own
-process, and records wall time, events/s, peak memory (the child's max RSS) and CPU time in
-``benchmarks/results/prepare_scale.json`` (atomic). The machine is shared: the load average before and
-after each run is recorded too, and CPU time is the figure that contention does not inflate.
+process, and records wall time, events/s, peak memory and CPU time in ``benchmarks/results/prepare_scale.json``
+(atomic). Peak memory is measured twice: the prepare process's max RSS, and the peak over prepare and the
+process it forks to write files, sampled every 0.1 s (``TreeMemory``: RSS while prepare is alone, summed PSS
+while the two run, so a page they share counts once): the figure the 4 GiB target is checked against.
+The machine is shared: the load average before and after each run is recorded too, and CPU time (the forked
+process's included) is the figure that contention does not inflate.
 
 Run: .venv/bin/python benchmarks/bench_prepare.py [--sizes 1e6,1e7,5e7] [--memory-limit 2GB] [--logs DIR]
 (``--logs DIR`` keeps the generated logs there and reuses them on the next run: a 50M log takes minutes to write.)
@@ -20,6 +23,7 @@ import platform
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -67,6 +71,57 @@ def write_log(path: Path, n_events: int, seed: int = 0, chunk: int = 2_000_000) 
     writer.close()
 
 
+def _pss_bytes(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as fh:
+            return next((int(line.split()[1]) * 1024 for line in fh if line.startswith("Pss:")), 0)
+    except OSError:  # gone, or not Linux
+        return 0
+
+
+def _children(pid: int) -> list[int]:
+    out = []
+    try:
+        for task in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{task}/children") as fh:
+                out += [int(x) for x in fh.read().split()]
+    except OSError:
+        pass
+    return out
+
+
+def _rss_bytes(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/status") as fh:
+            return next((int(line.split()[1]) * 1024 for line in fh if line.startswith("VmRSS:")), 0)
+    except OSError:
+        return 0
+
+
+class TreeMemory:
+    """Peak memory of a process and its children, sampled in a thread (Linux; 0 elsewhere): its RSS while it is
+    alone, the PSS summed over it and its children while it has some (a page they share counted once).  PSS only
+    then, because reading ``smaps_rollup`` walks every page table: a cost the cheap RSS does not have."""
+
+    def __init__(self, pid: int, every_s: float = 0.1) -> None:
+        self.pid, self.every_s, self.peak = pid, every_s, 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            kids = _children(self.pid)
+            now = sum(_pss_bytes(p) for p in [self.pid, *kids]) if kids else _rss_bytes(self.pid)
+            self.peak = max(self.peak, now)
+            self._stop.wait(self.every_s)
+
+    def stop(self) -> int:
+        self._stop.set()
+        self._thread.join()
+        return self.peak
+
+
 def run_prepare(log: Path, out: Path, memory_limit: str, train: int) -> dict:
     """One prepare in a fresh process; its own wall time, max RSS and CPU time (``os.wait4``)."""
     cmd = [
@@ -76,7 +131,9 @@ def run_prepare(log: Path, out: Path, memory_limit: str, train: int) -> dict:
     load_before = os.getloadavg()[0]
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    memory = TreeMemory(proc.pid)
     output = proc.stdout.read()
+    tree_peak = memory.stop()
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - t0
     if status != 0:
@@ -86,6 +143,7 @@ def run_prepare(log: Path, out: Path, memory_limit: str, train: int) -> dict:
         "wall_s": round(wall, 2),
         "cpu_s": round(usage.ru_utime + usage.ru_stime, 2),
         "peak_rss_gib": round(usage.ru_maxrss / 2**20, 3),
+        "peak_tree_pss_gib": round(tree_peak / 2**30, 3),
         "load_avg_before": round(load_before, 2),
         "load_avg_after": round(os.getloadavg()[0], 2),
         "train_samples": stats["splits"]["samples_written"]["train_all"],
@@ -119,7 +177,7 @@ def main() -> None:
             rows.append(result)
             print(
                 f"[bench] {size:>11,} events  {result['wall_s']:7.1f} s wall  {result['cpu_s']:7.1f} s cpu  "
-                f"{result['events_per_s']:>10,} ev/s  peak {result['peak_rss_gib']:.2f} GiB  "
+                f"{result['events_per_s']:>10,} ev/s  peak {result['peak_tree_pss_gib']:.2f} GiB (all processes)  "
                 f"(load {result['load_avg_before']} -> {result['load_avg_after']})",
                 flush=True,
             )
@@ -131,7 +189,7 @@ def main() -> None:
             "benchmark": "behaviorlm prepare on Parquet logs of the paper's shape, each in a fresh process",
             "shape": {"users": USERS, "behaviors": BEHAVIORS, "days": DAYS, "train_samples": a.train_samples},
             "engine_memory_limit": a.memory_limit,
-            "targets": {"events": 50_000_000, "wall_s": 60, "peak_rss_gib": 4},
+            "targets": {"events": 50_000_000, "wall_s": 60, "peak_tree_pss_gib": 4},
             "runs": rows,
             "contention": "shared 2-core machine: wall time includes others' load (load_avg_*); cpu_s does not",
             "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "python": platform.python_version()},

@@ -25,6 +25,7 @@ from dataclasses import asdict, replace
 from pathlib import Path
 
 from behaviorlm_plugin.data import aux_data, store
+from behaviorlm_plugin.data.beside import beside
 from behaviorlm_plugin.data.dataset import DatasetError, DatasetStats
 from behaviorlm_plugin.data.dataset_stats import build_stats
 from behaviorlm_plugin.data.loaders import open_source
@@ -38,7 +39,7 @@ from behaviorlm_plugin.data.registry import (
     register_datasets,
     unregister_datasets,
 )
-from behaviorlm_plugin.data.sample_rows import SplitRows, conversation_lines, jsonl_text, render_splits
+from behaviorlm_plugin.data.sample_rows import SplitRows, conversation_lines, jsonl_text, mix_lines, render_splits
 from behaviorlm_plugin.data.windows import Windows, build_windows, write_features
 from behaviorlm_plugin.extras.constants import (
     ALL_SPLITS,
@@ -106,19 +107,34 @@ def build_aux(args: PrepareArguments, anchor_records: list[dict], tokenizer) -> 
     return kept, mix, stats
 
 
+# What the forked writer writes (the largest texts; the rest, with the features and the A-Tuning mix, here):
+# the two halves then take about as long.
+FORKED_FILES = ("train_all.jsonl", "train_all.meta.jsonl", "train_anchor.jsonl")
+
+
 def write_dataset(
     base: Path, w: Windows, args: PrepareArguments, rows: dict[str, SplitRows], aux_kept: list[dict], mix: list[dict]
 ) -> None:
-    for split in FEATURE_SPLITS:
-        write_features(base / f"{split}{FEATURES_SUFFIX}", w.enc, w.chosen[split], args.history_len)
+    """Every file of the dataset: the largest JSONL files in a second process (``data/beside.py``) while this
+    one writes the features and the other files."""
     store.pause_point("writing")
     texts = []
     for split in BEHAVIOR_SPLITS:
         texts += [(f"{split}.jsonl", lambda s=split: rows[s].record_lines)]
         texts += [(f"{split}.meta.jsonl", lambda s=split: rows[s].meta_lines)]
-    texts += [(f"{AUX_SPLIT}.jsonl", lambda: conversation_lines(aux_kept))]
-    texts += [(f"{MIX_SPLIT}.jsonl", lambda: conversation_lines(mix))]
-    _write_overlapped((base / name, lambda lines=lines: jsonl_text(lines())) for name, lines in texts)
+    # The mix's lines before the fork: building them touches every anchor row, which after a fork would copy
+    # each touched page (copy-on-write) in this process.
+    aux_lines, mix_text_lines = conversation_lines(aux_kept), mix_lines(mix, rows["train_anchor"])
+    texts += [(f"{AUX_SPLIT}.jsonl", lambda: aux_lines), (f"{MIX_SPLIT}.jsonl", lambda: mix_text_lines)]
+
+    def files(forked: bool):
+        mine = [(name, lines) for name, lines in texts if (name in FORKED_FILES) == forked]
+        return ((base / name, lambda lines=lines: jsonl_text(lines())) for name, lines in mine)
+
+    with beside(lambda: _write_overlapped(files(True)), f"writing {', '.join(FORKED_FILES)} to {base}"):
+        for split in FEATURE_SPLITS:
+            write_features(base / f"{split}{FEATURES_SUFFIX}", w.enc, w.chosen[split], args.history_len)
+        _write_overlapped(files(False))
 
 
 def _write_overlapped(files) -> None:

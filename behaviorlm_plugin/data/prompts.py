@@ -143,19 +143,22 @@ class PromptOptions:
 
 
 def _event_texts(enc: EncodedEvents, used: np.ndarray, days, places, behaviors) -> np.ndarray:
-    """``(Fri, 16, home, Exercising)`` of the events ``used`` (an object array over all events)."""
+    """``(Fri, 16, home, Exercising)`` of the events ``used`` (an object array over all events).
+
+    Each distinct (day, hour, place, behavior) is formatted once and shared: the windows of a large log hold
+    millions of events but at most 7 x 24 x places x behaviors combinations."""
     out = np.empty(len(enc), dtype=object)
-    out[used] = (
-        "("
-        + days[enc.dow[used]]
-        + ", "
-        + enc.hour[used].astype(str).astype(object)
-        + ", "
-        + places[enc.place[used]]
-        + ", "
-        + behaviors[enc.behavior[used]]
-        + ")"
-    )
+    if len(used) == 0:
+        return out
+    dow, hour, place, behavior = (a[used].astype(np.int64) for a in (enc.dow, enc.hour, enc.place, enc.behavior))
+    n_hour, n_place, n_behavior = int(hour.max()) + 1, len(places), len(behaviors)
+    code = ((dow * n_hour + hour) * n_place + place) * n_behavior + behavior
+    combos = sorted_unique(code)
+    b, rest = combos % n_behavior, combos // n_behavior
+    p, rest = rest % n_place, rest // n_place
+    h, d = rest % n_hour, rest // n_hour
+    texts = "(" + days[d] + ", " + h.astype(str).astype(object) + ", " + places[p] + ", " + behaviors[b] + ")"
+    out[used] = texts[np.searchsorted(combos, code)]
     return out
 
 

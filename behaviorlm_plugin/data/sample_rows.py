@@ -142,6 +142,56 @@ def conversation_lines(rows: list[dict]) -> list[str]:
     return [conversation_line(r, cache) for r in rows]
 
 
+def mix_lines(mix: list[dict], anchors: SplitRows) -> list[str]:
+    """``conversation_lines(mix)`` where the mix holds ``behavior_to_sharegpt`` rows of ``anchors``' records:
+    each such row's prompt, already encoded in its record line, is cut from there instead of encoded again."""
+    where = {id(r["instruction"]): i for i, r in enumerate(anchors.records)}
+    json_of: dict[str, str] = {}
+    line_of: dict[int, str] = {}  # the aux rows repeat the same few hundred dicts: each encoded once
+    tails: dict[tuple[str, str], tuple[str, int]] = {}  # (label, system) -> (the mix line's end, record tail length)
+    head, out = '{"conversations": [{"from": "human", "value": ', []
+    for row in mix:
+        i = _anchor_of(row, where, anchors.records)
+        if i is None:
+            line = line_of.get(id(row))
+            if line is None:
+                line = line_of[id(row)] = conversation_line(row, json_of)
+            out.append(line)
+            continue
+        rec, line = anchors.records[i], anchors.record_lines[i]
+        tail = tails.get((rec["output"], rec["system"]))
+        if tail is None:
+            label, system = ENCODE_STR(rec["output"]), ENCODE_STR(rec["system"])
+            cut = len(', "input": "", "output": ' + label + ', "system": ' + system + "}")
+            tail = tails[rec["output"], rec["system"]] = (
+                '}, {"from": "gpt", "value": ' + label + '}], "system": ' + system + "}",
+                cut,
+            )
+        start = 24 + len(ENCODE_STR(rec["id"]))  # len('{"id": ') + the id + len(', "instruction": ')
+        out.append("".join((head, line[start : len(line) - tail[1]], tail[0])))
+    return out
+
+
+LAYOUT, TURN = ("conversations", "system"), ("from", "value")
+
+
+def _anchor_of(row, where: dict[int, int], records: list[dict]) -> int | None:
+    """The index of the record ``row`` was made from by ``behavior_to_sharegpt`` (the very same strings, in its
+    layout), else None."""
+    if type(row) is not dict or tuple(row) != LAYOUT or type(turns := row["conversations"]) is not list:
+        return None
+    if len(turns) != 2 or type(human := turns[0]) is not dict or type(gpt := turns[1]) is not dict:
+        return None
+    if tuple(human) != TURN or tuple(gpt) != TURN or human["from"] != "human" or gpt["from"] != "gpt":
+        return None
+    i = where.get(id(human["value"]))
+    if i is None:
+        return None
+    rec = records[i]
+    same = human["value"] is rec["instruction"] and gpt["value"] is rec["output"] and row["system"] is rec["system"]
+    return i if same else None
+
+
 def jsonl_text(lines: list[str]) -> str:
     """A JSONL file's text from its lines (``atomic_write_jsonl``'s layout)."""
     return "\n".join(lines) + ("\n" if lines else "")

@@ -242,3 +242,24 @@ def test_prepare_with_the_time_split_records_it(tmp_path):
     assert stats["splits"]["by"] == "time" and stats["arguments"]["time_split"] == "3d,3d"
     assert all(n > 0 for n in stats["splits"]["windows_available"].values())
     assert stats["splits"]["user_overlap"]["train_test"] > 0  # the same users, later in time
+
+
+def test_the_ordered_log_carries_an_order_key_only_where_it_differs_from_local_time(tmp_path):
+    df = events_frame(users=3, per_user=12)
+    write(df, tmp_path / "ev.parquet")
+    table = load_event_table(tmp_path / "ev.parquet")
+    try:  # native times: ordered by the local time itself, no second 8-byte column through the sort
+        assert table.order_key == "ts" and "ord" not in [c[0] for c in table.con.execute("DESCRIBE ev").fetchall()]
+    finally:
+        table.close()
+    travel = df.assign(timestamp=df["timestamp"].dt.strftime("%Y-%m-%d %H:%M:%S") + "+02:00")
+    travel.loc[travel.index[::3], "timestamp"] = df["timestamp"].dt.strftime("%Y-%m-%d %H:%M:%S") + "-05:00"
+    write(travel, tmp_path / "travel.csv")
+    table = load_event_table(tmp_path / "travel.csv")
+    try:  # offsets: ordered by the instant, which is not the local time
+        assert table.order_key == "ord"
+        got = table.to_frame()
+    finally:
+        table.close()
+    want, _ = load_events(tmp_path / "travel.csv")
+    pd.testing.assert_frame_equal(got, want.astype({"timestamp": "datetime64[ns]"}), check_dtype=False)

@@ -1,9 +1,10 @@
 """Duplicates, too-short users and per-user order: the validated log as an :class:`EventTable`.
 
-``ev(u, pos, ts, p, b)`` holds every kept event with its position in its user's history (ordered by
-``ord``, then source row, as the pandas path's stable sort did).  Codes in ``ev`` are the validation
-codes; :attr:`EventTable.remap` turns them into the final ones (labels of the kept events, sorted), which
-is what the pandas path's ``encode_events`` gave.
+``ev(u, pos, ts, p, b, row, tie)`` holds every kept event with its position in its user's history (ordered
+by the order key, then source row, as the pandas path's stable sort did); the order key is ``ts`` itself
+unless it differs from the local time (text timestamps with offsets), when ``ev`` carries it as ``ord``.
+Codes in ``ev`` are the validation codes; :attr:`EventTable.remap` turns them into the final ones (labels
+of the kept events, sorted), which is what the pandas path's ``encode_events`` gave.
 """
 
 from __future__ import annotations
@@ -21,7 +22,10 @@ from behaviorlm_plugin.data.engine.validate import build_clean, warn_far_times
 from behaviorlm_plugin.data.events import EVENT_COLUMNS, BehaviorDataError, EventStats
 from behaviorlm_plugin.data.samples import sorted_unique
 
-POSITIONS = "row_number() OVER (PARTITION BY u ORDER BY ord, row) - 1"
+
+def int_type(n: int) -> str:
+    """The narrowest SQL integer type that holds 0 .. n (a narrower ``ev`` is a cheaper sort and spill)."""
+    return "SMALLINT" if n < 2**15 else "INTEGER" if n < 2**31 else "BIGINT"
 
 
 @dataclass
@@ -36,6 +40,7 @@ class EventTable:
     user_events: np.ndarray  # events per kept user, by final user code
     user_code: np.ndarray  # the validation code of each kept user (final code order)
     behavior_code_events: np.ndarray  # kept events per behavior, by validation code
+    order_key: str = "ts"  # the column of ``ev`` events are ordered by: ``ts`` or ``ord``
     timings: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -71,13 +76,16 @@ class EventTable:
         )
 
 
-def _order(con) -> None:
-    """``ev``: the one window pass over the log, numbering each user's events by (time, source row) and
-    flagging runs of equal order keys (where duplicates can sit)."""
+def _order(con, key: str, vocab: dict, rows: int) -> None:
+    """``ev``: the one window pass over the log, numbering each user's events by (order key, source row) and
+    flagging runs of equal order keys (where duplicates can sit).  Only the columns later steps read, in the
+    narrowest types that hold them: this is the sort that spills at 50M events."""
+    p, b = int_type(len(vocab["place"])), int_type(len(vocab["behavior"]))
     con.execute(
-        f"CREATE OR REPLACE TABLE ev AS SELECT u, {POSITIONS} AS pos, ts, ord, p, b, row, "
-        "(ord = lag(ord) OVER w OR ord = lead(ord) OVER w) AS tie FROM clean "
-        "WINDOW w AS (PARTITION BY u ORDER BY ord, row)"
+        f"CREATE OR REPLACE TABLE ev AS SELECT u, (row_number() OVER w - 1)::INTEGER AS pos, ts, "
+        f"{'ord, ' if key == 'ord' else ''}p::{p} AS p, b::{b} AS b, row::{int_type(rows)} AS row, "
+        f"({key} = lag({key}) OVER w OR {key} = lead({key}) OVER w) AS tie FROM clean "
+        f"WINDOW w AS (PARTITION BY u ORDER BY {key}, row)"
     )
 
 
@@ -126,7 +134,9 @@ def _keep_users(con, source: str, stats: EventStats, min_events: int) -> tuple[n
     return codes[~few], counts[~few], not few.any()
 
 
-def _finish(db: Database, source: str, stats: EventStats, vocab: dict, min_events: int, count: bool) -> EventTable:
+def _finish(
+    db: Database, source: str, stats: EventStats, vocab: dict, min_events: int, count: bool, order_key: str = "ts"
+) -> EventTable:
     con = db.con
     user_code, user_events, every = _keep_users(con, source, stats if count else EventStats(source), min_events)
     if count:
@@ -146,7 +156,7 @@ def _finish(db: Database, source: str, stats: EventStats, vocab: dict, min_event
         remap[col][present] = np.arange(len(present))
         labels[col] = tuple(vocab[col][c] for c in present)
     by_code = np.bincount(pairs["b"].astype(np.int64), weights=pairs["n"], minlength=len(vocab["behavior"]))
-    return EventTable(db, source, stats, labels, remap, user_events, user_code, by_code.astype(np.int64))
+    return EventTable(db, source, stats, labels, remap, user_events, user_code, by_code.astype(np.int64), order_key)
 
 
 def load_event_table(
@@ -173,13 +183,13 @@ def load_event_table(
         stats = EventStats(source=source.name, rows_in=con.execute("SELECT count(*) FROM raw").fetchall()[0][0])
         say(f"[prepare] 2/4 validating {stats.rows_in:,} events ({time.perf_counter() - t0:.1f}s)")
         times = {"timestamp_format": timestamp_format, "timestamp_unit": timestamp_unit, "timezone": timezone}
-        vocab = build_clean(con, source, times, db.settings.chunk_rows)
+        vocab, key = build_clean(con, source, times, db.settings.chunk_rows)
         say(f"[prepare] 3/4 de-duplicating and ordering by user and time ({time.perf_counter() - t0:.1f}s)")
-        _order(con)
+        _order(con, key, vocab, stats.rows_in)
         warn_far_times(con, source, stats.extra)
-        same_clock = con.execute("SELECT count(*) = 0 FROM ev WHERE ts <> ord").fetchall()[0][0]
+        same_clock = key == "ts" or con.execute("SELECT count(*) = 0 FROM ev WHERE ts <> ord").fetchall()[0][0]
         _drop_duplicates(con, source, stats, drop_duplicates, same_clock)
-        table = _finish(db, source.name, stats, vocab, min_events_per_user, True)
+        table = _finish(db, source.name, stats, vocab, min_events_per_user, True, key)
         table.timings["engine_load_s"] = time.perf_counter() - t0
         return table
     except BaseException:
@@ -196,8 +206,8 @@ def table_from_frame(df: pd.DataFrame, stats: EventStats, settings: EngineSettin
         con = db.con
         con.register("frame_in", frame)
         con.execute(
-            "CREATE OR REPLACE TABLE ev AS SELECT u, (row_number() OVER (PARTITION BY u ORDER BY row) - 1) AS pos, "
-            "ts, ts AS ord, p, b, row, false AS tie FROM frame_in"
+            "CREATE OR REPLACE TABLE ev AS SELECT u, (row_number() OVER (PARTITION BY u ORDER BY row) - 1)::INTEGER "
+            "AS pos, ts, p, b, row, false AS tie FROM frame_in"
         )
         con.unregister("frame_in")
         table = _finish(db, stats.source, stats, vocab, 1, False)

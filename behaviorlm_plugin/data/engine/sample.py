@@ -18,6 +18,10 @@ from behaviorlm_plugin.data.engine.order import EventTable
 from behaviorlm_plugin.data.samples import EncodedEvents, sorted_unique
 
 NS_PER_DAY = 86400 * 10**9
+US_PER_DAY, US_PER_HOUR = 86400 * 10**6, 3600 * 10**6
+# ``hour(make_timestamp(ts // 1000))`` in integer arithmetic (a third of the counting query's time at 50M
+# events); DuckDB's ``//`` and ``%`` truncate towards zero, hence the + a day (tests/data/test_prepare_speed.py).
+HOUR_SQL = f"(((ts // 1000) % {US_PER_DAY} + {US_PER_DAY}) % {US_PER_DAY} // {US_PER_HOUR})"
 
 
 @dataclass(frozen=True)
@@ -83,10 +87,11 @@ def time_segments(table: EventTable, spec: str, history_len: int) -> dict[int, S
     else:
         cut_test = f"last - CAST({test} * (last - first) AS BIGINT)"
         cut_val = f"last - CAST({val + test} * (last - first) AS BIGINT)"
+    key = table.order_key
     rows = table.con.execute(
-        f"WITH span AS (SELECT u, min(ord) AS first, max(ord) AS last, count(*) AS n FROM ev GROUP BY u), "
-        f"cuts AS (SELECT s.u, s.n, coalesce(min(e.pos) FILTER (WHERE e.ord > {cut_val}), s.n) AS v, "
-        f"coalesce(min(e.pos) FILTER (WHERE e.ord > {cut_test}), s.n) AS t FROM span s JOIN ev e ON e.u = s.u "
+        f"WITH span AS (SELECT u, min({key}) AS first, max({key}) AS last, count(*) AS n FROM ev GROUP BY u), "
+        f"cuts AS (SELECT s.u, s.n, coalesce(min(e.pos) FILTER (WHERE e.{key} > {cut_val}), s.n) AS v, "
+        f"coalesce(min(e.pos) FILTER (WHERE e.{key} > {cut_test}), s.n) AS t FROM span s JOIN ev e ON e.u = s.u "
         "GROUP BY s.u, s.n, s.first, s.last) SELECT k.code AS user, c.v, c.t, c.n FROM cuts c "
         "JOIN kept k ON k.u = c.u ORDER BY k.code"
     ).fetchnumpy()
@@ -118,9 +123,7 @@ def register_segments(table: EventTable, segments: dict[int, Segments]) -> None:
 
 def target_counts(table: EventTable) -> pd.DataFrame:
     """Targets per (split, behavior, hour, place), final codes: categories, balanced pools, the baseline."""
-    df = table.con.execute(
-        "SELECT split, b, hour(make_timestamp(ts // 1000)) AS hour, p, count(*) AS n FROM targets GROUP BY ALL"
-    ).fetchdf()
+    df = table.con.execute(f"SELECT split, b, {HOUR_SQL} AS hour, p, count(*) AS n FROM targets GROUP BY ALL").fetchdf()
     df["b"] = table.remap["behavior"][df["b"].to_numpy()]
     df["p"] = table.remap["place"][df["p"].to_numpy()]
     return df

@@ -138,19 +138,24 @@ def time_columns(con, source: Source, args: dict, chunk_rows: int) -> tuple[str,
 
 def exact_quantiles(con, table: str, column: str, qs: tuple[float, ...], n: int) -> list[float]:
     """``quantile_cont(column, q)`` of each q, exactly as DuckDB computes it, without sorting the column:
-    a per-day histogram finds the day holding each needed order statistic, and only that day is sorted."""
+    a per-day histogram finds the day holding each needed order statistic, and only those days' values are
+    fetched (in one scan) and sorted."""
     day = f"floor({column}::DOUBLE / {NS_PER_DAY})"  # monotonic in the value, so days keep the order
     hist = con.execute(f"SELECT {day} AS d, count(*) AS c FROM {table} GROUP BY d ORDER BY d").fetchnumpy()
     days, ends = hist["d"], np.cumsum(hist["c"].astype(np.int64))
+    # DuckDB's interpolation: RN = (n - 1) q, lo + (hi - lo) (RN - floor RN)
+    ranks = {r for q in qs for r in (math.floor((n - 1) * q), math.ceil((n - 1) * q))}
+    where = {r: int(np.searchsorted(ends, r, side="right")) for r in ranks}  # rank -> its day's index
+    wanted = ", ".join(repr(float(days[i])) for i in sorted(set(where.values())))
+    got = con.execute(f"SELECT {day} AS d, {column} AS v FROM {table} WHERE {day} IN ({wanted})").fetchnumpy()
+    values = {d: np.sort(got["v"][got["d"] == d]) for d in np.unique(got["d"])}
 
     def nth(rank: int) -> float:  # the rank-th smallest value (0-based)
-        i = int(np.searchsorted(ends, rank, side="right"))
-        offset = rank - int(ends[i] - hist["c"][i])
-        sql = f"SELECT {column} FROM {table} WHERE {day} = {float(days[i])!r} ORDER BY {column} LIMIT 1 OFFSET {offset}"
-        return float(con.execute(sql).fetchall()[0][0])
+        i = where[rank]
+        return float(values[days[i]][rank - int(ends[i] - hist["c"][i])])
 
     out = []
-    for q in qs:  # DuckDB's interpolation: RN = (n - 1) q, lo + (hi - lo) (RN - floor RN)
+    for q in qs:
         rn = (n - 1) * q
         lo = nth(math.floor(rn))
         out.append(lo if math.ceil(rn) == math.floor(rn) else lo + (nth(math.ceil(rn)) - lo) * (rn - math.floor(rn)))
@@ -228,8 +233,9 @@ def label_codes(con, source: Source, col: str) -> tuple[str, ...]:
     return labels
 
 
-def build_clean(con, source: Source, args: dict, chunk_rows: int) -> dict[str, tuple[str, ...]]:
-    """The view ``clean(u, ts, ord, p, b, row)``: every event checked and coded; returns the vocabularies.
+def build_clean(con, source: Source, args: dict, chunk_rows: int) -> tuple[dict[str, tuple[str, ...]], str]:
+    """The view ``clean(u, ts, ord, p, b, row)``: every event checked and coded; returns the vocabularies and
+    the column events are ordered by (``ts`` when the order key is the local time itself, else ``ord``).
 
     A view, not a table: the one window pass that orders the log reads it once (a 50M-row table less to
     write and read back)."""
@@ -243,7 +249,7 @@ def build_clean(con, source: Source, args: dict, chunk_rows: int) -> dict[str, t
         "JOIN voc_user_id vu ON r.user_id = vu.v JOIN voc_place vp ON r.place = vp.v "
         "JOIN voc_behavior vb ON r.behavior = vb.v"
     )
-    return vocab
+    return vocab, ("ts" if ord_sql == ts_sql else "ord")
 
 
 __all__ = ["EPOCH_RANGES", "build_clean", "exact_quantiles", "label_codes", "time_columns", "warn_far_times"]
