@@ -6,6 +6,7 @@ import os
 import re
 import shutil
 import tempfile
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,6 +51,9 @@ class Database:
 
         self.settings = settings or EngineSettings()
         self.folder = Path(tempfile.mkdtemp(prefix="behaviorlm-engine-", dir=self.settings.temp_dir))
+        # The spill folder goes with the object even if no one calls close() (a table dropped on an error
+        # path, a test): at garbage collection, or at the latest when the interpreter exits.
+        self._remove_folder = weakref.finalize(self, shutil.rmtree, str(self.folder), True)
         self.con = duckdb.connect(":memory:")
         self.con.execute(f"SET memory_limit = '{self.settings.memory_limit}'")
         self.con.execute(f"SET temp_directory = '{self.folder / 'spill'}'")
@@ -61,7 +65,7 @@ class Database:
         try:
             self.con.close()
         finally:
-            shutil.rmtree(self.folder, ignore_errors=True)
+            self._remove_folder()
 
     def __enter__(self) -> Database:
         return self
