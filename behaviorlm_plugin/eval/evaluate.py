@@ -214,14 +214,16 @@ class _Job:
         scorer is written and evaluated into ``dirs[v]``."""
         ev = self.evaluation
         results: list[dict] = [{} for _ in dirs]
+        val_rows: list[list[dict] | None] = [None for _ in dirs]  # each variant's val rows, for the rule's auto
         for split in sorted(ev.splits, key=lambda s: s != "val"):
             outs = [d / split / "preds.jsonl" for d in dirs]
             predict(self.args(split, outs[0]), scorer=scorer, base_out=outs[1] if len(outs) > 1 else None)
-            for d, out, res in zip(dirs, outs, results, strict=True):
-                val = d / "val" / "preds.jsonl"
+            for v, (d, out, res) in enumerate(zip(dirs, outs, results, strict=True)):
+                if split == "val":
+                    val_rows[v] = read_jsonl(out)
                 rule = {
                     "setting": ev.prior_correction,
-                    "val_preds": read_jsonl(val) if "val" in res or split == "val" else None,
+                    "val_preds": val_rows[v],
                     "head_floor": ev.head_floor,
                     "grid": ev.alpha_grid,
                 }

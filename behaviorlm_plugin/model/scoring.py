@@ -72,6 +72,18 @@ class ScoringConfig:
         if self.dtype not in ("auto", "float32", "bfloat16", "float16"):
             raise ValueError(f"dtype must be auto, float32, bfloat16 or float16, got {self.dtype!r}")
 
+    @property
+    def torch_dtype(self):
+        """``dtype`` as ``from_pretrained`` takes it."""
+        return self.dtype if self.dtype == "auto" else getattr(torch, self.dtype)
+
+    def fold(self, peft_model):
+        """``peft_model`` with its adapter merged into the weights where ``merge_adapter`` says so."""
+        merge = self.merge_adapter
+        if merge == "always" or (merge == "auto" and next(peft_model.parameters()).dtype == torch.float32):
+            return peft_model.merge_and_unload()
+        return peft_model
+
 
 @dataclass
 class Prediction:
@@ -134,17 +146,13 @@ class CandidateScorer:
         check_model_path(str(model_path))  # both before loading anything: no minutes lost on a typo
         check_adapter_path(None if adapter_path is None else str(adapter_path))
         config = ScoringConfig(**cfg)
-        dtype = config.dtype if config.dtype == "auto" else getattr(torch, config.dtype)
         tokenizer = AutoTokenizer.from_pretrained(str(model_path))
-        model = AutoModelForCausalLM.from_pretrained(str(model_path), dtype=dtype)
+        model = AutoModelForCausalLM.from_pretrained(str(model_path), dtype=config.torch_dtype)
         model.to(resolve_device(config.device))
         if adapter_path is not None:
             from peft import PeftModel
 
-            model = PeftModel.from_pretrained(model, str(adapter_path))
-            merge = config.merge_adapter
-            if merge == "always" or (merge == "auto" and next(model.parameters()).dtype == torch.float32):
-                model = model.merge_and_unload()
+            model = config.fold(PeftModel.from_pretrained(model, str(adapter_path)))
         return cls(model, tokenizer, config)
 
     # ------------------------------------------------------------------ tokenization

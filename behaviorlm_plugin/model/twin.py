@@ -3,10 +3,11 @@
 An evaluation puts the tuned model beside the zero-shot base model on the same samples. When the adapter
 only touches decoder layers ``split`` and above (the CPU recipe tunes the top 4 of 30), everything below
 ``split`` -- embeddings, layers, their KV cache -- is the same in both models. :class:`TwinModel` runs it
-once: the base model's own forward computes all layers (that is the zero-shot result) while a pre-hook on
-layer ``split`` keeps the hidden states and the exact keyword arguments that layer gets (mask, rotary
-embeddings, cache positions); the tuned copies of layers ``split``.. then run from those, with a cache of
-their own, followed by the shared final norm and LM head. The cost is ``L + (L - split)`` layers instead
+once: the base model's own forward computes all layers (that is the zero-shot result) while pre-hooks on
+layers ``split``.. keep the hidden states entering layer ``split`` and the exact arguments each of those layers
+gets (its mask, which differs for sliding-window layers, rotary embeddings, cache positions); the tuned copies
+of layers ``split``.. then run from those, each with its own base layer's arguments and a cache of their own,
+followed by the shared final norm and LM head. The cost is ``L + (L - split)`` layers instead
 of ``2 L``.
 
 The output stacks the two models along the batch: rows ``[0, B)`` are the tuned model, ``[B, 2B)`` the
@@ -23,6 +24,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
+
+from behaviorlm_plugin.model.scoring import ScoringConfig, resolve_device
 
 VARIANTS = ("tuned", "base")
 _LAYER = re.compile(r"(?:^|\.)layers\.(\d+)\.")
@@ -126,11 +129,11 @@ def adapter_split(adapter_path: str) -> int | None:
     return split or None
 
 
-def load_twin(model_path: str, adapter_path: str, *, dtype, device, merge: str) -> TwinModel | None:
+def load_twin(model_path: str, adapter_path: str, config: ScoringConfig) -> TwinModel | None:
     """The base model at ``model_path`` and, in a second branch, its layers tuned by ``adapter_path``; ``None``
     where they share nothing (:func:`adapter_split`) or the model has no ``model.layers``.
 
-    ``merge`` is :class:`~behaviorlm_plugin.model.scoring.ScoringConfig`'s ``merge_adapter``. A second copy of
+    ``config`` gives the dtype, the device and whether the adapter is folded into the weights. A second copy of
     the model is loaded to apply the adapter; only its tuned layers are kept.
     """
     from peft import PeftModel
@@ -139,15 +142,14 @@ def load_twin(model_path: str, adapter_path: str, *, dtype, device, merge: str) 
     split = adapter_split(adapter_path)
     if split is None:
         return None
+    dtype, device = config.torch_dtype, resolve_device(config.device)
     base = AutoModelForCausalLM.from_pretrained(model_path, dtype=dtype).to(device)
     inner = getattr(base, "model", None)
     if not all(hasattr(x, a) for x, a in ((inner, "layers"), (inner, "norm"), (base, "lm_head"))):
         return None
     tuned = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(model_path, dtype=dtype), adapter_path)
-    if merge == "always" or (merge == "auto" and next(tuned.parameters()).dtype == torch.float32):
-        layers = tuned.merge_and_unload().model.layers
-    else:
-        layers = tuned.base_model.model.model.layers
+    folded = config.fold(tuned)
+    layers = folded.model.layers if folded is not tuned else tuned.base_model.model.model.layers
     return TwinModel(base, torch.nn.ModuleList(list(layers)[split:]).to(device), split)
 
 
@@ -157,14 +159,12 @@ def twin_scorer(model_path: str, adapter_path: str, **cfg):
     from transformers import AutoTokenizer
 
     from behaviorlm_plugin.model.paths import check_adapter_path, check_model_path
-    from behaviorlm_plugin.model.scoring import CandidateScorer, ScoringConfig, resolve_device
+    from behaviorlm_plugin.model.scoring import CandidateScorer
 
     check_model_path(str(model_path))
     check_adapter_path(str(adapter_path))
     config = ScoringConfig(**cfg)
-    dtype = config.dtype if config.dtype == "auto" else getattr(torch, config.dtype)
-    device = resolve_device(config.device)
-    twin = load_twin(str(model_path), str(adapter_path), dtype=dtype, device=device, merge=config.merge_adapter)
+    twin = load_twin(str(model_path), str(adapter_path), config)
     if twin is None:
         return None
     return CandidateScorer(twin, AutoTokenizer.from_pretrained(str(model_path)), config)
