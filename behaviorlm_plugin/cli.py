@@ -132,8 +132,7 @@ def cmd_evaluate(argv: list[str]) -> int:
         preds = pa.out
     name = a.name or (Path(a.adapter or a.model).name if a.model else Path(preds).stem)
     val = read_jsonl(a.val_preds) if a.val_preds else None
-    rule = {"setting": a.prior_correction, "val_preds": val, "head_floor": a.head_floor}
-    m = evaluate_file(preds, stats, a.out_dir, name=name, rule=rule)
+    m = evaluate_file(preds, stats, a.out_dir, name=name, prior_correction=a.prior_correction, val_preds=val)
     print(summary_text(m, name) + (f"  (prior correction alpha = {m['alpha']:g})" if m.get("alpha") else ""))
     print(f"wrote {Path(a.out_dir) / 'metrics.json'}, per_behavior_accuracy.png, confusion.png")
     return 0
@@ -171,7 +170,7 @@ def cmd_select(argv: list[str]) -> int:
 
 def cmd_run(argv: list[str]) -> int:
     from behaviorlm_plugin.hparams.pipeline_args import PipelineConfig
-    from behaviorlm_plugin.runs.pipeline import STAGES, PipelineRunner
+    from behaviorlm_plugin.runs.pipeline import STAGES, PipelineRunner, check_pipeline
 
     def extra(p: argparse.ArgumentParser) -> None:
         p.add_argument("--until", default=None, choices=STAGES, help="Stop after this stage")
@@ -179,6 +178,7 @@ def cmd_run(argv: list[str]) -> int:
     cfg, ns = parse_cli(
         PipelineConfig, argv, prog="behaviorlm run", description="The progressive pipeline.", extra=extra
     )
+    check_pipeline(cfg, ns.config or "arguments")
     manifest = PipelineRunner(cfg, until=ns.until).run()
     report = manifest["stages"].get("report", {}).get("outputs", {}).get("report")
     print(f"manifest: {Path(cfg.run_dir) / 'manifest.json'}" + (f"\nreport: {report}" if report else ""))
@@ -232,8 +232,9 @@ def cmd_model(argv: list[str]) -> int:
 
 def cmd_bench(argv: list[str]) -> int:
     from behaviorlm_plugin.hparams.bench_args import SuiteConfig
+    from behaviorlm_plugin.runs.bench.parts import merge_parts, parts_table
     from behaviorlm_plugin.runs.bench.report import rerender, terminal_table
-    from behaviorlm_plugin.runs.bench.runner import BenchRunner
+    from behaviorlm_plugin.runs.bench.runner import BenchRunner, check_suite, run_parts
 
     def extra(p: argparse.ArgumentParser) -> None:
         p.add_argument("--only", default=None, help="Comma-separated variant names (e.g. 'zero-shot,BehaviorLM')")
@@ -245,9 +246,8 @@ def cmd_bench(argv: list[str]) -> int:
         p.add_argument("--merge", action="store_true", help="Render the report from whatever part files exist")
 
     suite, ns = parse_cli(SuiteConfig, argv, prog="behaviorlm bench", description="A benchmark suite.", extra=extra)
+    check_suite(suite, ns.config or "arguments")
     if ns.list_parts or ns.merge or ns.part:
-        from behaviorlm_plugin.runs.bench.parts import merge_parts, parts_table, run_parts
-
         if ns.list_parts:
             print(parts_table(suite))
             return 0

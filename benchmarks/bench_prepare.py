@@ -126,7 +126,7 @@ def run_prepare(log: Path, out: Path, memory_limit: str, train: int) -> dict:
     """One prepare in a fresh process; its own wall time, max RSS and CPU time (``os.wait4``)."""
     cmd = [
         sys.executable, "-m", "behaviorlm_plugin.cli", "prepare", "--events", str(log), "--dataset-dir", str(out),
-        "--name", "scale", "--max-train-samples", str(train), "--engine-memory-limit", memory_limit, "--overwrite",
+        "--name", "scale", "--max-train-samples", str(train), "--engine.memory_limit", memory_limit, "--overwrite",
     ]  # fmt: skip
     load_before = os.getloadavg()[0]
     t0 = time.perf_counter()
@@ -155,7 +155,7 @@ def run_prepare(log: Path, out: Path, memory_limit: str, train: int) -> dict:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--sizes", default="1e6,1e7,5e7", help="event counts, comma-separated")
-    p.add_argument("--memory-limit", default="2GB", help="--engine-memory-limit for prepare")
+    p.add_argument("--memory-limit", default="2GB", help="engine.memory_limit for prepare")
     p.add_argument("--train-samples", type=int, default=200_000)
     p.add_argument("--tmp", default=None, help="folder for the logs (default: system temp)")
     p.add_argument("--logs", default=None, help="keep the logs in this folder and reuse those already there")

@@ -21,7 +21,10 @@ import torch
 from torch import nn
 
 from behaviorlm_plugin.data.dataset import PreparedDataset
+from behaviorlm_plugin.eval.evaluate import evaluate_file
+from behaviorlm_plugin.eval.metrics import SUMMARY_KEYS
 from behaviorlm_plugin.eval.rows import row_from_probs
+from behaviorlm_plugin.extras.fileio import atomic_write_json, atomic_write_jsonl, read_jsonl
 from behaviorlm_plugin.hparams.sasrec_args import DEFAULT_SASREC_GRID, SASRecConfig
 
 
@@ -192,7 +195,6 @@ def search(train_f: Features, val_f: Features, base: SASRecConfig, grid: dict | 
 
 def write_predictions(model: SASRec, f: Features, meta_path: Path, out: Path) -> list[dict]:
     """preds.jsonl in the same format as `behaviorlm predict` (ranked over each sample's candidates)."""
-    from behaviorlm_plugin.extras.fileio import atomic_write_jsonl, read_jsonl
 
     metas = read_jsonl(meta_path)
     if len(metas) != len(f):
@@ -218,9 +220,6 @@ def run_sasrec(
     subset_seed: int = 0,
 ) -> dict:
     """Search, train, predict and evaluate SASRec on a prepared dataset; writes into ``out_dir``."""
-    from behaviorlm_plugin.eval.evaluate import evaluate_file
-    from behaviorlm_plugin.eval.metrics import SUMMARY_KEYS
-    from behaviorlm_plugin.extras.fileio import atomic_write_json
 
     train_f = load_features(data.features_path("train_all"))
     if train_size is not None and train_size < len(train_f):

@@ -18,7 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
-from behaviorlm_plugin.extras.fileio import read_jsonl
+from behaviorlm_plugin.data.registry import check_registration, make_entry, register_datasets
+from behaviorlm_plugin.extras.constants import STATS_FILE, check_dataset_name
+from behaviorlm_plugin.extras.fileio import atomic_write_jsonl, read_jsonl
 
 DEFAULT_AUX_RESOURCE = "aux_conversations.jsonl"
 _ROLE_ALIASES = {"human": "human", "user": "human", "gpt": "gpt", "assistant": "gpt", "system": "system"}
@@ -180,9 +182,6 @@ def build_atuning_mix(
 
 def register_aux(args) -> dict:
     """``behaviorlm register-aux``: filter a conversation file by tokens, write it, register it."""
-    from behaviorlm_plugin.data.registry import check_registration, make_entry, register_datasets
-    from behaviorlm_plugin.extras.constants import STATS_FILE, check_dataset_name
-    from behaviorlm_plugin.extras.fileio import atomic_write_jsonl
 
     check_dataset_name(args.name)
     folder = Path(args.dataset_dir) / args.name

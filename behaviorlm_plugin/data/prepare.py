@@ -28,7 +28,8 @@ from behaviorlm_plugin.data import aux_data, store
 from behaviorlm_plugin.data.beside import beside
 from behaviorlm_plugin.data.dataset import DatasetError, DatasetStats
 from behaviorlm_plugin.data.dataset_stats import build_stats
-from behaviorlm_plugin.data.loaders import open_source
+from behaviorlm_plugin.data.loaders import check_format_name, open_source
+from behaviorlm_plugin.data.oracle import ORACLE_SPLITS, ORACLE_SUFFIX, write_oracle
 from behaviorlm_plugin.data.registry import (
     RegistrationError,
     check_registration,
@@ -222,6 +223,7 @@ def prepare(args: PrepareArguments, log=progress) -> dict:
     a lock on its name (see ``data/store.py``), so a kill or a concurrent run never leaves a mix.
     """
     t0 = time.perf_counter()
+    check_format_name(args.format)
     out_dir = Path(args.dataset_dir)
     entries = dataset_entries(args.name)
     _check_target(out_dir, args, entries, log)  # fail before any work or write
@@ -258,8 +260,6 @@ def prepare(args: PrepareArguments, log=progress) -> dict:
             staging = store.staging_dir(out_dir, args.name)
             write_dataset(staging, windows, args, rows, aux_kept, mix)
             if args.synthetic:  # the simulator's true next-behavior distributions (data/oracle.py)
-                from behaviorlm_plugin.data.oracle import write_oracle
-
                 write_oracle(staging, windows, rows, args)
             lap("write_s", t)
             stats = build_stats(windows, args, source_stats, rows, aux_stats, tokenizer)
@@ -271,7 +271,7 @@ def prepare(args: PrepareArguments, log=progress) -> dict:
     return stats
 
 
-NOT_DATA = ("overwrite", "engine_memory_limit", "engine_threads", "engine_temp_dir")  # change speed, not data
+NOT_DATA = ("overwrite", "engine", "engine_memory_limit", "engine_threads", "engine_temp_dir")  # speed, not data
 ADDED_LATER = {"split_by": "user", "time_split": "0.1,0.1"}  # absent from older stats.json: their defaults
 
 
@@ -280,8 +280,6 @@ def _comparable(arguments: dict) -> dict:
 
 
 def _missing_oracle(args: PrepareArguments, folder: Path) -> bool:
-    from behaviorlm_plugin.data.oracle import ORACLE_SPLITS, ORACLE_SUFFIX
-
     return bool(args.synthetic) and not all((folder / f"{s}{ORACLE_SUFFIX}").exists() for s in ORACLE_SPLITS)
 
 

@@ -7,19 +7,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from behaviorlm_plugin.data.dataset import DatasetStats, PreparedDataset
-from behaviorlm_plugin.eval.decision_rule import (
-    AUTO,
-    DEFAULT_ALPHA_GRID,
-    choice_text,
-    choose_alpha,
-    parse_prior_correction,
-    rerank_rows,
-)
 from behaviorlm_plugin.eval.metrics import PAPER_COLUMNS, classification_metrics, format_table, ranking_metrics
 from behaviorlm_plugin.eval.plots import plot_confusion, plot_per_behavior
 from behaviorlm_plugin.eval.predict import load_scorer, predict, rank_and_world
+from behaviorlm_plugin.eval.prior_correction import apply_prior_correction
 from behaviorlm_plugin.extras.fileio import atomic_write_json, atomic_write_jsonl, read_jsonl
 from behaviorlm_plugin.hparams.eval_args import EvaluationArguments, PredictArguments
+from behaviorlm_plugin.hparams.prior_correction_args import PriorCorrectionArguments
+from behaviorlm_plugin.model.default_model import resolve_template
 
 if TYPE_CHECKING:
     from behaviorlm_plugin.model.scoring import CandidateScorer
@@ -87,43 +82,23 @@ def evaluate_predictions(preds: list[dict], stats: DatasetStats, source: str = "
     return m
 
 
-def apply_prior_correction(
-    preds: list[dict],
-    stats: DatasetStats,
-    setting: float | str,
-    *,
-    val_preds: list[dict] | None = None,
-    head_floor: float | None = None,
-    grid=DEFAULT_ALPHA_GRID,
-    log=print,
-) -> tuple[list[dict], dict]:
-    """``preds`` re-ranked under ``score - alpha * log prior`` (prior: stats.json's train frequencies) and
-    what goes into the results: ``{"alpha"}`` plus, for ``auto``, the choice made on ``val_preds``."""
-    setting = parse_prior_correction(setting)
-    info: dict = {}
-    if setting == AUTO:
-        if not val_preds:
-            raise EvaluationError(
-                "prior_correction auto chooses alpha on val predictions; score the val split (with --top-k 0) "
-                "and pass them (--val-preds), or give a number"
-            )
-        choice = choose_alpha(val_preds, stats.frequency, stats.head_medium_tail, grid=grid, head_floor=head_floor)
-        log(choice_text(choice))
-        setting, info["alpha_choice"] = choice.alpha, choice.to_dict()
-    return rerank_rows(preds, stats.frequency, setting), {**info, "alpha": float(setting)}
-
-
 def evaluate_file(
-    preds_path: str | Path, stats: DatasetStats, out_dir: str | Path, name: str = "model", *, rule: dict | None = None
+    preds_path: str | Path,
+    stats: DatasetStats,
+    out_dir: str | Path,
+    name: str = "model",
+    *,
+    prior_correction: PriorCorrectionArguments | None = None,
+    val_preds: list[dict] | None = None,
 ) -> dict:
-    """metrics.json + two plots in ``out_dir``; ``rule`` (keyword arguments of :func:`apply_prior_correction`)
-    scores the predictions under the prior correction (re-ranked rows go to ``preds_prior_corrected.jsonl``)."""
+    """metrics.json + two plots in ``out_dir``; under an active ``prior_correction`` (``auto`` chooses alpha on
+    ``val_preds``) the predictions are re-ranked first, into ``preds_prior_corrected.jsonl``."""
     preds = read_jsonl(preds_path)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     info = {"alpha": 0.0}
-    if rule and parse_prior_correction(rule.get("setting", 0)) != 0:
-        preds, info = apply_prior_correction(preds, stats, **rule)
+    if prior_correction is not None and prior_correction.active:
+        preds, info = apply_prior_correction(preds, stats, prior_correction, val_preds=val_preds)
         atomic_write_jsonl(out_dir / "preds_prior_corrected.jsonl", preds)
     m = evaluate_predictions(preds, stats, source=str(preds_path))
     m.update(info)
@@ -168,8 +143,7 @@ def evaluate_with_zero_shot(
     """:func:`evaluate_splits` of the tuned model into ``out_dir`` and of its base model (zero-shot) into
     ``zero_shot_dir``, on the same samples. Where the adapter leaves the lower layers alone, both come from one
     pass that runs those layers once (:mod:`behaviorlm_plugin.model.twin`); otherwise from two."""
-    from behaviorlm_plugin.model.default_model import resolve_template
-    from behaviorlm_plugin.model.twin import twin_scorer
+    from behaviorlm_plugin.model.twin import twin_scorer  # deferred: torch (evaluate --preds needs none)
 
     twin = None
     if rank_and_world()[1] == 1:
@@ -215,19 +189,21 @@ class _Job:
         ev = self.evaluation
         results: list[dict] = [{} for _ in dirs]
         val_rows: list[list[dict] | None] = [None for _ in dirs]  # each variant's val rows, for the rule's auto
-        for split in sorted(ev.splits, key=lambda s: s != "val"):
+        choose_on = ev.prior_correction.choose_on
+        for split in sorted(ev.splits, key=lambda s: s != choose_on):
             outs = [d / split / "preds.jsonl" for d in dirs]
             predict(self.args(split, outs[0]), scorer=scorer, base_out=outs[1] if len(outs) > 1 else None)
             for v, (d, out, res) in enumerate(zip(dirs, outs, results, strict=True)):
-                if split == "val":
+                if split == choose_on:
                     val_rows[v] = read_jsonl(out)
-                rule = {
-                    "setting": ev.prior_correction,
-                    "val_preds": val_rows[v],
-                    "head_floor": ev.head_floor,
-                    "grid": ev.alpha_grid,
-                }
-                res[split] = evaluate_file(out, self.data.stats, d / split, name=split, rule=rule)
+                res[split] = evaluate_file(
+                    out,
+                    self.data.stats,
+                    d / split,
+                    name=split,
+                    prior_correction=ev.prior_correction,
+                    val_preds=val_rows[v],
+                )
         return [{s: res[s] for s in ev.splits} for res in results]
 
 

@@ -15,10 +15,12 @@ from dataclasses import asdict, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from behaviorlm_plugin.data.dataset import load_split
+from behaviorlm_plugin.data.dataset import DatasetStats, load_split, meta_path_of
+from behaviorlm_plugin.eval.prior_correction import apply_prior_correction
 from behaviorlm_plugin.eval.rows import prediction_row
 from behaviorlm_plugin.extras.fileio import atomic_write_json, atomic_write_jsonl, read_jsonl
 from behaviorlm_plugin.hparams.eval_args import PredictArguments
+from behaviorlm_plugin.model.default_model import resolve_template
 
 if TYPE_CHECKING:
     from behaviorlm_plugin.model.scoring import CandidateScorer
@@ -32,8 +34,7 @@ def rank_and_world() -> tuple[int, int]:
 
 def load_scorer(args: PredictArguments, *, show_progress: bool = True) -> CandidateScorer:
     """The exact scorer of ``args`` (model, adapter, template and speed settings)."""
-    from behaviorlm_plugin.model.default_model import resolve_template
-    from behaviorlm_plugin.model.scoring import CandidateScorer
+    from behaviorlm_plugin.model.scoring import CandidateScorer  # deferred: torch (evaluate --preds needs none)
 
     return CandidateScorer.from_pretrained(
         args.model,
@@ -119,7 +120,7 @@ def predict(
 
 
 def _keep(args: PredictArguments) -> int:
-    return args.top_k if args.top_k and args.prior_correction == 0 else 10**9  # the rule re-ranks them all
+    return args.top_k if args.top_k and not args.prior_correction.active else 10**9  # the rule re-ranks them all
 
 
 def _score_rows(preds, metas: list[dict]) -> list[dict]:
@@ -152,14 +153,11 @@ def _predict_variants(scorer, args: PredictArguments, recs, metas, outs: list[Pa
 
 def _under_rule(rows: list[dict], args: PredictArguments) -> list[dict]:
     """The rows under ``--prior-correction`` (a no-op at 0), cut to ``--top-k`` afterwards."""
-    if args.prior_correction == 0:
+    if not args.prior_correction.active:
         return rows
-    from behaviorlm_plugin.data.dataset import DatasetStats, meta_path_of
-    from behaviorlm_plugin.eval.evaluate import apply_prior_correction
-
     stats = DatasetStats.read(args.stats or meta_path_of(Path(args.data)).parent / "stats.json")
     val = read_jsonl(args.val_preds) if args.val_preds else None
-    rows, _ = apply_prior_correction(rows, stats, args.prior_correction, val_preds=val, head_floor=args.head_floor)
+    rows, _ = apply_prior_correction(rows, stats, args.prior_correction, val_preds=val)
     return [{**r, "ranked": r["ranked"][: args.top_k]} if args.top_k else r for r in rows]
 
 

@@ -7,11 +7,18 @@ from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 from behaviorlm_plugin.hparams.data_args import PrepareArguments
-from behaviorlm_plugin.hparams.eval_args import EvaluationArguments
+from behaviorlm_plugin.hparams.eval_args import PRIOR_CORRECTION_MOVED, EvaluationArguments
 from behaviorlm_plugin.hparams.parser import ConfigError
+from behaviorlm_plugin.hparams.prior_correction_args import PriorCorrectionArguments, as_prior_correction
 from behaviorlm_plugin.hparams.sasrec_args import DEFAULT_SASREC_GRID, SASRecConfig, check_grid
 from behaviorlm_plugin.hparams.selection_args import SelectionArguments
-from behaviorlm_plugin.hparams.tuning_args import ATuningArguments, RecipeSet, StageOverrides
+from behaviorlm_plugin.hparams.tuning_args import (
+    ATuningArguments,
+    RecipeSet,
+    StageOverrides,
+    check_lora_top_layers,
+    lora_top_layers_field,
+)
 
 Group = Literal["baseline", "ours", "ablation", "sweep", "oracle"]
 
@@ -50,27 +57,23 @@ class VariantConfig:
         default=None, metadata={"help": "full_ft: a positive int, or 'matched' (as many as ours' two stages)."}
     )
     seeds: list[int] | None = field(default=None, metadata={"help": "A subset of the suite's seeds (None = all)."})
-    prior_correction: float | str = field(
-        default=0.0,
+    prior_correction: PriorCorrectionArguments = field(
+        default_factory=PriorCorrectionArguments,
         metadata={
-            "help": "This row's decision rule: 0 (plain argmax), alpha >= 0, or auto (chosen on val); "
-            "a re-rank of the saved predictions, so it shares every step with the alpha-0 row."
+            "help": "This row's prior correction (a bare value is alpha: 0, a number, or auto, chosen on val); "
+            "a re-rank of the saved predictions, so it shares every step with the alpha-0 row. head_floor and "
+            "alpha_grid default to evaluation.prior_correction's."
         },
     )
     description: str = field(default="", metadata={"help": "One line for the report."})
     sweep: SweepPoint | None = field(default=None, metadata={"internal": True, "help": "Set on sweep rows."})
 
     def __post_init__(self) -> None:
-        from behaviorlm_plugin.eval.decision_rule import parse_prior_correction
-        from behaviorlm_plugin.runs.bench.variants import get_variant_kind, kind_names
-
-        self.prior_correction = parse_prior_correction(
-            self.prior_correction, source=f"variant {self.name!r}: prior_correction"
-        )
+        self.prior_correction = as_prior_correction(self.prior_correction)
+        # ``kind`` is checked against the registry where it is used (runs.bench.variants.check_variant_kinds,
+        # when the suite is loaded): skip_a_tuning against the kind there too.
         if (self.kind == "oracle") != (self.group == "oracle"):
             raise ValueError(f"variant {self.name!r}: kind oracle and group oracle go together")
-        if self.kind not in kind_names():
-            raise ValueError(f"variant {self.name!r}: kind must be one of {', '.join(kind_names())}; got {self.kind!r}")
         if self.kind == "full_ft":
             ok = self.train_samples == "matched" or (isinstance(self.train_samples, int) and self.train_samples > 0)
             if not ok:
@@ -80,8 +83,6 @@ class VariantConfig:
                 )
         elif self.train_samples is not None:
             raise ValueError(f"variant {self.name!r}: train_samples only applies to kind full_ft")
-        if self.skip_a_tuning and not get_variant_kind(self.kind).can_skip_a_tuning:
-            raise ValueError(f"variant {self.name!r}: skip_a_tuning only applies to kind behaviorlm")
 
 
 @dataclass
@@ -105,12 +106,15 @@ class SASRecBench:
     with the searched config (no per-size search).
     """
 
+    MOVED: ClassVar[dict[str, str]] = {"post_hoc": "prior_correction_row"}
+
     enabled: bool = field(default=True, metadata={"help": "Run SASRec."})
     grid: dict[str, list] = field(default_factory=lambda: dict(DEFAULT_SASREC_GRID), metadata={"help": "Search."})
     config: SASRecConfig = field(default_factory=SASRecConfig, metadata={"help": "Fixed settings."})
     train_sizes: list[int] = field(default_factory=list, metadata={"help": "Sample-efficiency curve sizes."})
-    post_hoc: bool = field(
-        default=False, metadata={"help": "Add 'SASRec + post-hoc adjustment' (alpha chosen on val; needs val)."}
+    prior_correction_row: bool = field(
+        default=False,
+        metadata={"help": "Add 'SASRec + prior correction' (alpha auto, chosen on val; needs val in the splits)."},
     )
     logit_adjusted_loss: bool = field(
         default=False, metadata={"help": "Add 'SASRec (logit-adjusted loss)', trained with the searched settings."}
@@ -184,6 +188,17 @@ class TimeModel:
     sasrec_per_seed_s: float = field(default=60.0, metadata={"help": "SASRec search, curve and tail-aware rows."})
 
 
+def _suite_rule_defaults(evaluation: Any) -> dict[str, Any]:
+    """The suite's ``evaluation.prior_correction`` keys a variant inherits (all but alpha, which is the row's)."""
+    if not isinstance(evaluation, dict):
+        return {}
+    block = evaluation.get("prior_correction")
+    out = {k: evaluation[k] for k in PRIOR_CORRECTION_MOVED if k in evaluation}  # the old, flat spelling
+    if isinstance(block, dict):
+        out.update({k: v for k, v in block.items() if k != PriorCorrectionArguments.SHORTHAND})
+    return out
+
+
 @dataclass
 class SuiteConfig:
     r"""A ``suite.yaml`` (see ``yaml_recipes/bench/``).
@@ -219,6 +234,7 @@ class SuiteConfig:
     parts: list[PartConfig] = field(default_factory=list, metadata={"help": "Named parts (one GPU call each)."})
     time_model: TimeModel = field(default_factory=TimeModel, metadata={"help": "Estimates of --list-parts."})
     lr_search: LRSearch | None = field(default=None, metadata={"help": "A learning-rate search on val."})
+    lora_top_layers: int | None = lora_top_layers_field()
     base_dir: str = field(default=".", metadata={"internal": True, "help": "Folder of the suite file."})
 
     @staticmethod
@@ -236,10 +252,17 @@ class SuiteConfig:
                 base, own = raw.get(block) or {}, v.get(block) or {}
                 if isinstance(base, dict) and isinstance(own, dict):
                     v[block] = {**base, **own}
+            # A row's prior correction: its own alpha, the suite's head_floor and alpha_grid unless it names them.
+            inherited = _suite_rule_defaults(raw.get("evaluation"))
+            if inherited:
+                own = v.get("prior_correction", {})
+                own = own if isinstance(own, dict) else {PriorCorrectionArguments.SHORTHAND: own}
+                v["prior_correction"] = {**inherited, **own}
             resolved.append(v)
         return {**raw, "variants": resolved}
 
     def __post_init__(self) -> None:
+        check_lora_top_layers(self.lora_top_layers)
         for stage in ("a_tuning", "b_tuning"):
             if not self.recipe_path(stage).is_file():
                 raise ValueError(f"recipes.{stage}: {self.recipe_path(stage)} not found")
@@ -253,13 +276,13 @@ class SuiteConfig:
             raise ValueError(f"ours = {self.ours!r} is not a variant (have {names})")
         if self.variant(self.ours).kind != "behaviorlm":
             raise ValueError("the 'ours' variant must have kind behaviorlm")
-        if self.evaluation.prior_correction != 0:
+        if self.evaluation.prior_correction.active:
             raise ValueError(
-                "evaluation.prior_correction: in a suite each variant names its own rule; set prior_correction "
-                "on the variants (e.g. a second row with prior_correction: auto)"
+                "evaluation.prior_correction.alpha: in a suite each variant names its own alpha; set "
+                "prior_correction on the variants (e.g. a second row with prior_correction: auto)"
             )
-        auto = any(v.prior_correction == "auto" for v in self.variants) or (
-            self.sasrec.enabled and self.sasrec.post_hoc
+        auto = any(v.prior_correction.is_auto for v in self.variants) or (
+            self.sasrec.enabled and self.sasrec.prior_correction_row
         )
         if auto and "val" not in self.evaluation.splits:
             raise ValueError(

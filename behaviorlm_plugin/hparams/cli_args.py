@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Literal
+from pathlib import Path
+from typing import ClassVar, Literal
 
 from behaviorlm_plugin.hparams.data_args import PrepareArguments
 from behaviorlm_plugin.hparams.eval_args import PredictArguments
+from behaviorlm_plugin.hparams.prior_correction_args import PriorCorrectionArguments, as_prior_correction
 
 
 def same_as(cls: type, name: str, *, default=dataclasses.MISSING):
@@ -30,9 +32,11 @@ class EvaluateArguments:
 
     Input: preds, or model (+ adapter, template) with data
     Subset and speed (with --model): method, batch_size, max_samples, max_per_class, seed
-    Decision rule: prior_correction (0, alpha >= 0 or auto on val_preds), head_floor
+    Decision rule: prior_correction (alpha: 0, alpha >= 0 or auto on val_preds; head_floor, alpha_grid)
     Output: stats, out_dir, name
     """
+
+    MOVED: ClassVar[dict[str, str]] = {"head_floor": "prior_correction.head_floor"}
 
     stats: str = field(metadata={"help": "stats.json of the dataset (training-split categories)."})
     preds: str | None = field(default=None, metadata={"help": "preds.jsonl from `behaviorlm predict`."})
@@ -45,19 +49,14 @@ class EvaluateArguments:
     max_samples: int | None = same_as(PredictArguments, "max_samples")
     max_per_class: int | None = same_as(PredictArguments, "max_per_class")
     seed: int = same_as(PredictArguments, "seed")
-    prior_correction: float | str = same_as(PredictArguments, "prior_correction")
+    prior_correction: PriorCorrectionArguments = same_as(PredictArguments, "prior_correction")  # noqa: RUF009
     val_preds: str | None = same_as(PredictArguments, "val_preds")
-    head_floor: float | None = same_as(PredictArguments, "head_floor")
     out_dir: str = field(default="eval", metadata={"help": "Where metrics.json and the plots go."})
     name: str | None = field(default=None, metadata={"help": "Row name in the table (default: adapter/model)."})
 
     def __post_init__(self) -> None:
-        from pathlib import Path
-
-        from behaviorlm_plugin.eval.decision_rule import AUTO, parse_prior_correction
-
-        self.prior_correction = parse_prior_correction(self.prior_correction, source="--prior-correction")
-        if self.prior_correction == AUTO and not self.val_preds:
+        self.prior_correction = as_prior_correction(self.prior_correction)
+        if self.prior_correction.is_auto and not self.val_preds:
             raise ValueError(
                 "--prior-correction auto chooses alpha on val: pass --val-preds (predict val with --top-k 0)"
             )
@@ -79,8 +78,6 @@ class EvaluateArguments:
             raise ValueError(f"--stats {self.stats}: file not found; pass the stats.json `behaviorlm prepare` wrote")
 
     def predict_arguments(self) -> PredictArguments:
-        from pathlib import Path
-
         return PredictArguments(
             model=self.model,
             adapter=self.adapter,

@@ -7,10 +7,10 @@ through a run.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import ClassVar, Literal
 
-from behaviorlm_plugin.data.engine.connect import DEFAULT_MEMORY_LIMIT, EngineSettings
 from behaviorlm_plugin.extras.constants import (
     ANCHOR_THRESHOLD,
     AUX_RATIO,
@@ -23,6 +23,62 @@ from behaviorlm_plugin.extras.constants import (
 )
 
 AUX_MAX_TOKENS = 512
+
+
+MEMORY_RE = re.compile(r"^\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)$", re.IGNORECASE)
+DEFAULT_MEMORY_LIMIT = "2GB"
+DEFAULT_CHUNK_ROWS = 1_000_000
+
+
+def check_memory_limit(value: str) -> str:
+    if not isinstance(value, str) or not MEMORY_RE.match(value.strip()):
+        raise ValueError(f"engine.memory_limit must look like 2GB, 512MB or 1.5GiB; got {value!r}")
+    return value.strip()
+
+
+@dataclass(frozen=True)
+class EngineArguments:
+    r"""The ``engine:`` block of ``prepare``: how much the columnar engine (DuckDB) may use.
+
+    None of it changes the prepared data, only speed and memory (``docs/data.md``).
+    """
+
+    memory_limit: str = field(
+        default=DEFAULT_MEMORY_LIMIT,
+        metadata={"help": "Memory the engine may hold, e.g. 2GB; past it, sorts and joins spill to temp_dir."},
+    )
+    threads: int | None = field(default=None, metadata={"help": "Engine threads (None: every core)."})
+    temp_dir: str | None = field(
+        default=None, metadata={"help": "Folder for the engine's database and spill files (None: system temp)."}
+    )
+    chunk_rows: int = field(
+        default=DEFAULT_CHUNK_ROWS,
+        metadata={"internal": True, "help": "Rows per batch that leaves the engine (text timestamps: pandas)."},
+    )
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "memory_limit", check_memory_limit(self.memory_limit))
+        if self.threads is not None and self.threads < 1:
+            raise ValueError(f"engine.threads must be >= 1 or None, got {self.threads}")
+        if self.chunk_rows < 1000:
+            raise ValueError(f"engine chunk_rows must be >= 1000, got {self.chunk_rows}")
+
+
+def parse_time_split(text: str) -> tuple[float, float, bool]:
+    """'0.1,0.1' (fractions of each user's span) or '7d,7d' (days) -> (val, test, in_days)."""
+    parts = [p.strip().lower() for p in str(text).split(",")]
+    days = all(p.endswith("d") for p in parts)
+    try:
+        values = [float(p.removesuffix("d")) for p in parts]
+    except ValueError:
+        values = []
+    if len(values) != 2 or min(values, default=-1) < 0 or (not days and any(p.endswith("d") for p in parts)):
+        raise ValueError(f"--time-split must look like 0.1,0.1 (fractions of each user's span) or 7d,7d; got {text!r}")
+    if not days and sum(values) >= 1:
+        raise ValueError(f"--time-split fractions must leave some of each user's span to train; got {text!r}")
+    if values[1] <= 0:
+        raise ValueError(f"--time-split needs a test period above 0; got {text!r}")
+    return values[0], values[1], days
 
 
 @dataclass
@@ -43,7 +99,16 @@ class PrepareArguments:
 
     Auxiliary conversations (A-Tuning mix):
         aux_file, aux_ratio, aux_max_tokens
+
+    Speed and memory only:
+        engine (memory_limit, threads, temp_dir)
     """
+
+    MOVED: ClassVar[dict[str, str]] = {
+        "engine_memory_limit": "engine.memory_limit",
+        "engine_threads": "engine.threads",
+        "engine_temp_dir": "engine.temp_dir",
+    }
 
     # --- source ---
     events: str | None = field(
@@ -124,13 +189,9 @@ class PrepareArguments:
         default=None, metadata={"help": "Skip users with fewer events (default: history_len + 1)."}
     )
     # --- engine (speed and memory only; the data do not depend on these) ---
-    engine_memory_limit: str = field(
-        default=DEFAULT_MEMORY_LIMIT,
-        metadata={"help": "Memory the columnar engine (DuckDB) may hold, e.g. 2GB; past it, it spills to disk."},
-    )
-    engine_threads: int | None = field(default=None, metadata={"help": "Engine threads (None: every core)."})
-    engine_temp_dir: str | None = field(
-        default=None, metadata={"help": "Folder for the engine's database and spill files (None: system temp)."}
+    engine: EngineArguments = field(
+        default_factory=EngineArguments,
+        metadata={"help": "The columnar engine's memory, threads and spill folder (speed only, never the data)."},
     )
     # --- prompts ---
     prompt_formats: str = field(
@@ -167,11 +228,8 @@ class PrepareArguments:
     )
 
     def __post_init__(self) -> None:
-        from behaviorlm_plugin.data.engine.sample import parse_time_split
-        from behaviorlm_plugin.data.loaders import format_names
-
-        if self.format != "auto" and self.format not in format_names():
-            raise ValueError(f"--format must be auto or one of {', '.join(format_names())}; got {self.format!r}")
+        # ``format`` is checked against the loader registry where it is used (data.loaders.check_format_name):
+        # prepare checks it first, runs in their preflight.
         if bool(self.events) == bool(self.synthetic):
             raise ValueError("give exactly one source: --events FILE or --synthetic")
         if self.history_len < 1:
@@ -216,13 +274,6 @@ class PrepareArguments:
         if self.split_by not in ("user", "time"):
             raise ValueError(f"--split-by must be user or time, got {self.split_by!r}")
         parse_time_split(self.time_split)
-        self.engine_settings  # noqa: B018  (validates the engine settings now)
-
-    @property
-    def engine_settings(self) -> EngineSettings:
-        return EngineSettings(
-            memory_limit=self.engine_memory_limit, threads=self.engine_threads, temp_dir=self.engine_temp_dir
-        )
 
     @property
     def ratios(self) -> tuple[float, ...]:

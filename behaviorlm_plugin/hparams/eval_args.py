@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import ClassVar, Literal
 
-from behaviorlm_plugin.eval.decision_rule import DEFAULT_ALPHA_GRID
 from behaviorlm_plugin.extras.constants import EVAL_SPLITS, TEMPLATE_AUTO
+from behaviorlm_plugin.hparams.prior_correction_args import PriorCorrectionArguments, as_prior_correction
+
+PRIOR_CORRECTION_MOVED: dict[str, str] = {
+    "head_floor": "prior_correction.head_floor",
+    "alpha_grid": "prior_correction.alpha_grid",
+}
+"""Keys of the prior correction that sat beside it before it became one block (they still load)."""
 
 
 @dataclass
@@ -31,10 +37,12 @@ class EvaluationArguments:
     Caps (per split, for a budget; the same seed gives every row the same samples):
         val, test, test_balanced, seed
     Decision rule (``docs/evaluation.md``):
-        prior_correction (0 = plain argmax, alpha >= 0, or auto: chosen on val), head_floor, alpha_grid
+        prior_correction (alpha: 0 = plain argmax, alpha >= 0, or auto: chosen on val; head_floor, alpha_grid)
     Speed:
         batch_size
     """
+
+    MOVED: ClassVar[dict[str, str]] = PRIOR_CORRECTION_MOVED
 
     splits: list[str] = field(
         default_factory=lambda: ["test", "test_balanced"], metadata={"help": "Splits to evaluate on."}
@@ -44,31 +52,18 @@ class EvaluationArguments:
     test_balanced: SplitCap = field(default_factory=SplitCap, metadata={"help": "Caps on test_balanced."})
     batch_size: int = field(default=4, metadata={"help": "Prompts per forward pass."})
     seed: int = field(default=0, metadata={"help": "Seed of the capped subsets (same for every row and seed)."})
-    prior_correction: float | str = field(
-        default=0.0,
-        metadata={
-            "help": "Rank by score - alpha * log prior: 0 (plain argmax, the default), a number alpha >= 0 "
-            "(1 = the balanced rule), or auto (alpha chosen on val; needs val in splits)."
-        },
-    )
-    head_floor: float | None = field(
-        default=None,
-        metadata={"help": "auto: keep head accuracy on val >= this (else: best mean per-class accuracy)."},
-    )
-    alpha_grid: list[float] = field(
-        default_factory=lambda: list(DEFAULT_ALPHA_GRID), metadata={"help": "auto: the alphas tried on val."}
+    prior_correction: PriorCorrectionArguments = field(
+        default_factory=PriorCorrectionArguments,
+        metadata={"help": "Rank by score - alpha * log prior (a bare value is alpha: 0, a number, or auto)."},
     )
 
     def __post_init__(self) -> None:
-        from behaviorlm_plugin.eval.decision_rule import AUTO, parse_prior_correction
-
-        self.prior_correction = parse_prior_correction(self.prior_correction, source="evaluation.prior_correction")
-        if self.prior_correction == AUTO and "val" not in self.splits:
-            raise ValueError("prior_correction: auto chooses alpha on val; add val to splits (a capped val will do)")
-        if self.head_floor is not None and not 0 <= self.head_floor <= 1:
-            raise ValueError(f"head_floor must be in [0, 1], got {self.head_floor}")
-        if not self.alpha_grid or any(a < 0 for a in self.alpha_grid):
-            raise ValueError(f"alpha_grid must be a non-empty list of alphas >= 0, got {self.alpha_grid}")
+        self.prior_correction = pc = as_prior_correction(self.prior_correction)
+        if pc.is_auto and pc.choose_on not in self.splits:
+            raise ValueError(
+                f"prior_correction: auto chooses alpha on {pc.choose_on}; add {pc.choose_on} to splits "
+                "(a capped one will do)"
+            )
         bad = [s for s in self.splits if s not in EVAL_SPLITS]
         if bad:
             raise ValueError(f"splits: unknown split(s) {bad}; choose from {', '.join(EVAL_SPLITS)}")
@@ -93,7 +88,10 @@ class PredictArguments:
     Data: data, max_samples, max_per_class, seed
     Output: out, top_k
     Method and speed: method, batch_size, max_length, max_new_tokens, device
+    Decision rule: prior_correction, stats, val_preds
     """
+
+    MOVED: ClassVar[dict[str, str]] = {"head_floor": "prior_correction.head_floor"}
 
     model: str = field(metadata={"help": "Base (or merged) model: HF folder or hub id."})
     data: str = field(metadata={"help": "A prepared split, e.g. data/behavior/test_balanced.jsonl (+ .meta.jsonl)."})
@@ -121,11 +119,11 @@ class PredictArguments:
     )
     seed: int = field(default=0, metadata={"help": "Seed of the subsets above."})
     device: str = field(default="auto", metadata={"help": "auto, cpu or cuda."})
-    prior_correction: float | str = field(
-        default=0.0,
+    prior_correction: PriorCorrectionArguments = field(
+        default_factory=PriorCorrectionArguments,
         metadata={
-            "help": "Rank by score - alpha * log prior: 0 (plain argmax), alpha >= 0 (1 = balanced rule), or auto "
-            "(alpha chosen on --val-preds). The prior is --stats' train frequencies."
+            "help": "Rank by score - alpha * log prior (--prior-correction is its alpha: 0, a number, or auto, "
+            "chosen on --val-preds). The prior is --stats' train frequencies."
         },
     )
     stats: str | None = field(
@@ -134,17 +132,12 @@ class PredictArguments:
     val_preds: str | None = field(
         default=None, metadata={"help": "prior_correction auto: val predictions (predict --top-k 0) to choose on."}
     )
-    head_floor: float | None = field(
-        default=None, metadata={"help": "prior_correction auto: keep val head accuracy >= this."}
-    )
 
     def __post_init__(self) -> None:
-        from behaviorlm_plugin.eval.decision_rule import AUTO, parse_prior_correction
-
-        self.prior_correction = parse_prior_correction(self.prior_correction, source="--prior-correction")
-        if self.prior_correction != 0 and self.method != "score":
+        self.prior_correction = as_prior_correction(self.prior_correction)
+        if self.prior_correction.active and self.method != "score":
             raise ValueError("--prior-correction re-ranks candidate scores; it needs --method score")
-        if self.prior_correction == AUTO and not self.val_preds:
+        if self.prior_correction.is_auto and not self.val_preds:
             raise ValueError(
                 "--prior-correction auto chooses alpha on val: pass --val-preds (predict val with --top-k 0)"
             )

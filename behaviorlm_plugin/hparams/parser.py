@@ -9,6 +9,10 @@ dataclasses, built by :func:`build` with these guarantees:
 
 * an unknown key fails with the file, the dotted key and the known keys (and a close match);
 * a renamed key fails with its new name (each class lists its renames in ``RENAMED``);
+* a moved key still loads, into its new place, with a warning that names the new key (``MOVED``: old
+  configs, exports and result files keep working);
+* a block with a ``SHORTHAND`` field takes a bare value for that field (``prior_correction: auto`` is
+  ``prior_correction: {alpha: auto}``), and gets a flag of its own name for it (``--prior-correction``);
 * a value of the wrong type fails with the key and the expected type;
 * ``__post_init__`` checks run as the object is built, so a bad value fails before any work.
 
@@ -23,6 +27,7 @@ import dataclasses
 import difflib
 import types
 import typing
+import warnings
 from pathlib import Path
 from typing import Any, Literal, TypeVar, Union, get_args, get_origin
 
@@ -157,6 +162,34 @@ def coerce(value: Any, tp: Any, key: str) -> Any:
     return value
 
 
+class MovedKeyWarning(FutureWarning):
+    """A config key that moved: it still loads, into its new place; the message names the new key."""
+
+
+def _move(raw: dict, old: str, new: str, prefix: str) -> None:
+    """``raw[old]`` into the dotted place ``new`` (relative to ``raw``), with a warning."""
+    value = raw.pop(old)
+    warnings.warn(
+        f"{prefix}{old}: this key moved to '{prefix}{new}'; it still loads, but write '{prefix}{new}'",
+        MovedKeyWarning,
+        stacklevel=2,
+    )
+    block = raw.get(head := new.partition(".")[0])
+    if "." in new and block is not None and not isinstance(block, dict):
+        raise ConfigError(f"{prefix}{head}: expected a mapping next to the moved key {old!r}, got {block!r}")
+    _set_path(raw, new, value)
+
+
+def _set_path(d: dict, dotted: str, value: Any) -> None:
+    head, _, rest = dotted.partition(".")
+    if not rest:
+        d.setdefault(head, value)
+        return
+    sub = dict(d.get(head) or {})
+    _set_path(sub, rest, value)
+    d[head] = sub
+
+
 def build(cls: type[T], raw: Any, *, where: str, context: dict | None = None) -> T:
     """A ``cls`` from a mapping of user keys, checked key by key (see the module docstring).
 
@@ -165,10 +198,18 @@ def build(cls: type[T], raw: Any, *, where: str, context: dict | None = None) ->
     ``__prebuild__(raw, prefix) -> raw`` to resolve its block before typing (e.g. variants that
     inherit the suite's defaults).
     """
-    try:
-        return _build(cls, raw, prefix="", context=context)
-    except ConfigError as err:
-        raise ConfigError(f"{where}: {err}") from err
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", MovedKeyWarning)
+        try:
+            built = _build(cls, raw, prefix="", context=context)
+        except ConfigError as err:
+            raise ConfigError(f"{where}: {err}") from err
+    for w in caught:  # re-issued with the file (or "arguments") that holds the key
+        if issubclass(w.category, MovedKeyWarning):
+            warnings.warn(f"{where}: {w.message}", MovedKeyWarning, stacklevel=2)
+        else:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    return built
 
 
 def _build(cls: type[T], raw: Any, *, prefix: str, context: dict | None = None) -> T:
@@ -177,11 +218,23 @@ def _build(cls: type[T], raw: Any, *, prefix: str, context: dict | None = None) 
         return raw
     if raw is None:
         raw = {}
+    shorthand: str | None = getattr(cls, "SHORTHAND", None)
+    if shorthand is not None and not isinstance(raw, dict):
+        raw = {shorthand: raw}  # a bare value is the block's SHORTHAND field
     if not isinstance(raw, dict):
         raise ConfigError(f"{label}: expected a mapping of keys to values, got {type(raw).__name__} {raw!r:.80}")
     raw = dict(raw)
     renamed: dict[str, str] = getattr(cls, "RENAMED", {})
+    moved: dict[str, str] = getattr(cls, "MOVED", {})
     fields = {f.name: f for f in user_fields(cls)}
+    hints = _hints(cls)
+    for key in [k for k in raw if k in moved and k not in fields]:
+        head = moved[key].partition(".")[0]
+        sub = hints.get(head)
+        sub_short = getattr(sub, "SHORTHAND", None) if _is_dataclass_type(sub) else None
+        if sub_short and head in raw and not isinstance(raw[head], dict):
+            raw[head] = {sub_short: raw[head]}
+        _move(raw, key, moved[key], prefix)
     for key in list(raw):
         if key in renamed and key not in fields:
             raise ConfigError(f"{prefix}{key}: this key was renamed; use '{renamed[key]}' instead")
@@ -189,7 +242,6 @@ def _build(cls: type[T], raw: Any, *, prefix: str, context: dict | None = None) 
             close = difflib.get_close_matches(str(key), list(fields), n=1)
             hint = f" (did you mean '{close[0]}'?)" if close else ""
             raise ConfigError(f"{prefix}{key}: unknown key{hint}; known keys: {', '.join(sorted(fields))}")
-    hints = _hints(cls)
     try:
         prebuild = getattr(cls, "__prebuild__", None)
         if prebuild is not None:
@@ -246,10 +298,12 @@ def _default_text(f: dataclasses.Field) -> str:
 def add_flags(parser: argparse.ArgumentParser, cls: type, *, group_title: str | None = None) -> None:
     """One ``--name`` (and ``--name-with-dashes``) flag per field; unset flags stay absent."""
     group = parser.add_argument_group(group_title) if group_title else parser
+    short = shorthand_fields(cls)
     for name, f, tp in flag_fields(cls):
         names = [f"--{name}"]
-        if "_" in name:
-            names.append(f"--{name.replace('_', '-')}")
+        if name in short:  # --block VALUE sets the block's SHORTHAND field (--prior-correction auto)
+            names.append(f"--{short[name]}")
+        names += [f"--{n[2:].replace('_', '-')}" for n in names if "_" in n]
         kw: dict[str, Any] = {
             "dest": f"cfg:{name}",
             "default": argparse.SUPPRESS,
@@ -260,6 +314,35 @@ def add_flags(parser: argparse.ArgumentParser, cls: type, *, group_title: str | 
         choices = get_args(tp) if get_origin(tp) is Literal else None
         help_text = f.metadata.get("help", "") + (f" Choices: {', '.join(map(str, choices))}." if choices else "")
         group.add_argument(*names, help=help_text + _default_text(f), **kw)
+    for old in moved_keys(cls):  # the flags of moved keys still parse (the build warns and moves them)
+        names = [f"--{old}"] + ([f"--{old.replace('_', '-')}"] if "_" in old else [])
+        group.add_argument(*names, dest=f"cfg:{old}", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+
+
+def shorthand_fields(cls: type, prefix: str = "") -> dict[str, str]:
+    """``{"block.field": "block"}`` for every nested block with a ``SHORTHAND`` field."""
+    out = {}
+    hints = _hints(cls)
+    for f in user_fields(cls):
+        tp = hints[f.name]
+        inner = [a for a in get_args(tp) if a is not type(None)] if get_origin(tp) in (Union, types.UnionType) else []
+        sub = tp if _is_dataclass_type(tp) else (inner[0] if len(inner) == 1 and _is_dataclass_type(inner[0]) else None)
+        if sub is None:
+            continue
+        if getattr(sub, "SHORTHAND", None):
+            out[f"{prefix}{f.name}.{sub.SHORTHAND}"] = f"{prefix}{f.name}"
+        out.update(shorthand_fields(sub, f"{prefix}{f.name}."))
+    return out
+
+
+def moved_keys(cls: type, prefix: str = "") -> list[str]:
+    """Dotted names of every ``MOVED`` key of ``cls`` and its nested blocks."""
+    out = [f"{prefix}{k}" for k in getattr(cls, "MOVED", {})]
+    hints = _hints(cls)
+    for f in user_fields(cls):
+        if _is_dataclass_type(hints[f.name]):
+            out += moved_keys(hints[f.name], f"{prefix}{f.name}.")
+    return out
 
 
 def flags_from_namespace(ns: argparse.Namespace) -> dict[str, Any]:

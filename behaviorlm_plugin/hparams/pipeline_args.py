@@ -9,7 +9,13 @@ from typing import ClassVar
 from behaviorlm_plugin.hparams.data_args import PrepareArguments
 from behaviorlm_plugin.hparams.eval_args import EvaluationArguments
 from behaviorlm_plugin.hparams.selection_args import SelectionArguments
-from behaviorlm_plugin.hparams.tuning_args import ExportCheckArguments, RecipeSet, StageOverrides
+from behaviorlm_plugin.hparams.tuning_args import (
+    ExportCheckArguments,
+    RecipeSet,
+    StageOverrides,
+    check_lora_top_layers,
+    lora_top_layers_field,
+)
 
 
 @dataclass
@@ -57,22 +63,14 @@ class PipelineConfig:
             "same evaluation samples, so the report reads the model against them."
         },
     )
-    lora_top_layers: int | None = field(
-        default=None,
-        metadata={
-            "help": "LoRA on the top N decoder layers only (None: every layer the recipe's lora_target names). "
-            "The backward pass then stops N layers from the top, so a step is cheaper (docs/tuning.md). The CPU "
-            "quick-start uses 4 of SmolLM2's 30; the GPU pipelines keep the paper's all layers."
-        },
-    )
+    lora_top_layers: int | None = lora_top_layers_field()
     base_dir: str = field(default=".", metadata={"internal": True, "help": "Folder of the pipeline file."})
 
     def __post_init__(self) -> None:
         for key in ("run_dir", "model_name_or_path", "template"):
             if not getattr(self, key):
                 raise ValueError(f"'{key}' is required")
-        if self.lora_top_layers is not None and self.lora_top_layers < 1:
-            raise ValueError(f"lora_top_layers must be >= 1 (or null for every layer), got {self.lora_top_layers}")
+        check_lora_top_layers(self.lora_top_layers)
         if self.recipes.export is None:
             raise ValueError("recipes.export is required (the merge step of the run)")
 

@@ -34,8 +34,8 @@ class SelectionArguments:
     batch_size: int = field(default=4, metadata={"help": "Scorer batch size."})
 
     def __post_init__(self) -> None:
-        from behaviorlm_plugin.tuning.strategies import strategy_names
-
+        # ``strategy`` is checked against the registry where it is used (tuning.strategies.check_strategy_name):
+        # runs check it before their first step, and a plugin registered later still counts.
         if self.k < 1:
             raise ValueError(f"k must be >= 1, got {self.k}")
         if self.chunk_size < 1:
@@ -44,5 +44,3 @@ class SelectionArguments:
             raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
         if self.max_scored_per_class is not None and self.max_scored_per_class < 1:
             raise ValueError("max_scored_per_class must be >= 1 or None")
-        if self.strategy not in strategy_names():
-            raise ValueError(f"strategy must be one of {', '.join(strategy_names())}; got {self.strategy!r}")

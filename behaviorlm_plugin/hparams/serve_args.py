@@ -6,6 +6,7 @@ import math
 from dataclasses import dataclass, field
 
 from behaviorlm_plugin.extras.constants import TEMPLATE_AUTO
+from behaviorlm_plugin.hparams.prior_correction_args import PriorCorrectionArguments, as_prior_correction
 
 API_KEY_ENV = "BEHAVIORLM_API_KEY"
 
@@ -30,9 +31,12 @@ class ServeArguments:
         default=TEMPLATE_AUTO,
         metadata={"help": "LLaMA-Factory template; 'auto': behaviorlm.json's, else the default model's marker."},
     )
-    prior_correction: float | None = field(
-        default=None,
-        metadata={"help": "alpha of score - alpha*log prior (>= 0); default: behaviorlm.json's, else 0."},
+    prior_correction: PriorCorrectionArguments = field(
+        default_factory=PriorCorrectionArguments,
+        metadata={
+            "help": "score - alpha * log prior; --prior-correction is its alpha (a number >= 0; unset: "
+            "behaviorlm.json's, else 0). Requests may override it with their 'alpha'."
+        },
     )
     model_id: str | None = field(default=None, metadata={"help": "Name in responses (default: the model folder)."})
     host: str = field(default="127.0.0.1", metadata={"help": "Interface to bind; 0.0.0.0 exposes it to the network."})
@@ -55,6 +59,7 @@ class ServeArguments:
     max_length: int = field(default=2048, metadata={"help": "Max prompt + answer tokens (the model's context)."})
 
     def __post_init__(self) -> None:
+        self.prior_correction = as_prior_correction(self.prior_correction)
         if not 0 < self.port < 65536:
             raise ValueError(f"--port must be 1-65535, got {self.port}")
         for key in ("max_batch", "max_queue", "max_body_bytes", "max_history_events", "max_batch_requests"):
@@ -68,9 +73,10 @@ class ServeArguments:
             raise ValueError(f"--retry-after-s must be >= 0, got {self.retry_after_s}")
         if self.max_queue < self.max_batch:
             raise ValueError(f"--max-queue ({self.max_queue}) must be >= --max-batch ({self.max_batch})")
-        if self.prior_correction is not None and (
-            not math.isfinite(self.prior_correction) or self.prior_correction < 0
-        ):
-            raise ValueError(f"--prior-correction must be a finite alpha >= 0, got {self.prior_correction}")
+        if self.prior_correction.is_auto:
+            raise ValueError(
+                "--prior-correction auto chooses alpha on val predictions, which a server does not have; give a "
+                "number (or leave it out: the exported model's alpha)"
+            )
         if self.api_key is not None and not self.api_key.strip():
             raise ValueError("--api-key is empty; give a key or leave it out")

@@ -70,3 +70,20 @@ class ExportCheckArguments:
     def __post_init__(self) -> None:
         if self.samples < 1:
             raise ValueError("samples must be >= 1")
+
+
+def lora_top_layers_field():
+    """``lora_top_layers``, one definition for the pipeline and the bench (the step layer applies it)."""
+    return field(
+        default=None,
+        metadata={
+            "help": "LoRA on the top N decoder layers only (None: every layer the recipe's lora_target names). "
+            "The backward pass then stops N layers from the top, so a step is cheaper (docs/tuning.md). The CPU "
+            "quick-start uses 4 of SmolLM2's 30; the GPU pipelines keep the paper's all layers."
+        },
+    )
+
+
+def check_lora_top_layers(value: int | None) -> None:
+    if value is not None and value < 1:
+        raise ValueError(f"lora_top_layers must be >= 1 (or null for every layer), got {value}")

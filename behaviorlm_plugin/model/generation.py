@@ -6,6 +6,8 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from behaviorlm_plugin.model.trie import left_pad
+
 
 @dataclass
 class GenerationResult:
@@ -40,8 +42,6 @@ def generate_labels(scorer, prompts, candidates, max_new_tokens: int = 16) -> li
     (``label=None``); see :func:`parse_generation` for the matching rules.
     """
     import torch
-
-    from behaviorlm_plugin.model.trie import left_pad
 
     encoded = [scorer.encode_sample(s, u, ["x"])[0] for s, u in prompts]
     order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]), reverse=True)

@@ -29,7 +29,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from behaviorlm_plugin.model.generation import GenerationResult, parse_generation
+from behaviorlm_plugin.model.generation import GenerationResult, generate_labels, parse_generation
+from behaviorlm_plugin.model.paths import check_adapter_path, check_model_path
 from behaviorlm_plugin.model.trie import build_trie, continuation_index, first_token_index, left_pad
 
 __all__ = ["CandidateScorer", "GenerationResult", "Prediction", "ScoringConfig", "parse_generation"]
@@ -140,8 +141,6 @@ class CandidateScorer:
         when ``adapter_path`` is given, wrap it with ``peft.PeftModel.from_pretrained``. ``cfg`` are
         :class:`ScoringConfig` fields."""
         from transformers import AutoModelForCausalLM, AutoTokenizer
-
-        from behaviorlm_plugin.model.paths import check_adapter_path, check_model_path
 
         check_model_path(str(model_path))  # both before loading anything: no minutes lost on a typo
         check_adapter_path(None if adapter_path is None else str(adapter_path))
@@ -336,7 +335,6 @@ class CandidateScorer:
     # ------------------------------------------------------------------ generation (for comparison)
     def generate(self, prompts, candidates, max_new_tokens: int = 16) -> list[GenerationResult]:
         """Greedy generation parsed against the candidate set (see :func:`.generation.generate_labels`)."""
-        from behaviorlm_plugin.model.generation import generate_labels
 
         if len(self.variants) > 1:
             raise ValueError(f"generation runs one model; this scorer scores {self.variants} at once")

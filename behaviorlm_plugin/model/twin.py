@@ -25,7 +25,8 @@ from typing import Any
 
 import torch
 
-from behaviorlm_plugin.model.scoring import ScoringConfig, resolve_device
+from behaviorlm_plugin.model.paths import check_adapter_path, check_model_path
+from behaviorlm_plugin.model.scoring import CandidateScorer, ScoringConfig, resolve_device
 
 VARIANTS = ("tuned", "base")
 _LAYER = re.compile(r"(?:^|\.)layers\.(\d+)\.")
@@ -157,9 +158,6 @@ def twin_scorer(model_path: str, adapter_path: str, **cfg):
     """A :class:`~behaviorlm_plugin.model.scoring.CandidateScorer` over :func:`load_twin`'s model (variants
     ``tuned`` and ``base``), or ``None`` where the two models cannot share layers. ``cfg``: ScoringConfig fields."""
     from transformers import AutoTokenizer
-
-    from behaviorlm_plugin.model.paths import check_adapter_path, check_model_path
-    from behaviorlm_plugin.model.scoring import CandidateScorer
 
     check_model_path(str(model_path))
     check_adapter_path(str(adapter_path))

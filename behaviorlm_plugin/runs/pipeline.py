@@ -18,14 +18,17 @@ from dataclasses import asdict
 from pathlib import Path
 
 from behaviorlm_plugin.data.dataset import PreparedDataset
-from behaviorlm_plugin.eval.metrics import SUMMARY_KEYS
+from behaviorlm_plugin.data.prepare import ensure_prepared
+from behaviorlm_plugin.eval.evaluate import summary_text
 from behaviorlm_plugin.extras.constants import btuning_dataset_name, dataset_file_stem
 from behaviorlm_plugin.extras.hashing import digest, maybe_hash
 from behaviorlm_plugin.hparams.parser import ConfigError, apply_sets, load_config
 from behaviorlm_plugin.hparams.pipeline_args import PipelineConfig
+from behaviorlm_plugin.runs import steps
 from behaviorlm_plugin.runs.manifest import Manifest, Stage, StageResult, run_stages
-from behaviorlm_plugin.tuning.launcher import TrainJob, export_args, train_args
-from behaviorlm_plugin.tuning.lora_stage import ADAPTER_FILE, train_stage
+from behaviorlm_plugin.runs.report import evaluation_rows, plain_words, write_report
+from behaviorlm_plugin.tuning.launcher import read_recipe
+from behaviorlm_plugin.tuning.lora_stage import ADAPTER_FILE
 
 STAGES = ("prepare", "a_tuning", "selection", "b_tuning", "evaluate", "export", "report")
 
@@ -35,8 +38,18 @@ apply_overrides = apply_sets
 
 
 def load_pipeline(path: str | Path, sets: list[str] | None = None) -> PipelineConfig:
-    """A ``pipeline.yaml`` with ``--set`` items on top (see :mod:`behaviorlm_plugin.hparams.parser`)."""
-    return load_config(PipelineConfig, path, sets)
+    """A ``pipeline.yaml`` with ``--set`` items on top (see :mod:`behaviorlm_plugin.hparams.parser`), its
+    registry names checked (format, strategy) so a typo fails now."""
+    return check_pipeline(load_config(PipelineConfig, path, sets), str(path))
+
+
+def check_pipeline(cfg: PipelineConfig, where: str) -> PipelineConfig:
+    """The config's registry names (format, strategy), checked where they are used: now, before any stage."""
+    try:
+        steps.check_names(cfg.prepare, [cfg.selection])
+    except ValueError as err:
+        raise ConfigError(f"{where}: {err}") from err
+    return cfg
 
 
 class PipelineRunner:
@@ -51,6 +64,16 @@ class PipelineRunner:
         self.log = log
         self.until = until
         self.data = PreparedDataset(cfg.dataset_dir, cfg.name)
+        self.model = steps.ModelSpec(cfg.model_name_or_path, cfg.template)
+        self.training = steps.TrainSettings(
+            model=self.model,
+            recipes=cfg.recipes,
+            base_dir=cfg.base_dir,
+            overrides=cfg.overrides,
+            dataset_dir=cfg.dataset_dir,
+            eval_dataset=f"{cfg.name}_val",
+            lora_top_layers=cfg.lora_top_layers,
+        )
 
     @property
     def btuning_name(self) -> str:
@@ -61,13 +84,9 @@ class PipelineRunner:
         return [Stage(s, getattr(self, f"_spec_{s}"), getattr(self, f"_stage_{s}")) for s in STAGES]
 
     def preflight(self) -> None:
-        """Everything cheap that a stage would otherwise find late: the model and the three recipes."""
-        from behaviorlm_plugin.model.paths import check_model_path
-        from behaviorlm_plugin.tuning.launcher import read_recipe
-
-        check_model_path(self.cfg.model_name_or_path, what="model_name_or_path")
-        for stage in ("a_tuning", "b_tuning", "export"):
-            read_recipe(self.cfg.recipe_path(stage))
+        """Everything cheap that a stage would otherwise find late: the model, names and the three recipes."""
+        recipes = [self.cfg.recipe_path(stage) for stage in ("a_tuning", "b_tuning", "export")]
+        steps.preflight(self.model, self.cfg.prepare, [self.cfg.selection], recipes)
 
     def run(self) -> dict:
         self.preflight()
@@ -85,38 +104,17 @@ class PipelineRunner:
         return {"arguments": asdict(self._prepare_args())}
 
     def _stage_prepare(self) -> StageResult:
-        from behaviorlm_plugin.data.prepare import ensure_prepared
-
         reused = ensure_prepared(self._prepare_args(), self.log)
         return StageResult({"stats": str(self.data.stats_path)}, {"reused_existing": True} if reused else {})
 
     # ---- LoRA stages
-    def train_job(self, stage: str, dataset: str, adapter: str | None) -> TrainJob:
-        return TrainJob(
-            stage=stage,
-            model_name_or_path=self.cfg.model_name_or_path,
-            template=self.cfg.template,
-            dataset_dir=self.cfg.dataset_dir,
-            dataset=dataset,
-            output_dir=str(self.run_dir / stage),
-            init_adapter=adapter,
-            eval_dataset=f"{self.cfg.name}_val",
+    def train_config(self, stage: str, dataset: str, adapter: str | None) -> dict:
+        return steps.train_config(
+            self.training, stage, dataset=dataset, output_dir=str(self.run_dir / stage), init=adapter
         )
 
-    def train_config(self, stage: str, dataset: str, adapter: str | None) -> dict:
-        job = self.train_job(stage, dataset, adapter)
-        cfg = train_args(self.cfg.recipe_path(stage), self.cfg.overrides.of(stage), job)
-        if self.cfg.lora_top_layers is not None and adapter is None:  # a resumed adapter keeps its own targets
-            from behaviorlm_plugin.tuning.lora_layers import top_layer_targets
-
-            targets = top_layer_targets(
-                self.cfg.model_name_or_path, self.cfg.lora_top_layers, str(cfg.get("lora_target", "all"))
-            )
-            cfg["lora_target"] = ",".join(targets)
-        return cfg
-
     def _train(self, stage: str, cfg: dict) -> StageResult:
-        info = train_stage(cfg, self.run_dir / f"{stage}.yaml")
+        info = steps.train(cfg, self.run_dir / f"{stage}.yaml")
         outputs = {k: info[k] for k in ("adapter_dir", "adapter", "yaml")}
         return StageResult(outputs, {"launcher": info["launcher"]})
 
@@ -147,18 +145,14 @@ class PipelineRunner:
         }
 
     def _stage_selection(self) -> StageResult:
-        from behaviorlm_plugin.tuning.select_run import run_selection
-
         out_json = self.run_dir / "selection.json"
-        report = run_selection(
-            model=self.cfg.model_name_or_path,
-            adapter=self._stage1_adapter(),
-            template=self.cfg.template,
-            dataset_dir=self.cfg.dataset_dir,
-            name=self.cfg.name,
-            args=self.cfg.selection,
+        report = steps.select(
+            self.model,
+            self._stage1_adapter(),
+            self.data,
+            self.cfg.selection,
+            out_json=out_json,
             output_name=self.btuning_name,
-            out_json=str(out_json),
         )
         return StageResult(
             {"selection": str(out_json), "dataset": str(Path(self.cfg.dataset_dir) / report["file"])},
@@ -188,57 +182,35 @@ class PipelineRunner:
         }
 
     def _stage_evaluate(self) -> StageResult:
-        from behaviorlm_plugin.eval.evaluate import evaluate_splits, evaluate_with_zero_shot, summary_text
-
-        common = {
-            "model": self.cfg.model_name_or_path,
-            "adapter": str(self._final_adapter()),
-            "template": self.cfg.template,
-            "data": self.data,
-            "evaluation": self.cfg.evaluation,
-            "out_dir": self.run_dir / "eval",
-        }
-        zero = None
         if self.cfg.reference_rows:  # the base model on the same samples, in the same pass where it can be
             self.log("[evaluate] with reference rows: the base model (zero-shot), majority and hour+place")
-            metrics, zero = evaluate_with_zero_shot(zero_shot_dir=self.run_dir / "eval_zero_shot", **common)
-        else:
-            metrics = evaluate_splits(**common)
+        metrics, zero = steps.evaluate(
+            self.model,
+            str(self._final_adapter()),
+            self.data,
+            self.cfg.evaluation,
+            self.run_dir / "eval",
+            zero_shot_dir=self.run_dir / "eval_zero_shot" if self.cfg.reference_rows else None,
+        )
         outputs, info = {}, {}
         for split, m in metrics.items():
             self.log(summary_text(m, f"BehaviorLM/{split}"))
             outputs[f"{split}_metrics"] = str(self.run_dir / "eval" / split / "metrics.json")
-            info[split] = {**{k: m.get(k) for k in SUMMARY_KEYS}, "alpha": m.get("alpha", 0.0)}
-        if zero is not None:
-            outputs.update(self._reference_rows(zero))
+            info[split] = steps.summary(m)
+        for split, zm in (zero or {}).items():  # zero-shot, majority and hour+place on the scored samples
+            folder = self.run_dir / "eval" / split
+            steps.reference_rows(
+                self.data, split, steps.scored_ids(folder / "preds.jsonl"), zm, folder / "reference.json"
+            )
+            outputs[f"{split}_reference"] = str(folder / "reference.json")
         return StageResult(outputs, info)
-
-    def _reference_rows(self, zero: dict[str, dict]) -> dict:
-        """Zero-shot (``zero``: its metrics per split), majority and hour+place on the samples the model was
-        scored on (see eval.reference)."""
-        from behaviorlm_plugin.eval.evaluate import evaluate_predictions
-        from behaviorlm_plugin.eval.reference import reference_rows
-        from behaviorlm_plugin.extras.fileio import atomic_write_json, read_jsonl
-
-        outputs = {}
-        for split, zm in zero.items():
-            ids = [p["id"] for p in read_jsonl(self.run_dir / "eval" / split / "preds.jsonl")]
-            rows = {"zero-shot": {**{k: zm.get(k) for k in SUMMARY_KEYS}, "alpha": zm.get("alpha", 0.0)}}
-            for name, preds in reference_rows(self.data, split, ids).items():
-                m = evaluate_predictions(preds, self.data.stats, source=f"{name} on {split}")
-                rows[name] = {**{k: m.get(k) for k in SUMMARY_KEYS}, "alpha": 0.0}  # context rules: plain argmax
-            path = self.run_dir / "eval" / split / "reference.json"
-            atomic_write_json(path, rows)
-            outputs[f"{split}_reference"] = str(path)
-        return outputs
 
     # ---- export
     def export_config(self) -> dict:
-        return export_args(
+        return steps.export_config(
+            self.model,
             self.cfg.recipe_path("export"),
-            self.cfg.overrides.of("export"),
-            model=self.cfg.model_name_or_path,
-            template=self.cfg.template,
+            self.cfg.overrides,
             adapter=str(self._final_adapter()),
             export_dir=str(self.run_dir / "export"),
         )
@@ -251,17 +223,15 @@ class PipelineRunner:
         }
 
     def _stage_export(self) -> StageResult:
-        from behaviorlm_plugin.tuning.export import export_and_verify
-
         cfg = self.export_config()
         # The alpha the evaluation used (fixed, or chosen on val) travels with the model into behaviorlm.json.
         alphas = [v.get("alpha") for v in self.manifest.stage("evaluate").get("info", {}).values()]
-        check = export_and_verify(
+        check = steps.export(
             cfg,
             self.run_dir / "export.yaml",
-            data=str(self.data.path("test_balanced")),
+            data=self.data,
             check=self.cfg.export_check,
-            prior_correction=next((a for a in alphas if a is not None), None),
+            alpha=next((a for a in alphas if a is not None), None),
         )
         self.log(
             f"[export] merged ({check['merged_dtype']}) vs base+adapter (float32) over {check['samples']} samples: "
@@ -277,14 +247,10 @@ class PipelineRunner:
         return {"evaluate": self.manifest.stage("evaluate").get("fingerprint")}
 
     def _cpu_run(self) -> bool:
-        from behaviorlm_plugin.tuning.launcher import read_recipe
-
         stage = "b_tuning"  # the adapter that is evaluated
         return bool({**read_recipe(self.cfg.recipe_path(stage)), **self.cfg.overrides.of(stage)}.get("use_cpu"))
 
     def _stage_report(self) -> StageResult:
-        from behaviorlm_plugin.runs.report import evaluation_rows, plain_words, write_report
-
         path = write_report(self.run_dir, self.manifest.data, self.cfg, cpu=self._cpu_run())
         rows, refs = evaluation_rows(self.manifest.data)
         if rows:

@@ -8,14 +8,14 @@ from pathlib import Path
 
 from behaviorlm_plugin.data.dataset import DatasetStats
 from behaviorlm_plugin.data.prompts import available_formats
+from behaviorlm_plugin.data.serving_manifest import MANIFEST_FILE, ManifestError, ServingManifest, read_manifest
 from behaviorlm_plugin.hparams.serve_args import ServeArguments
-from behaviorlm_plugin.serve.manifest import MANIFEST_FILE, ManifestError, ServingManifest, read_manifest
+from behaviorlm_plugin.model.default_model import resolve_template
 from behaviorlm_plugin.serve.predictor import Predictor
 
 
 def _template(args: ServeArguments, manifest_template: str | None) -> str | None:
     """``auto``: the manifest's, else the default model's marker; ``none``: the tokenizer's chat template."""
-    from behaviorlm_plugin.model.default_model import resolve_template
 
     if args.template == "auto":
         return manifest_template if manifest_template is not None else resolve_template(args.model, "auto")
@@ -48,7 +48,7 @@ def load_manifest(args: ServeArguments) -> ServingManifest:
 
 def load_predictor(args: ServeArguments) -> Predictor:
     """The manifest, then the model (once: a server holds one model)."""
-    from behaviorlm_plugin.model.scoring import CandidateScorer
+    from behaviorlm_plugin.model.scoring import CandidateScorer  # deferred: torch, after the manifest checks
 
     manifest = load_manifest(args)
     scorer = CandidateScorer.from_pretrained(
@@ -65,4 +65,4 @@ def load_predictor(args: ServeArguments) -> Predictor:
     # not safe to share across threads, so the length check gets its own copy (the model is shared, unused).
     checker = CandidateScorer(scorer.model, copy.deepcopy(scorer.tokenizer), scorer.config)
     model_id = args.model_id or Path(args.adapter or args.model).name
-    return Predictor(scorer, manifest, model_id=model_id, alpha=args.prior_correction, encoder=checker)
+    return Predictor(scorer, manifest, model_id=model_id, alpha=args.prior_correction.alpha, encoder=checker)

@@ -12,8 +12,8 @@ from typing import Protocol
 
 import numpy as np
 
+from behaviorlm_plugin.data.serving_manifest import ServingManifest
 from behaviorlm_plugin.eval.prior_correction import adjust_log_probs, check_alpha, log_prior
-from behaviorlm_plugin.serve.manifest import ServingManifest
 from behaviorlm_plugin.serve.prompting import RenderedSample, RequestError, render_request
 from behaviorlm_plugin.serve.schemas import PredictRequest, PredictResponse, RankedBehavior
 
@@ -39,7 +39,7 @@ class Predictor:
         self.encoder = encoder if encoder is not None else scorer
         self.manifest = manifest
         self.model_id = model_id
-        chosen = manifest.prior_correction if alpha is None else alpha
+        chosen = manifest.prior_correction.alpha if alpha is None else alpha
         self.alpha = check_alpha(chosen or 0.0, source="--prior-correction")
         self.max_length = getattr(getattr(scorer, "config", None), "max_length", None)
         self._answer_len: dict[str, int] = {}

@@ -16,8 +16,8 @@ import pandas as pd
 
 from behaviorlm_plugin.data.prompts import PromptOptions, available_formats, render_prompts, system_prompt
 from behaviorlm_plugin.data.samples import EncodedEvents
+from behaviorlm_plugin.data.serving_manifest import ServingManifest
 from behaviorlm_plugin.data.timestamps import TimestampError, parse_timestamps
-from behaviorlm_plugin.serve.manifest import ServingManifest
 from behaviorlm_plugin.serve.schemas import PredictRequest, When, day_index
 
 

@@ -14,16 +14,18 @@ from pathlib import Path
 
 import yaml
 
+from behaviorlm_plugin.data.dataset import DatasetStats, load_split
+from behaviorlm_plugin.data.serving_manifest import ServingManifest, write_manifest
 from behaviorlm_plugin.extras.constants import STATS_FILE
 from behaviorlm_plugin.extras.fileio import atomic_write_text
 from behaviorlm_plugin.hparams.tuning_args import ExportCheckArguments
 
 
 def export_and_verify(
-    cfg: dict, yaml_path: Path, *, data: str, check: ExportCheckArguments, prior_correction: float | None = None
+    cfg: dict, yaml_path: Path, *, data: str, check: ExportCheckArguments, alpha: float | None = None
 ) -> dict:
     """Run LLaMA-Factory's export with ``cfg`` (written to ``yaml_path``), then :func:`verify_export`, then
-    :func:`write_serving_manifest` from the ``stats.json`` beside ``data`` (``prior_correction``: the alpha
+    :func:`write_serving_manifest` from the ``stats.json`` beside ``data`` (``alpha``: the prior correction's alpha
     chosen on val, if any)."""
     from llamafactory.train.tuner import export_model
 
@@ -43,20 +45,16 @@ def export_and_verify(
     )
     if not result["ok"]:
         raise RuntimeError(f"[export] merged model disagrees with base+adapter: {result}")
-    write_serving_manifest(out, Path(data).parent / STATS_FILE, cfg["template"], prior_correction)
+    write_serving_manifest(out, Path(data).parent / STATS_FILE, cfg["template"], alpha)
     return result
 
 
 def write_serving_manifest(
-    export_dir: str | Path, stats_path: str | Path, template: str | None, prior_correction: float | None = None
+    export_dir: str | Path, stats_path: str | Path, template: str | None, alpha: float | None = None
 ) -> Path:
     """``EXPORT_DIR/behaviorlm.json``: what serving the export needs, from the tuning dataset's ``stats.json``."""
-    from behaviorlm_plugin.data.dataset import DatasetStats
-    from behaviorlm_plugin.serve.manifest import ServingManifest, write_manifest
 
-    manifest = ServingManifest.from_stats(
-        DatasetStats.read(stats_path), template=template, prior_correction=prior_correction
-    )
+    manifest = ServingManifest.from_stats(DatasetStats.read(stats_path), template=template, alpha=alpha)
     return write_manifest(export_dir, manifest)
 
 
@@ -81,8 +79,7 @@ def verify_export(
     """
     import numpy as np
 
-    from behaviorlm_plugin.data.dataset import load_split
-    from behaviorlm_plugin.model.scoring import CandidateScorer
+    from behaviorlm_plugin.model.scoring import CandidateScorer  # deferred: torch, only when verifying
 
     recs, metas = load_split(data, max_samples=n)
     prompts = [(r.get("system"), r["instruction"]) for r in recs]

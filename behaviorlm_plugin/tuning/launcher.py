@@ -121,7 +121,7 @@ def run_training(cfg: dict, yaml_path: Path) -> str:
         return "llamafactory-cli train (torchrun)"
     from llamafactory.train.tuner import run_exp
 
-    from behaviorlm_plugin.tuning.answer_logits import OWN_LOSS_KEYS, answer_logits_callback
+    from behaviorlm_plugin.tuning.answer_logits import OWN_LOSS_KEYS, answer_logits_callback  # deferred: torch
 
     # Same loss and gradients with less LM head, unless a LLaMA-Factory loss reads the full logits itself.
     callbacks = [] if any(cfg.get(k) for k in OWN_LOSS_KEYS) else [answer_logits_callback()]

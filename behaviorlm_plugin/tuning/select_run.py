@@ -17,12 +17,13 @@ from behaviorlm_plugin.extras.constants import (
 )
 from behaviorlm_plugin.extras.fileio import atomic_write_json, atomic_write_jsonl
 from behaviorlm_plugin.hparams.selection_args import SelectionArguments
+from behaviorlm_plugin.model.paths import check_adapter_path, check_model_path
 from behaviorlm_plugin.tuning.selection import Scored, select
 from behaviorlm_plugin.tuning.strategies import get_strategy
 
 
 def _score_fn(model, adapter, template, args: SelectionArguments, device: str, recs, metas, labels):
-    from behaviorlm_plugin.model.scoring import CandidateScorer
+    from behaviorlm_plugin.model.scoring import CandidateScorer  # deferred: torch (uniform scores nothing)
 
     scorer = CandidateScorer.from_pretrained(
         model, adapter, template=template, batch_size=args.batch_size, device=device, show_progress=False
@@ -74,8 +75,6 @@ def run_selection(
     the benchmark keeps its datasets in its own cache.
     """
     from tqdm.auto import tqdm
-
-    from behaviorlm_plugin.model.paths import check_adapter_path, check_model_path
 
     check_model_path(model)  # even for a strategy that scores nothing: a typo is an error, not a silent pass
     check_adapter_path(adapter)

@@ -62,6 +62,12 @@ def strategy_names() -> tuple[str, ...]:
     return tuple(sorted(_STRATEGIES))
 
 
+def check_strategy_name(name: str, *, source: str = "strategy") -> None:
+    """A registered strategy's name, or the error a config with a typo gets before any step runs."""
+    if name not in _STRATEGIES:
+        raise ValueError(f"{source} must be one of {', '.join(strategy_names())}; got {name!r}")
+
+
 def _contrastive(label: str, predicted: str, anchor_tail: dict[str, str]) -> int:
     return 1 if anchor_tail.get(predicted) == anchor_tail.get(label) else 2
 

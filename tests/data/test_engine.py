@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from behaviorlm_plugin.data.engine import EngineSettings, load_event_table, table_from_frame
+from behaviorlm_plugin.data.engine import EngineArguments, load_event_table, table_from_frame
 from behaviorlm_plugin.data.engine.connect import Database
 from behaviorlm_plugin.data.events import BehaviorDataError, EventStats, load_events
 from behaviorlm_plugin.data.samples import balanced_subset, encode_events, split_users, subsample, window_targets
@@ -145,16 +145,16 @@ def test_duplicates_can_be_refused_naming_the_row(tmp_path):
 
 
 def test_the_memory_setting_reaches_the_engine_and_is_checked(tmp_path):
-    with Database(EngineSettings(memory_limit="300MB", threads=1, temp_dir=str(tmp_path))) as db:
+    with Database(EngineArguments(memory_limit="300MB", threads=1, temp_dir=str(tmp_path))) as db:
         limit = db.con.execute("SELECT current_setting('memory_limit')").fetchall()[0][0]
         threads = db.con.execute("SELECT current_setting('threads')").fetchall()[0][0]
         assert limit.replace(" ", "").upper() in ("286.1MIB", "300.0MB", "300MB") and int(threads) == 1
         assert db.folder.parent == tmp_path
     assert not list(tmp_path.iterdir())  # the database and its spill files go with it
-    with pytest.raises(ValueError, match="--engine-memory-limit must look like 2GB"):
-        PrepareArguments(synthetic=True, engine_memory_limit="lots")
+    with pytest.raises(ValueError, match=r"engine\.memory_limit must look like 2GB"):
+        PrepareArguments(synthetic=True, engine=EngineArguments(memory_limit="lots"))
     write(events_frame(), tmp_path / "ev.parquet")  # a tight limit still gives the same events
-    small, _ = engine_frame(tmp_path / "ev.parquet", settings=EngineSettings(memory_limit="64MB", threads=1))
+    small, _ = engine_frame(tmp_path / "ev.parquet", settings=EngineArguments(memory_limit="64MB", threads=1))
     assert len(small) == 180
 
 

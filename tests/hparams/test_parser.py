@@ -29,8 +29,11 @@ def pipeline_yaml(tmp_path: Path, **extra) -> Path:
 
 
 def parse(argv: list[str]) -> PipelineConfig:
+    """As ``behaviorlm run`` parses: the typed config, then its registry names where they are used."""
+    from behaviorlm_plugin.runs.pipeline import check_pipeline
+
     cfg, _ = parse_cli(PipelineConfig, argv, prog="test")
-    return cfg
+    return check_pipeline(cfg, argv[0])
 
 
 def test_one_value_three_ways_reaches_the_same_typed_field(tmp_path):

@@ -70,7 +70,7 @@ def write_suite(tmp: Path, tiny_model: Path, data_dir: Path | None = None, **ext
             "grid": {"lr": [1e-3, 3e-3]},
             "config": {"d_model": 16, "n_heads": 2, "max_epochs": 2, "patience": 1, "batch_size": 64},
             "train_sizes": [50, 100],
-            "post_hoc": True,
+            "prior_correction_row": True,
             "logit_adjusted_loss": True,
         },
     }
@@ -91,7 +91,7 @@ def bench_run(tmp_path_factory, tiny_model, small_data_dir):
 def test_every_variant_and_seed_has_metrics(bench_run):
     tmp, results, _ = bench_run
     names = [v["name"] for v in VARIANTS] + ["λ=0", "λ=0.5", "k=1", "k=2", "SASRec"]
-    names += ["SASRec + post-hoc adjustment", "SASRec (logit-adjusted loss)"]
+    names += ["SASRec + prior correction", "SASRec (logit-adjusted loss)"]
     assert sorted(results["variants"]) == sorted(names)
     for name, v in results["variants"].items():
         both = name in TWO_SEEDS or v["kind"] == "sasrec"  # SASRec runs at every suite seed
@@ -140,8 +140,8 @@ def test_variant_semantics(bench_run):
     rows = [json.loads(line) for line in (tmp / "cache" / "subset" / key / "data.jsonl").read_text().splitlines()]
     assert rows and {stats[r["output"]]["head_medium_tail"] for r in rows} <= {"medium", "tail"}
     assert kinds["full-ft"] == ["subset", "train", "eval"]
-    assert kinds["full-ft + adjustment"] == ["subset", "train", "eval", "adjust"]
-    assert kinds["oracle"] == ["oracle"] and kinds["oracle (balanced rule)"] == ["oracle", "adjust"]
+    assert kinds["full-ft + adjustment"] == ["subset", "train", "eval", "prior_correction"]
+    assert kinds["oracle"] == ["oracle"] and kinds["oracle (balanced rule)"] == ["oracle", "prior_correction"]
     # 'matched' full fine-tuning sees as many samples as BehaviorLM's two stages.
     for s in "01":
         assert v["full-ft"]["per_seed"][s]["train_samples"] == v["BehaviorLM"]["per_seed"][s]["train_samples"]
@@ -279,7 +279,7 @@ def test_shipped_suites_parse():
     assert {"baseline", "ours", "ablation", "sweep"} <= {v.group for v in paper.variants}
     quick = load_suite(ROOT / "yaml_recipes" / "bench" / "quick.yaml")
     assert "oracle" in {v.kind for v in quick.variants} and quick.note.startswith("**Harness smoke test")
-    assert {v.prior_correction for v in quick.variants} >= {0.0, 1.0, "auto"}
+    assert {v.prior_correction.setting for v in quick.variants} >= {0.0, 1.0, "auto"}
     for stage in ("a_tuning", "b_tuning"):  # pinned, so a change to the CPU recipes cannot change the suite
         pinned = quick.overrides.of(stage)
         assert pinned["learning_rate"] == 1e-4 and pinned["num_train_epochs"] == 1 and pinned["cutoff_len"] == 640
@@ -312,7 +312,7 @@ def test_oracle_adjusted_rows_and_bootstrap(bench_run):
     assert sum(choice["val_counts"].values()) == len(ids["val"]["ids"]) and choice["trials"]
     blm, tuned = (v[n]["per_seed"]["0"]["steps"] for n in ("BehaviorLM", "BehaviorLM (tuned α)"))
     assert [s["key"] for s in tuned[:-1]] == [s["key"] for s in blm]
-    assert "alpha_choice" in v["SASRec + post-hoc adjustment"]["per_seed"]["0"]
+    assert "alpha_choice" in v["SASRec + prior correction"]["per_seed"]["0"]
     # The frontier runs alpha 0 -> 1.2; bootstrap rows for every non-ours row, with verdicts.
     alphas = [p["alpha"] for p in results["oracle_frontier"]]
     assert alphas[0] == 0 and alphas[-1] == 1.2

@@ -106,7 +106,7 @@ def test_gpu_main_part_by_part(tmp_path, tiny_model, data_dir, capsys):
         v["full fine-tuning (matched)"]["per_seed"]["0"]["train_samples"]
         == v["BehaviorLM"]["per_seed"]["0"]["train_samples"]
     )
-    assert {"SASRec", "SASRec + post-hoc adjustment", "SASRec (logit-adjusted loss)", "oracle"} <= set(v)
+    assert {"SASRec", "SASRec + prior correction", "SASRec (logit-adjusted loss)", "oracle"} <= set(v)
     search = merged["lr_search"]
     for target in ("a_tuning", "full_ft"):
         trials = search[target]["trials"]

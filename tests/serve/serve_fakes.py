@@ -7,9 +7,9 @@ import threading
 
 import numpy as np
 
+from behaviorlm_plugin.data.serving_manifest import ServingManifest
 from behaviorlm_plugin.hparams.serve_args import ServeArguments
 from behaviorlm_plugin.serve.app import create_app
-from behaviorlm_plugin.serve.manifest import ServingManifest
 from behaviorlm_plugin.serve.predictor import Predictor
 
 BEHAVIORS = ["Cooking", "Gaming", "Sleeping", "Working", "Yoga"]

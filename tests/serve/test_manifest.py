@@ -8,24 +8,38 @@ import pytest
 from serve_fakes import manifest
 
 from behaviorlm_plugin.data.dataset import DatasetStats
+from behaviorlm_plugin.data.serving_manifest import MANIFEST_FILE, ManifestError, read_manifest, write_manifest
 from behaviorlm_plugin.hparams.serve_args import ServeArguments
 from behaviorlm_plugin.serve.loading import load_manifest
-from behaviorlm_plugin.serve.manifest import MANIFEST_FILE, ManifestError, read_manifest, write_manifest
 from behaviorlm_plugin.tuning.export import write_serving_manifest
 
 
 def test_round_trip(tmp_path):
     m = manifest(prior_correction=0.7, timezone="Europe/Paris")
     path = write_manifest(tmp_path, m)
-    assert path == tmp_path / MANIFEST_FILE and json.loads(path.read_text())["version"] == 1
+    written = json.loads(path.read_text())
+    assert path == tmp_path / MANIFEST_FILE and written["version"] == 2
+    assert written["prior_correction"] == {"alpha": 0.7}
     assert read_manifest(tmp_path) == m
+
+
+def test_a_version_1_export_still_loads(tmp_path):
+    """Exports made before the prior correction was one block held a bare alpha: they load unchanged."""
+    raw = manifest(prior_correction=0.7).to_json()
+    raw.update(version=1, prior_correction=0.7)
+    (tmp_path / MANIFEST_FILE).write_text(json.dumps(raw))
+    old = read_manifest(tmp_path)
+    assert old.prior_correction.alpha == 0.7 and old == manifest(prior_correction=0.7)
+    raw.update(prior_correction=None)
+    (tmp_path / MANIFEST_FILE).write_text(json.dumps(raw))
+    assert read_manifest(tmp_path).prior_correction.alpha is None
 
 
 def test_export_writes_what_serving_needs(prepared, tmp_path):
     d, stats = prepared
-    path = write_serving_manifest(tmp_path, d / "beh" / "stats.json", "smollm2", prior_correction=0.5)
+    path = write_serving_manifest(tmp_path, d / "beh" / "stats.json", "smollm2", alpha=0.5)
     m = read_manifest(path)
-    assert m.behaviors == list(stats["behaviors"]) and m.template == "smollm2" and m.prior_correction == 0.5
+    assert m.behaviors == list(stats["behaviors"]) and m.template == "smollm2" and m.prior_correction.alpha == 0.5
     assert m.history_len == stats["arguments"]["history_len"]
     assert m.prompt_formats == stats["arguments"]["prompt_formats"].split(",")
     s = DatasetStats.read(d / "beh" / "stats.json")

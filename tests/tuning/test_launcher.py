@@ -5,7 +5,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from behaviorlm_plugin.runs.bench.runner import BenchRunner, load_suite
+from behaviorlm_plugin.runs import steps
+from behaviorlm_plugin.runs.bench.context import training_settings
+from behaviorlm_plugin.runs.bench.runner import load_suite
 from behaviorlm_plugin.runs.pipeline import PipelineRunner, load_pipeline
 from behaviorlm_plugin.tuning.launcher import RUN_OWNED, LaunchError, read_recipe
 
@@ -27,7 +29,68 @@ def configs(tmp_path: Path, overrides: dict):
     suite = tmp_path / "suite.yaml"
     variants = [{"name": "BehaviorLM", "kind": "behaviorlm", "group": "ours"}]
     suite.write_text(yaml.safe_dump({**common, "name": "s", "cache_dir": str(tmp_path / "c"), "variants": variants}))
-    return PipelineRunner(load_pipeline(pipe), log=lambda s: None), BenchRunner(load_suite(suite), log=lambda s: None)
+    return PipelineRunner(load_pipeline(pipe), log=lambda s: None), Bench(training_settings(load_suite(suite)))
+
+
+class Bench:
+    """The bench's side of a stage: the step layer with the suite's training settings (as its train steps call it)."""
+
+    def __init__(self, settings: steps.TrainSettings) -> None:
+        self.settings = settings
+
+    def train_config(self, stage, dataset, output_dir, init, seed):
+        return steps.train_config(self.settings, stage, dataset=dataset, output_dir=output_dir, init=init, seed=seed)
+
+
+PLACEHOLDERS = {k: f"<{k}>" for k in ("dataset_dir", "dataset", "eval_dataset", "output_dir", "adapter_name_or_path")}
+
+
+def placeholders(cfg: dict) -> dict:
+    """The arguments with the run-owned paths and names replaced (where a run keeps its files)."""
+    return {k: PLACEHOLDERS.get(k, v) for k, v in cfg.items()}
+
+
+@pytest.mark.parametrize("stage", ["a_tuning", "b_tuning"])
+@pytest.mark.parametrize("recipe_dir", ["smollm2-135m-cpu", "llama3.1-8b"])
+def test_the_same_stage_through_the_pipeline_and_the_bench_gets_identical_arguments(tmp_path, stage, recipe_dir):
+    """Seed 5 in both (the pipeline's through its overrides, the bench's from its suite seeds): identical
+    LLaMA-Factory arguments once the paths a run owns are placeholders, the eval-dataset rule and
+    lora_top_layers included (the GPU recipes evaluate every epoch)."""
+    recipes = ROOT / "yaml_recipes" / recipe_dir
+    common = {
+        "model_name_or_path": "some/model",
+        "template": "smollm2",
+        "recipes": {k: str(recipes / f"{k}.yaml") for k in ("a_tuning", "b_tuning", "export")},
+        "prepare": {"synthetic": True, "dataset_dir": str(tmp_path / "data"), "name": "beh"},
+    }
+    overrides = {"learning_rate": 3.0e-3}
+    pipe_yaml = tmp_path / "pipeline.yaml"
+    pipe_yaml.write_text(
+        yaml.safe_dump({**common, "run_dir": str(tmp_path / "run"), "overrides": {stage: {**overrides, "seed": 5}}})
+    )
+    suite_yaml = tmp_path / "suite.yaml"
+    variants = [{"name": "BehaviorLM", "kind": "behaviorlm", "group": "ours"}]
+    suite_yaml.write_text(
+        yaml.safe_dump(
+            {
+                **common,
+                "name": "s",
+                "cache_dir": str(tmp_path / "c"),
+                "variants": variants,
+                "seeds": [5],
+                "overrides": {stage: overrides},
+            }
+        )
+    )
+    pipe = PipelineRunner(load_pipeline(pipe_yaml), log=lambda s: None)
+    bench = Bench(training_settings(load_suite(suite_yaml)))
+    adapter = str(tmp_path / "a") if stage == "b_tuning" else None
+    a = pipe.train_config(stage, "beh_x", adapter)
+    b = bench.train_config(stage, "bench_x", str(tmp_path / "out"), adapter, seed=5)
+    assert a["seed"] == b["seed"] == 5 and a["learning_rate"] == 3.0e-3
+    assert placeholders(a) == placeholders(b)
+    if recipe_dir == "llama3.1-8b":  # eval_strategy: epoch: the run's own val dataset in both
+        assert a["eval_strategy"] == "epoch" and (a["eval_dataset"], b["eval_dataset"]) == ("beh_val", "bench_val")
 
 
 @pytest.mark.parametrize("stage", ["a_tuning", "b_tuning"])

@@ -72,6 +72,24 @@ def test_pipeline_sets_the_targets_of_new_adapters_only(tmp_path, tiny_model):
         load_pipeline(_pipeline(tmp_path / "z", tiny_model, lora_top_layers=0))
 
 
+def test_the_bench_sets_the_targets_of_new_adapters_too(tmp_path, tiny_model):
+    """lora_top_layers lives in the step layer, so a suite gets it exactly as a pipeline does."""
+    from behaviorlm_plugin.runs import steps
+    from behaviorlm_plugin.runs.bench.context import training_settings
+    from behaviorlm_plugin.runs.bench.runner import load_suite
+
+    suite = yaml.safe_load(_pipeline(tmp_path, tiny_model).read_text())
+    suite.pop("run_dir")
+    suite.update(name="s", cache_dir=str(tmp_path / "c"), lora_top_layers=1)
+    suite["variants"] = [{"name": "BehaviorLM", "kind": "behaviorlm", "group": "ours"}]
+    (tmp_path / "suite.yaml").write_text(yaml.safe_dump(suite))
+    settings = training_settings(load_suite(tmp_path / "suite.yaml"))
+    a = steps.train_config(settings, "a_tuning", dataset="bench_x", output_dir="o", seed=0)
+    assert a["lora_target"].split(",") == top_layer_targets(str(tiny_model), 1)
+    b = steps.train_config(settings, "b_tuning", dataset="bench_y", output_dir="o", init="adapter", seed=0)
+    assert b["lora_target"] == "all"
+
+
 def test_the_cpu_quick_start_trains_its_top_four_layers():
     cfg = load_pipeline(RECIPES / "pipeline.yaml")
     assert cfg.lora_top_layers == 4

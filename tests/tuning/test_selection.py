@@ -74,7 +74,10 @@ def test_same_seed_same_selection():
 
 
 def test_bad_arguments():
+    from behaviorlm_plugin.tuning.strategies import check_strategy_name
+
     with pytest.raises(ValueError):
         SelectionArguments(k=0)
-    with pytest.raises(ValueError):
-        SelectionArguments(strategy="random")
+    # The strategy name is checked where it is used (runs check it before any step), not by the config class.
+    with pytest.raises(ValueError, match="strategy must be one of dds, dds_cds, uniform; got 'random'"):
+        check_strategy_name(SelectionArguments(strategy="random").strategy)

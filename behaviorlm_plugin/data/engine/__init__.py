@@ -12,7 +12,7 @@ to Python (numpy/pandas) for prompts and features.  Why DuckDB and not Polars: `
 * :mod:`.sample` – targets per split (user or time split), seeded draws, and the fetch of chosen windows.
 """
 
-from behaviorlm_plugin.data.engine.connect import EngineSettings
 from behaviorlm_plugin.data.engine.order import EventTable, load_event_table, table_from_frame
+from behaviorlm_plugin.hparams.data_args import EngineArguments
 
-__all__ = ["EngineSettings", "EventTable", "load_event_table", "table_from_frame"]
+__all__ = ["EngineArguments", "EventTable", "load_event_table", "table_from_frame"]

@@ -16,11 +16,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from behaviorlm_plugin.data.engine.connect import Database, EngineSettings
+from behaviorlm_plugin.data.engine.connect import Database
 from behaviorlm_plugin.data.engine.read import Source, frame_codes, read_raw
 from behaviorlm_plugin.data.engine.validate import build_clean, warn_far_times
 from behaviorlm_plugin.data.events import EVENT_COLUMNS, BehaviorDataError, EventStats
 from behaviorlm_plugin.data.samples import sorted_unique
+from behaviorlm_plugin.hparams.data_args import EngineArguments
 
 
 def int_type(n: int) -> str:
@@ -169,7 +170,7 @@ def load_event_table(
     timezone: str | None = None,
     min_events_per_user: int = 2,
     drop_duplicates: bool = True,
-    settings: EngineSettings | None = None,
+    settings: EngineArguments | None = None,
     log=None,
 ) -> EventTable:
     """Read and validate a log file (or a folder of Parquet parts) in the engine."""
@@ -197,7 +198,7 @@ def load_event_table(
         raise
 
 
-def table_from_frame(df: pd.DataFrame, stats: EventStats, settings: EngineSettings | None = None) -> EventTable:
+def table_from_frame(df: pd.DataFrame, stats: EventStats, settings: EngineArguments | None = None) -> EventTable:
     """A frame a loader already validated and sorted (or the simulator's), into the engine as is: its row
     order is the history order, and its vocabularies are those of the pandas path."""
     db = Database(settings)

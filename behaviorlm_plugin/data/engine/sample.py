@@ -16,6 +16,7 @@ import pandas as pd
 
 from behaviorlm_plugin.data.engine.order import EventTable
 from behaviorlm_plugin.data.samples import EncodedEvents, sorted_unique
+from behaviorlm_plugin.hparams.data_args import parse_time_split
 
 NS_PER_DAY = 86400 * 10**9
 US_PER_DAY, US_PER_HOUR = 86400 * 10**6, 3600 * 10**6
@@ -56,23 +57,6 @@ def user_segments(table: EventTable, user_split: np.ndarray, history_len: int) -
         )
         for s in range(3)
     }
-
-
-def parse_time_split(text: str) -> tuple[float, float, bool]:
-    """'0.1,0.1' (fractions of each user's span) or '7d,7d' (days) -> (val, test, in_days)."""
-    parts = [p.strip().lower() for p in str(text).split(",")]
-    days = all(p.endswith("d") for p in parts)
-    try:
-        values = [float(p.removesuffix("d")) for p in parts]
-    except ValueError:
-        values = []
-    if len(values) != 2 or min(values, default=-1) < 0 or (not days and any(p.endswith("d") for p in parts)):
-        raise ValueError(f"--time-split must look like 0.1,0.1 (fractions of each user's span) or 7d,7d; got {text!r}")
-    if not days and sum(values) >= 1:
-        raise ValueError(f"--time-split fractions must leave some of each user's span to train; got {text!r}")
-    if values[1] <= 0:
-        raise ValueError(f"--time-split needs a test period above 0; got {text!r}")
-    return values[0], values[1], days
 
 
 def time_segments(table: EventTable, spec: str, history_len: int) -> dict[int, Segments]:

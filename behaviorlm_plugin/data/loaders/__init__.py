@@ -154,6 +154,12 @@ def format_names() -> tuple[str, ...]:
     return tuple(sorted(_FORMATS))
 
 
+def check_format_name(name: str) -> None:
+    """``auto`` or a registered format's name, or the error a config with a typo gets before any work."""
+    if name != "auto" and name not in _FORMATS:
+        raise ValueError(f"--format must be auto or one of {', '.join(format_names())}; got {name!r}")
+
+
 def get_event_format(name: str) -> EventFormat:
     """The registered event format ``name``; a ``ValueError`` lists the known ones otherwise."""
     try:
@@ -217,7 +223,7 @@ def open_source(args: PrepareArguments, log=None) -> tuple[EventTable, dict]:
     format, or ``auto`` picks the one claiming the suffix of ``args.events``.  A format's loader returns an
     :class:`EventTable` (the engine's readers) or, for small sources, a validated pandas frame.
     """
-    settings = args.engine_settings
+    settings = args.engine
     if args.synthetic:
         df, stats = _synthetic_source(args)
         return table_from_frame(df, stats, settings), stats.to_dict()
@@ -247,7 +253,7 @@ def _engine_loader(fmt: str):
             timestamp_unit=args.timestamp_unit,
             timezone=args.timezone,
             min_events_per_user=args.min_events_per_user,
-            settings=args.engine_settings,
+            settings=args.engine,
             log=log,
         )
 

@@ -3,12 +3,9 @@ bootstrap of every row against ``ours`` (computed from ``results.json`` alone, s
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from behaviorlm_plugin.eval.bootstrap import ci_verdict, paired_bootstrap
-
-if TYPE_CHECKING:
-    from behaviorlm_plugin.runs.bench.runner import BenchRunner
+from behaviorlm_plugin.runs.bench.context import BenchContext
+from behaviorlm_plugin.runs.bench.model_free import frontier, oracle_step
 
 CI_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("wR", "test", "accuracy"),
@@ -20,19 +17,17 @@ CI_COLUMNS: tuple[tuple[str, str, str], ...] = (
 """(report column, split, bootstrap metric): weighted recall is plain accuracy on the natural split."""
 
 
-def collect_evidence(runner: BenchRunner, results: dict) -> dict:
+def collect_evidence(ctx: BenchContext, results: dict) -> dict:
     """The evaluation samples (ids, label codes), the behavior codes and categories, and the oracle frontier."""
-    from behaviorlm_plugin.runs.bench.adjust import eval_samples, frontier, oracle_step
-
-    stats = runner.data.stats
+    stats = ctx.data.stats
     out = {
         "behaviors": stats.behavior_list,
         "categories": [stats.head_medium_tail[b] for b in stats.behavior_list],
-        "eval_samples": eval_samples(runner),
+        "eval_samples": ctx.eval_samples,
     }
-    oracle_rows = [v for v in runner.suite.variants if v.kind == "oracle" and v.name in results]
+    oracle_rows = [v for v in ctx.suite.variants if v.kind == "oracle" and v.name in results]
     if oracle_rows:
-        out["oracle_frontier"] = frontier(runner, oracle_step(runner))
+        out["oracle_frontier"] = frontier(ctx, oracle_step(ctx))
     return out
 
 

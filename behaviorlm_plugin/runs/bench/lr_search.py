@@ -10,26 +10,34 @@ trial is the very step the rows then reuse.
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING
+from collections.abc import Callable
 
+from behaviorlm_plugin.hparams.bench_args import PartConfig
+from behaviorlm_plugin.runs.bench import cached_steps
+from behaviorlm_plugin.runs.bench.cache import Step
+from behaviorlm_plugin.runs.bench.context import BenchContext
 from behaviorlm_plugin.runs.bench.parts import part_path
 
-if TYPE_CHECKING:
-    from behaviorlm_plugin.runs.bench.runner import BenchRunner
-
 VAL = "val"
+Matched = Callable[[int, dict[str, float]], int]
+"""(seed, winners so far) -> how many samples ``ours`` trained on at that seed (the runner runs it if needed)."""
 
 
-def _score(ev) -> dict:
+def searched_target(kind: str) -> str:
+    """The search target whose winner a variant kind's first stage trains with."""
+    return "full_ft" if kind == "full_ft" else "a_tuning"
+
+
+def _score(ev: Step) -> dict:
     m = ev.info["metrics"][VAL]
     return {"val_accuracy": m.get("weighted_recall"), "val_acc_avg": m.get("acc_avg")}
 
 
-def _from_parts(runner: BenchRunner, spec: dict) -> dict:
+def _from_parts(ctx: BenchContext, spec: dict) -> dict:
     """Targets another part already searched with the same settings (parts share their winners)."""
     found: dict = {}
-    for p in runner.suite.parts:
-        path = part_path(runner.suite, p.name)
+    for p in ctx.suite.parts:
+        path = part_path(ctx.suite, p.name)
         if path.is_file():
             search = json.loads(path.read_text()).get("lr_search") or {}
             if search.get("spec") == spec:
@@ -42,65 +50,69 @@ def _pick(trials: list[dict]) -> float:
     return max(trials, key=lambda t: (t["val_accuracy"] or 0.0, -t["lr"]))["lr"]
 
 
-def _needs(runner: BenchRunner) -> set[str]:
+def _needs(ctx: BenchContext, only: list[str] | None) -> set[str]:
     """The targets whose winner this run's rows train with."""
-    rows = [v for v in runner.suite.variants if runner.only is None or v.name in runner.only]
+    rows = [v for v in ctx.suite.variants if only is None or v.name in only]
     need = {"full_ft" for v in rows if v.kind == "full_ft"}
     need |= {"a_tuning" for v in rows if v.kind in ("anchor_only", "behaviorlm", "reverse") and not v.skip_a_tuning}
     return need
 
 
-def _search_a(runner: BenchRunner, seed: int) -> dict:
-    ours, trials = runner.suite.variant(runner.suite.ours), []
-    for lr in runner.suite.lr_search.values:
-        mix = runner.mix(ours.a_tuning.anchors, ours.a_tuning.aux_ratio, seed)
-        ev = runner.evaluate(runner.train("a_tuning", mix, None, seed, lr=lr))
+def _search_a(ctx: BenchContext, seed: int) -> dict:
+    ours, trials = ctx.suite.variant(ctx.suite.ours), []
+    for lr in ctx.suite.lr_search.values:
+        mix = cached_steps.mix(ctx, ours.a_tuning.anchors, ours.a_tuning.aux_ratio, seed)
+        ev = cached_steps.evaluate(ctx, cached_steps.train(ctx, "a_tuning", mix, None, seed, lr=lr))
         trials.append({"lr": lr, **_score(ev)})
     return {"trials": trials, "best": _pick(trials)}
 
 
-def _search_full(runner: BenchRunner, seed: int, results: dict) -> dict | None:
-    suite = runner.suite
+def _search_full(ctx: BenchContext, seed: int, matched: Matched, winners: dict[str, float]) -> dict | None:
+    suite = ctx.suite
     full = next((v for v in suite.variants if v.kind == "full_ft"), None)
     if full is None:
         return None
     n = full.train_samples
     if n == "matched":
-        n = runner.matched_samples(seed, results)
+        n = matched(seed, dict(winners))
     trials = []
     for lr in suite.lr_search.values:
-        ev = runner.evaluate(runner.train("a_tuning", runner.subset("train_all", int(n), seed), None, seed, lr=lr))
+        data = cached_steps.subset(ctx, "train_all", int(n), seed)
+        ev = cached_steps.evaluate(ctx, cached_steps.train(ctx, "a_tuning", data, None, seed, lr=lr))
         trials.append({"lr": lr, **_score(ev)})
     return {"trials": trials, "best": _pick(trials), "train_samples": int(n)}
 
 
-def run_lr_search(runner: BenchRunner, results: dict) -> dict:
-    """Fill ``runner.searched_lr`` and return the search table (``{spec, target: {trials, best}}``).
+def run_lr_search(
+    ctx: BenchContext, *, only: list[str] | None, part: PartConfig | None, matched: Matched
+) -> tuple[dict, dict[str, float]]:
+    """The search table (``{spec, target: {trials, best}}``) and the winners by target.
 
     A part runs the targets it names (``parts[].lr_search``) and reuses the others from earlier part files; a
     whole-suite run searches every target.
     """
-    cfg = runner.suite.lr_search
-    spec = {"values": cfg.values, "targets": cfg.targets, "seed": cfg.seed, "data": runner.fp}
-    here = set(runner.part.lr_search) if runner.part else set(cfg.targets)
-    found = _from_parts(runner, spec)
+    cfg = ctx.suite.lr_search
+    spec = {"values": cfg.values, "targets": cfg.targets, "seed": cfg.seed, "data": ctx.fp}
+    here = set(part.lr_search) if part else set(cfg.targets)
+    found = _from_parts(ctx, spec)
     table: dict = {"spec": spec}
+    winners: dict[str, float] = {}
     for target in ("a_tuning", "full_ft"):  # A first: matched full fine-tuning counts ours' samples
         if target not in cfg.targets:
             continue
         if target in here:
-            res = _search_a(runner, cfg.seed) if target == "a_tuning" else _search_full(runner, cfg.seed, results)
+            res = _search_a(ctx, cfg.seed) if target == "a_tuning" else _search_full(ctx, cfg.seed, matched, winners)
         else:
             res = found.get(target)
         if res is None:
             continue
         table[target] = res
-        runner.searched_lr[target] = res["best"]
-    missing = sorted(_needs(runner) & set(cfg.targets) - set(runner.searched_lr))
+        winners[target] = res["best"]
+    missing = sorted(_needs(ctx, only) & set(cfg.targets) - set(winners))
     if missing:
-        owners = [p.name for p in runner.suite.parts if set(p.lr_search) & set(missing)]
+        owners = [p.name for p in ctx.suite.parts if set(p.lr_search) & set(missing)]
         raise ValueError(
             f"lr_search: no winner yet for {missing}; run the part(s) that search them first ({', '.join(owners)})"
         )
-    runner.log(f"[bench] lr search winners: {runner.searched_lr}")
-    return table
+    ctx.log(f"[bench] lr search winners: {winners}")
+    return table, winners

@@ -12,12 +12,12 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
 
+from behaviorlm_plugin.hparams.bench_args import PartConfig, SuiteConfig, VariantConfig
 from behaviorlm_plugin.hparams.parser import ConfigError
-
-if TYPE_CHECKING:
-    from behaviorlm_plugin.hparams.bench_args import PartConfig, SuiteConfig, VariantConfig
+from behaviorlm_plugin.runs.bench.evidence import bootstrap_table
+from behaviorlm_plugin.runs.bench.report import write_outputs
+from behaviorlm_plugin.runs.bench.results import summarize
 
 NEXT = "next"
 PARTS_DIR = "parts"
@@ -57,20 +57,8 @@ def resolve_parts(suite: SuiteConfig, names: list[str]) -> list[PartConfig]:
     return out
 
 
-def run_parts(suite: SuiteConfig, names: list[str], log: Callable[[str], None] = print) -> dict:
-    """Run each named part into its file, then merge every part file there is."""
-    from behaviorlm_plugin.runs.bench.runner import BenchRunner
-
-    for part in resolve_parts(suite, names):
-        log(f"[bench] part {part.name}: {', '.join(part.variants) or '-'}{' + SASRec' if part.sasrec else ''}")
-        BenchRunner(suite, log=log, only=part.variants, part=part).run()
-    return merge_parts(suite, log)
-
-
 def merge_parts(suite: SuiteConfig, log: Callable[[str], None] = print) -> dict:
     """``results.json``, ``report.md`` and plots from every part file (complete or not) in the suite's order."""
-    from behaviorlm_plugin.runs.bench.evidence import bootstrap_table
-    from behaviorlm_plugin.runs.bench.report import write_outputs
 
     parts = [(p.name, part_path(suite, p.name)) for p in suite.parts]
     loaded = [(n, json.loads(path.read_text())) for n, path in parts if path.is_file()]
@@ -121,7 +109,6 @@ def merge_results(results: list[dict]) -> dict:
 
 def _merge_row(variants: dict, name: str, row: dict) -> None:
     """A row's seeds from several parts: per seed the later part wins, then mean ± std over the union."""
-    from behaviorlm_plugin.runs.bench.results import summarize
 
     if name not in variants:
         variants[name] = row
@@ -174,7 +161,7 @@ def _train_s(suite: SuiteConfig, samples: int) -> float:
 def _rows_seconds(suite: SuiteConfig, v: VariantConfig, seed: int, seen: set) -> float:
     """One row × seed, counting a step shared with an earlier row of the part once (as the cache does)."""
     tm, s = suite.time_model, 0.0
-    if v.kind == "oracle" or v.prior_correction != 0:
+    if v.kind == "oracle" or v.prior_correction.active:
         return 0.0 if v.kind == "oracle" or ("eval", v.kind, seed) in seen else tm.eval_fixed_s
     a_n = (v.a_tuning.anchors or 20000) * (1 + v.a_tuning.aux_ratio)
     b_n = v.selection.k * 35

@@ -5,15 +5,12 @@ from __future__ import annotations
 import os
 import platform
 from dataclasses import asdict
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from behaviorlm_plugin.eval.metrics import REPORT_COLUMNS
-
-if TYPE_CHECKING:
-    from behaviorlm_plugin.hparams.bench_args import SuiteConfig
-    from behaviorlm_plugin.runs.bench.cache import Step
+from behaviorlm_plugin.hparams.bench_args import SuiteConfig
+from behaviorlm_plugin.runs.bench.cache import Step
 
 
 def columns(metrics: dict) -> dict[str, float | None]:
@@ -67,10 +64,28 @@ def machine_info() -> dict:
     return info
 
 
-def sasrec_variants(sasrec: dict) -> dict:
-    """The SASRec row and its tail-aware rows (post-hoc adjustment, logit-adjusted loss), per seed."""
-    from behaviorlm_plugin.runs.bench.sasrec_steps import SASREC_ROWS
+SASREC_ROWS = {
+    "prior_correction": (
+        "SASRec + prior correction",
+        "SASRec's probabilities under score - alpha * log prior, alpha chosen on val (the prior correction)",
+    ),
+    "logit_adjusted_loss": (
+        "SASRec (logit-adjusted loss)",
+        "SASRec trained with the logit-adjusted loss (tau 1 = balanced softmax), the searched settings otherwise",
+    ),
+}
+"""SASRec's tail-aware rows: key -> (row name, description). Results written before the prior correction had
+one name call the first row "SASRec + post-hoc adjustment"; they load and render as written."""
 
+
+LEGACY_SASREC_ROW = (
+    "SASRec + post-hoc adjustment",
+    "SASRec's probabilities under score - alpha * log prior, alpha chosen on val (the prior correction)",
+)
+
+
+def sasrec_variants(sasrec: dict) -> dict:
+    """The SASRec row and its tail-aware rows (prior correction, logit-adjusted loss), per seed."""
     full = {s: {**r["full"], "train_samples": r["full"]["train_size"]} for s, r in sasrec.items()}
     rows = {
         "SASRec": (
@@ -79,7 +94,7 @@ def sasrec_variants(sasrec: dict) -> dict:
             full,
         )
     }
-    for name, description in SASREC_ROWS.values():
+    for name, description in [*SASREC_ROWS.values(), LEGACY_SASREC_ROW]:
         per_seed = {s: r["rows"][name] for s, r in sasrec.items() if name in r.get("rows", {})}
         if per_seed:
             rows[name] = ("sasrec", description, per_seed)

@@ -9,17 +9,18 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from behaviorlm_plugin.hparams.bench_args import VariantConfig
-    from behaviorlm_plugin.runs.bench.cache import Step
-    from behaviorlm_plugin.runs.bench.runner import BenchRunner
+from behaviorlm_plugin.hparams.bench_args import VariantConfig
+from behaviorlm_plugin.runs.bench import cached_steps
+from behaviorlm_plugin.runs.bench.cache import Step
+from behaviorlm_plugin.runs.bench.context import BenchContext
+from behaviorlm_plugin.runs.bench.model_free import oracle_step
 
-Stage1 = Callable[["BenchRunner", "VariantConfig", int, dict], "Step | None"]
-"""(runner, variant, seed, results so far) -> the step holding the first stage's data, or None (no stage 1)."""
-Evaluator = Callable[["BenchRunner"], "Step"]
-"""(runner) -> a step with ``<split>/preds.jsonl`` and ``info["metrics"]``, like the bench's ``eval`` step."""
+Stage1 = Callable[[BenchContext, VariantConfig, int, "int | None"], "Step | None"]
+"""(context, variant, seed, ours' sample count at that seed when the row is ``matched``, else None) -> the step
+holding the first stage's data, or None (no stage 1)."""
+Evaluator = Callable[[BenchContext], Step]
+"""(context) -> a step with ``<split>/preds.jsonl`` and ``info["metrics"]``, like the bench's ``eval`` step."""
 
 
 @dataclass(frozen=True)
@@ -71,28 +72,36 @@ def kind_names() -> tuple[str, ...]:
     return tuple(sorted(_KINDS))
 
 
+def check_variant_kinds(variants: list[VariantConfig]) -> None:
+    """Each variant's kind is registered, and ``skip_a_tuning`` is set only where its kind allows it: checked
+    where the kinds are used, when a suite is loaded, so a plugin's kind counts and a typo fails before any step."""
+    for v in variants:
+        if v.kind not in _KINDS:
+            raise ValueError(f"variant {v.name!r}: kind must be one of {', '.join(kind_names())}; got {v.kind!r}")
+        if v.skip_a_tuning and not _KINDS[v.kind].can_skip_a_tuning:
+            raise ValueError(f"variant {v.name!r}: skip_a_tuning only applies to kind behaviorlm")
+
+
 # ----------------------------------------------------------------------------- built-in kinds
-def _no_stage1(runner, v, seed, results):
+def _no_stage1(ctx, v, seed, matched):
     return None
 
 
-def _anchor_mix(runner, v, seed, results):
+def _anchor_mix(ctx, v, seed, matched):
     if v.skip_a_tuning:
         return None
-    return runner.mix(v.a_tuning.anchors, v.a_tuning.aux_ratio, seed)
+    return cached_steps.mix(ctx, v.a_tuning.anchors, v.a_tuning.aux_ratio, seed)
 
 
-def _natural_subset(runner, v, seed, results):
-    n = v.train_samples
-    if n == "matched":
-        n = runner.matched_samples(seed, results)
-    return runner.subset("train_all", int(n), seed)
+def _natural_subset(ctx, v, seed, matched):
+    n = matched if v.train_samples == "matched" else v.train_samples
+    return cached_steps.subset(ctx, "train_all", int(n), seed)
 
 
-def _rare_first(runner, v, seed, results):
+def _rare_first(ctx, v, seed, matched):
     # The rarer behaviors (metric categories medium + tail), as many as A-Tuning's anchors.
-    n = v.a_tuning.anchors or runner.data.stats.samples_written["train_anchor"]
-    return runner.subset("train_all", n, seed, categories=("medium", "tail"))
+    n = v.a_tuning.anchors or ctx.data.stats.samples_written["train_anchor"]
+    return cached_steps.subset(ctx, "train_all", n, seed, categories=("medium", "tail"))
 
 
 register_variant_kind(name="zero_shot", stage1=_no_stage1, b_tuning=False, description="the base model (NT)")
@@ -112,16 +121,10 @@ register_variant_kind(
 )
 
 
-def _oracle(runner):
-    from behaviorlm_plugin.runs.bench.adjust import oracle_step
-
-    return oracle_step(runner)
-
-
 register_variant_kind(
     name="oracle",
     stage1=_no_stage1,
     b_tuning=False,
-    evaluator=_oracle,
+    evaluator=oracle_step,
     description="the simulator's true next-behavior distribution (synthetic data only): a clairvoyant ceiling",
 )

@@ -12,11 +12,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from behaviorlm_plugin.data.dataset import DatasetStats
-from behaviorlm_plugin.eval.prior_correction import check_alpha
 from behaviorlm_plugin.extras.fileio import atomic_write_json
+from behaviorlm_plugin.hparams.parser import ConfigError, build
+from behaviorlm_plugin.hparams.prior_correction_args import PriorCorrectionArguments, as_prior_correction
 
 MANIFEST_FILE = "behaviorlm.json"
-MANIFEST_VERSION = 1
+MANIFEST_VERSION = 2
+READS_VERSIONS = (1, 2)
+"""Version 1 held ``prior_correction`` as a bare alpha; version 2 holds the block (``{"alpha": ...}``). Both load."""
 
 
 class ManifestError(ValueError):
@@ -35,11 +38,14 @@ class ServingManifest:
     history_len: int = field(metadata={"help": "Events of history the model was tuned on."})
     prompt_formats: list[str] = field(metadata={"help": "Prompt formats of training; the first is the default."})
     template: str | None = field(default=None, metadata={"help": "LLaMA-Factory template (None: chat template)."})
-    prior_correction: float | None = field(default=None, metadata={"help": "alpha chosen on val, if any."})
+    prior_correction: PriorCorrectionArguments = field(
+        default_factory=PriorCorrectionArguments, metadata={"help": "The alpha the evaluation used, if any."}
+    )
     timezone: str | None = field(default=None, metadata={"help": "prepare's --timezone for timestamps."})
     dataset: str = field(default="", metadata={"help": "Name of the dataset the model was tuned on."})
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "prior_correction", as_prior_correction(self.prior_correction))
         if len(self.behaviors) < 2:
             raise ManifestError(f"a served model needs at least two candidate behaviors, got {self.behaviors}")
         for key in ("anchor_tail", "head_medium_tail", "train_frequency"):
@@ -50,13 +56,11 @@ class ServingManifest:
             raise ManifestError(f"history_len must be >= 1, got {self.history_len}")
         if not self.prompt_formats:
             raise ManifestError("prompt_formats: needs at least one format")
-        if self.prior_correction is not None:
-            check_alpha(self.prior_correction, source="prior_correction")
+        if self.prior_correction.is_auto:
+            raise ManifestError("prior_correction.alpha: a served model needs a number (auto is chosen at evaluation)")
 
     @classmethod
-    def from_stats(
-        cls, stats: DatasetStats, *, template: str | None, prior_correction: float | None = None
-    ) -> ServingManifest:
+    def from_stats(cls, stats: DatasetStats, *, template: str | None, alpha: float | None = None) -> ServingManifest:
         """The manifest of a model tuned on the dataset of ``stats`` (its ``prepare`` arguments)."""
         args = stats.arguments or {}
         formats = [f.strip() for f in str(args.get("prompt_formats") or "instruct1").split(",") if f.strip()]
@@ -68,13 +72,14 @@ class ServingManifest:
             history_len=int(args.get("history_len") or 20),
             prompt_formats=formats,
             template=template,
-            prior_correction=prior_correction,
+            prior_correction=PriorCorrectionArguments(alpha=alpha),
             timezone=args.get("timezone"),
             dataset=stats.name,
         )
 
     def to_json(self) -> dict:
-        return {"version": MANIFEST_VERSION, **asdict(self)}
+        # The alpha only: the choice's grid and floor stay in the evaluation's metrics.json.
+        return {"version": MANIFEST_VERSION, **asdict(self), "prior_correction": {"alpha": self.prior_correction.alpha}}
 
 
 def write_manifest(model_dir: str | Path, manifest: ServingManifest) -> Path:
@@ -98,14 +103,19 @@ def read_manifest(path: str | Path) -> ServingManifest:
         raise ManifestError(f"{path}: not valid JSON (line {err.lineno}: {err.msg}); re-export the model") from err
     if not isinstance(raw, dict):
         raise ManifestError(f"{path}: expected a JSON object; re-export the model")
-    if raw.pop("version", MANIFEST_VERSION) != MANIFEST_VERSION:
-        raise ManifestError(f"{path}: unsupported version; this code reads version {MANIFEST_VERSION}")
+    version = raw.pop("version", MANIFEST_VERSION)
+    if version not in READS_VERSIONS:
+        raise ManifestError(f"{path}: unsupported version {version!r}; this code reads versions {READS_VERSIONS}")
     known = set(ServingManifest.__dataclass_fields__)
     unknown = sorted(set(raw) - known)
     if unknown:
         raise ManifestError(f"{path}: unknown key(s) {unknown}; known: {sorted(known)}")
     try:
+        # A version-1 bare alpha is the block's shorthand, so old exports load unchanged.
+        raw["prior_correction"] = build(PriorCorrectionArguments, raw.get("prior_correction"), where=str(path))
         return ServingManifest(**raw)
+    except ConfigError as err:
+        raise ManifestError(f"{err}; re-export the model") from err
     except TypeError as err:
         raise ManifestError(f"{path}: {err}; re-export the model") from err
     except ValueError as err:

@@ -3,15 +3,14 @@
 import numpy as np
 import pytest
 
-from behaviorlm_plugin.eval.decision_rule import (
-    AUTO,
-    choice_text,
-    choose_alpha,
-    parse_prior_correction,
-    rerank_rows,
-)
-from behaviorlm_plugin.eval.prior_correction import PriorCorrectionError
+from behaviorlm_plugin.eval.prior_correction import choice_text, choose_alpha, rerank_rows
 from behaviorlm_plugin.eval.rows import row_from_probs
+from behaviorlm_plugin.hparams.prior_correction_args import (
+    AUTO,
+    PriorCorrectionArguments,
+    PriorCorrectionError,
+)
+from behaviorlm_plugin.hparams.prior_correction_args import parse_alpha as parse_prior_correction
 
 FREQ = {"a": 0.8, "b": 0.15, "c": 0.05}
 CATS = {"a": "head", "b": "medium", "c": "tail"}
@@ -80,7 +79,7 @@ def test_auto_warns_about_small_classes():
 
 def test_evaluate_file_under_the_rule_writes_alpha(prepared, tmp_path):
     from behaviorlm_plugin.data.dataset import DatasetStats
-    from behaviorlm_plugin.eval.evaluate import EvaluationError, evaluate_file
+    from behaviorlm_plugin.eval.evaluate import evaluate_file
     from behaviorlm_plugin.extras.fileio import atomic_write_jsonl, read_jsonl
 
     d, _ = prepared
@@ -92,24 +91,25 @@ def test_evaluate_file_under_the_rule_writes_alpha(prepared, tmp_path):
         rows.append(row_from_probs(m, m["candidates"], p, method="score", fmt=None))
     atomic_write_jsonl(tmp_path / "preds.jsonl", rows)
     plain = evaluate_file(tmp_path / "preds.jsonl", stats, tmp_path / "a")
-    fixed = evaluate_file(tmp_path / "preds.jsonl", stats, tmp_path / "b", rule={"setting": 1.0})
+    fixed = evaluate_file(
+        tmp_path / "preds.jsonl", stats, tmp_path / "b", prior_correction=PriorCorrectionArguments(alpha=1.0)
+    )
     assert plain["alpha"] == 0 and fixed["alpha"] == 1.0
     assert (tmp_path / "b" / "preds_prior_corrected.jsonl").exists()
     assert fixed["acc_tail"] >= plain["acc_tail"]  # a prior-shaped scorer: dividing by the prior frees the tail
-    auto = evaluate_file(
-        tmp_path / "preds.jsonl", stats, tmp_path / "c", rule={"setting": "auto", "val_preds": rows, "grid": [0, 1]}
-    )
+    rule = PriorCorrectionArguments(alpha="auto", alpha_grid=[0, 1])
+    auto = evaluate_file(tmp_path / "preds.jsonl", stats, tmp_path / "c", prior_correction=rule, val_preds=rows)
     assert auto["alpha"] in (0.0, 1.0) and auto["alpha_choice"]["val_counts"]
-    with pytest.raises(EvaluationError, match="val"):
-        evaluate_file(tmp_path / "preds.jsonl", stats, tmp_path / "d", rule={"setting": "auto"})
+    with pytest.raises(PriorCorrectionError, match="val"):
+        evaluate_file(tmp_path / "preds.jsonl", stats, tmp_path / "d", prior_correction=rule)
 
 
 def test_predict_arguments_check_the_rule():
     from behaviorlm_plugin.hparams.eval_args import PredictArguments
 
     base = {"model": "m", "data": "d.jsonl", "out": "o.jsonl"}
-    assert PredictArguments(**base, prior_correction="0.5").prior_correction == 0.5
+    assert PredictArguments(**base, prior_correction=PriorCorrectionArguments("0.5")).prior_correction.alpha == 0.5
     with pytest.raises(ValueError, match="val-preds"):
-        PredictArguments(**base, prior_correction="auto")
+        PredictArguments(**base, prior_correction=PriorCorrectionArguments("auto"))
     with pytest.raises(ValueError, match="method score"):
-        PredictArguments(**base, prior_correction=1, method="generate")
+        PredictArguments(**base, prior_correction=PriorCorrectionArguments(1), method="generate")

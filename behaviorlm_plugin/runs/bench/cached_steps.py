@@ -1,0 +1,113 @@
+"""The step layer's steps (:mod:`behaviorlm_plugin.runs.steps`) under the bench's step cache.
+
+Each function keys its step by the settings that decide its output (never a path), runs it once per key
+and registers any training data it writes in the bench's own ``dataset_info.json``:
+
+    mix      anchor samples + λ auxiliary conversations (the A-Tuning data)
+    subset   a seeded random subset of a prepared split (full fine-tuning, reverse curriculum)
+    train    one LoRA stage, optionally continuing an earlier adapter
+    select   DDS/CDS (or any registered strategy) scored by a stage-1 model
+    evaluate candidate scoring on the capped evaluation splits + metrics, at plain argmax
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, replace
+from pathlib import Path
+
+from behaviorlm_plugin.eval.metrics import SUMMARY_KEYS
+from behaviorlm_plugin.hparams.prior_correction_args import PriorCorrectionArguments
+from behaviorlm_plugin.hparams.selection_args import SelectionArguments
+from behaviorlm_plugin.runs import steps
+from behaviorlm_plugin.runs.bench.cache import Step
+from behaviorlm_plugin.runs.bench.context import BenchContext
+
+RUN_OWNED_PATHS = ("output_dir", "dataset_dir", "dataset", "adapter_name_or_path", "eval_dataset")
+"""Arguments a train step's key leaves out: where things live, never what is trained."""
+
+
+def mix(ctx: BenchContext, anchors: int | None, aux_ratio: float, seed: int) -> Step:
+    def build(out: Path) -> dict:
+        return steps.mix(ctx.data, out / "data.jsonl", anchors=anchors, aux_ratio=aux_ratio, seed=seed)
+
+    spec = {"data": ctx.fp, "anchors": anchors, "aux_ratio": aux_ratio, "seed": seed}
+    step = ctx.cache.run("mix", spec, build, f"(anchors={anchors}, λ={aux_ratio}, seed={seed})")
+    ctx.register(f"bench_{step.key}", step.dir / "data.jsonl", "sharegpt")
+    return step
+
+
+def subset(ctx: BenchContext, split: str, n: int, seed: int, categories: tuple[str, ...] | None = None) -> Step:
+    """``n`` random samples of a split (see :func:`behaviorlm_plugin.runs.steps.subset`)."""
+
+    def build(out: Path) -> dict:
+        return steps.subset(ctx.data, out / "data.jsonl", split=split, n=n, seed=seed, categories=categories)
+
+    spec = {"data": ctx.fp, "split": split, "n": n, "seed": seed}
+    if categories is not None:
+        spec["categories"] = list(categories)
+    label = f"({split}, n={n}{', ' + '+'.join(categories) if categories else ''})"
+    step = ctx.cache.run("subset", spec, build, label)
+    ctx.register(f"bench_{step.key}", step.dir / "data.jsonl", "alpaca")
+    return step
+
+
+def train_config(
+    ctx: BenchContext, stage: str, data: Step, out: str, init: Step | None, seed: int, lr: float | None = None
+) -> dict:
+    return steps.train_config(
+        ctx.training,
+        stage,
+        dataset=f"bench_{data.key}",
+        output_dir=out,
+        init=str(init.dir) if init else None,
+        seed=seed,
+        learning_rate=lr,
+    )
+
+
+def train(ctx: BenchContext, stage: str, data: Step, init: Step | None, seed: int, lr: float | None = None) -> Step:
+    """One LoRA stage; ``lr`` (an lr_search winner or trial) replaces the recipe's learning rate."""
+
+    def build(out: Path) -> dict:
+        info = steps.train(train_config(ctx, stage, data, str(out), init, seed, lr), out / "train.yaml", clean=False)
+        return {"launcher": info["launcher"], "samples": data.info["n"]}
+
+    # The key holds the arguments with placeholder paths: the cache never depends on where it lives.
+    recipe = train_config(ctx, stage, data, "<step dir>", init, seed, lr)
+    for k in RUN_OWNED_PATHS:
+        recipe.pop(k, None)
+    spec = {**ctx.model_id, "stage": stage, "recipe": recipe, "data": data.key, "init": init.key if init else None}
+    return ctx.cache.run("train", spec, build, f"({stage}, {data.info['n']} samples, seed={seed})")
+
+
+def select(ctx: BenchContext, model: Step | None, selection: SelectionArguments, seed: int) -> Step:
+    args = replace(selection, seed=seed)
+
+    def build(out: Path) -> dict:
+        report = steps.select(
+            ctx.model,
+            str(model.dir) if model else None,
+            ctx.data,
+            args,
+            out_path=out / "data.jsonl",
+            out_json=out / "selection.json",
+        )
+        return {"n": report["picked_total"], "scored": report["scored_total"], "pool": report["pool_size"]}
+
+    spec = {**ctx.model_id, "data": ctx.fp, "model": model.key if model else None, "arguments": asdict(args)}
+    label = f"({args.strategy}, k={args.k}, from {'base' if model is None else model.key})"
+    step = ctx.cache.run("select", spec, build, label)
+    ctx.register(f"bench_{step.key}", step.dir / "data.jsonl", "alpaca")
+    return step
+
+
+def evaluate(ctx: BenchContext, model: Step | None) -> Step:
+    """The plain scores (alpha 0) of every evaluation split; a row's prior correction re-ranks them."""
+    ev = replace(ctx.suite.evaluation, prior_correction=PriorCorrectionArguments(alpha=0.0))
+
+    def build(out: Path) -> dict:
+        metrics, _ = steps.evaluate(ctx.model, str(model.dir) if model else None, ctx.data, ev, out)
+        return {"metrics": {split: {k: m.get(k) for k in SUMMARY_KEYS} for split, m in metrics.items()}}
+
+    spec = {**ctx.model_id, "data": ctx.fp, "model": model.key if model else None, "caps": ev.caps(), "seed": ev.seed}
+    return ctx.cache.run("eval", spec, build, f"({'base' if model is None else model.key})")
