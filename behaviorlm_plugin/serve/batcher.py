@@ -72,13 +72,16 @@ class DynamicBatcher:
         self._wake: asyncio.Event | None = None
         self._worker: asyncio.Task | None = None
         self._closing = False
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="behaviorlm-score")
+        self._executor: ThreadPoolExecutor | None = None
 
     @property
     def queued(self) -> int:
         return self._queued
 
     def start(self) -> None:
+        """Start the worker (again after :meth:`stop`: an app's lifespan may run more than once, as in tests)."""
+        self._closing = False
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="behaviorlm-score")
         self._wake = asyncio.Event()
         self._worker = asyncio.get_running_loop().create_task(self._run(), name="behaviorlm-batcher")
 
@@ -100,7 +103,9 @@ class DynamicBatcher:
         if self._worker is not None:
             self._wake.set()
             await self._worker
-        self._executor.shutdown(wait=True)
+            self._worker = None
+        if self._executor is not None:
+            self._executor.shutdown(wait=True)
 
     def _take(self) -> list[_Job]:
         """Jobs for one batch: whole jobs, oldest first, up to max_batch samples (at least one job)."""
