@@ -141,3 +141,20 @@ def test_a_failing_batch_mate_does_not_fail_the_others():
                 assert (r1.status_code, r2.status_code, r3.status_code) == (200, 200, 500)
 
     asyncio.run(main())
+
+
+def test_the_app_serves_again_after_its_lifespan_restarts():
+    async def main():
+        scorer = FakeScorer()
+        app = make_app(scorer, max_batch=1, max_wait_ms=0)
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            for round_ in range(2):  # as two `with TestClient(app)` blocks, or a test tool, run it
+                async with app.router.lifespan_context(app):
+                    r = await client.post("/v1/predict", json=request(id=str(round_)))
+                    assert r.status_code == 200, r.text
+                refused = await client.post("/v1/predict", json=request())
+                assert refused.status_code == 503  # between lifespans the server takes no work
+        assert scorer.batch_sizes == [1, 1]
+
+    asyncio.run(main())
