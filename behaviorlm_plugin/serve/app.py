@@ -161,6 +161,7 @@ def _add_info_routes(app: FastAPI, predictor: Predictor, batcher: DynamicBatcher
             status="ok",
             model=predictor.model_id,
             queued=batcher.queued,
+            running=batcher.running,
             batches=batcher.stats.batches,
             samples=batcher.stats.samples,
         )

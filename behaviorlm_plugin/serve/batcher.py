@@ -69,6 +69,7 @@ class DynamicBatcher:
         self.stats = BatchStats()
         self._jobs: deque[_Job] = deque()
         self._queued = 0
+        self._running = 0
         self._wake: asyncio.Event | None = None
         self._worker: asyncio.Task | None = None
         self._closing = False
@@ -77,6 +78,11 @@ class DynamicBatcher:
     @property
     def queued(self) -> int:
         return self._queued
+
+    @property
+    def running(self) -> int:
+        """Samples in the batch being scored (0 when the scorer is idle)."""
+        return self._running
 
     def start(self) -> None:
         """Start the worker (again after :meth:`stop`: an app's lifespan may run more than once, as in tests)."""
@@ -152,6 +158,7 @@ class DynamicBatcher:
 
     async def _run_jobs(self, loop: asyncio.AbstractEventLoop, jobs: list[_Job]) -> None:
         flat = [s for job in jobs for s in job.samples]
+        self._running = len(flat)
         try:
             results = await loop.run_in_executor(self._executor, self.run_batch, flat)
         except Exception as err:  # one bad job must not fail its batch mates: retry each alone
@@ -161,6 +168,8 @@ class DynamicBatcher:
             for job in jobs:
                 await self._run_jobs(loop, [job])
             return
+        finally:
+            self._running = 0
         self.stats.add(len(flat))
         i = 0
         for job in jobs:

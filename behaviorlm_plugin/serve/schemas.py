@@ -150,7 +150,8 @@ class BehaviorsResponse(BaseModel):
 class HealthResponse(BaseModel):
     status: str
     model: str
-    queued: int
+    queued: int = Field(description="Samples waiting for the scorer.")
+    running: int = Field(description="Samples in the batch being scored (0: the scorer is idle).")
     batches: int
     samples: int
 

@@ -37,12 +37,15 @@ def test_concurrent_requests_share_one_scorer_batch():
         await wait_for(scorer.started.is_set, "the first batch started")
         rest = [asyncio.create_task(client.post("/v1/predict", json=request(id=str(i)))) for i in range(1, 5)]
         await wait_for(lambda: app.state.batcher.queued == 4, "4 requests queued behind the first")
+        health = (await client.get("/health")).json()
+        assert (health["queued"], health["running"]) == (4, 1)
         gate.set()
         answers = await asyncio.gather(first, *rest)
         assert [r.status_code for r in answers] == [200] * 5
         assert [r.json()["id"] for r in answers] == [str(i) for i in range(5)]
         assert scorer.batch_sizes == [1, 4]  # the four waiting requests were scored as one batch
         assert app.state.batcher.stats.sizes == [1, 4]
+        assert app.state.batcher.running == 0
 
     _run(t)
 
