@@ -106,11 +106,11 @@ def start_server(
     return subprocess.Popen(cmd, stdout=log.open("w"), stderr=subprocess.STDOUT, env=env, cwd=ROOT)
 
 
-def wait_ready(url: str, proc: subprocess.Popen, limit_s: float) -> None:
+def wait_ready(url: str, proc: subprocess.Popen, limit_s: float, log: Path) -> None:
     deadline = time.monotonic() + limit_s
     while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"the server exited with {proc.returncode}; see its log")
+        if proc.poll() is not None:  # the log is in a temporary folder: show its end
+            raise RuntimeError(f"the server exited with {proc.returncode}; its log ends:\n{log.read_text()[-2000:]}")
         try:
             if httpx.get(f"{url}/health", timeout=2).status_code == 200:
                 return
@@ -229,7 +229,7 @@ def serve_and_load(a, stats: Path, bodies, max_batch: int, plan: list[tuple[int,
     url = f"http://127.0.0.1:{port}"
     proc = start_server(a.model, stats, max_batch, port, log)
     try:
-        wait_ready(url, proc, 600)
+        wait_ready(url, proc, 600, log)
         asyncio.run(load(url, bodies, [0], 1))  # warm-up
         print(f"server up (max_batch={max_batch})", flush=True)
         return {c: run_level(url, bodies, c, n, offline, deadline, proc.pid) for c, n in plan}
@@ -303,7 +303,7 @@ def past_capacity(a, stats: Path, bodies, log: Path) -> dict:
     opts = dict(queue=a.capacity_queue, timeout_s=a.capacity_timeout_s, key=key)
     proc = start_server(a.model, stats, a.max_batch, port, log, **opts)
     try:
-        wait_ready(url, proc, 600)
+        wait_ready(url, proc, 600, log)
         before = httpx.post(f"{url}/v1/predict", json=bodies[0], headers=headers, timeout=3600)
         print(f"server up (queue {a.capacity_queue}, key set); {n} requests at once ...", flush=True)
         t0 = time.perf_counter()
@@ -428,10 +428,10 @@ def main() -> None:
     import torch
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    if a.past_capacity == "only":  # keep the levels' record, replace (d)'s
-        res = json.loads(Path(a.out).read_text()) if Path(a.out).is_file() else {}
-    else:
-        res = summary(served, batch1, top, device)
+    # Each part replaces its own record only: 'only' keeps the levels', 'skip' keeps the past-capacity one.
+    res = json.loads(Path(a.out).read_text()) if Path(a.out).is_file() else {}
+    if a.past_capacity != "only":
+        res = summary(served, batch1, top, device) | {k: v for k, v in res.items() if k == "past_capacity"}
         res["config"] = {"model": a.model, "samples": len(bodies), "max_batch": a.max_batch, "levels": plan}
         res["config"] |= machine(device, t0)
     if capacity is not None:
