@@ -10,15 +10,14 @@ import sys
 from fastapi import FastAPI
 
 from behaviorlm_plugin.hparams.serve_args import API_KEY_ENV, ServeArguments
+from behaviorlm_plugin.serve.app import create_app
+from behaviorlm_plugin.serve.loading import load_predictor
 
 log = logging.getLogger(__name__)
 
 
 def run_server(args: ServeArguments) -> None:
     """Load the model, then serve until stopped (in-flight requests finish, up to ``shutdown_timeout_s``)."""
-    from behaviorlm_plugin.serve.app import create_app
-    from behaviorlm_plugin.serve.loading import load_predictor
-
     api_key = args.api_key or os.environ.get(API_KEY_ENV) or None
     predictor = load_predictor(args)
     app = create_app(predictor, args, api_key=api_key)
