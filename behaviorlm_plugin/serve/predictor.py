@@ -79,9 +79,7 @@ class Predictor:
 
     def respond(self, req: PredictRequest, sample: RenderedSample, logprobs: np.ndarray) -> PredictResponse:
         alpha = self.alpha if req.alpha is None else check_alpha(req.alpha, source="alpha")
-        z = adjust_log_probs(np.asarray(logprobs, dtype=np.float64), self._log_prior(sample.candidates), alpha)
-        probs = np.exp(z - z.max())
-        probs /= probs.sum()
+        probs = _corrected_softmax(np.asarray(logprobs, dtype=np.float64), self._log_prior(sample.candidates), alpha)
         order = np.argsort(-probs, kind="stable")[: req.top_k]
         m = self.manifest
         ranked = [
@@ -107,3 +105,17 @@ class Predictor:
 
     def _log_prior(self, candidates: list[str]) -> np.ndarray:
         return log_prior(self.manifest.train_frequency, candidates)
+
+
+def _corrected_softmax(logprobs: np.ndarray, log_prior_: np.ndarray, alpha: float) -> np.ndarray:
+    """``softmax(log p - alpha * log prior)``, finite for every finite alpha >= 0. Where ``alpha * log prior``
+    overflows (alpha near 1e308) the same softmax is taken as ``softmax(alpha * (log p / alpha - log prior))``,
+    whose limit ranks by the prior alone; candidates that all score -inf share the mass evenly."""
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        z = adjust_log_probs(logprobs, log_prior_, alpha)
+        if alpha > 0 and (np.isnan(z) | np.isposinf(z)).any():
+            scaled = logprobs / alpha - log_prior_
+            z = alpha * (scaled - scaled.max())
+        probs = np.exp(z - z.max())
+    total = probs.sum()
+    return probs / total if np.isfinite(total) and total > 0 else np.full(len(probs), 1 / len(probs))

@@ -1,13 +1,15 @@
 """Request and response bodies of the API (pydantic: FastAPI checks them and draws the OpenAPI docs).
 
-Structural checks (types, ranges, exactly one way to give an event's time) live here and answer 422
-with the field's location; checks against the model (known behaviors, prompt formats, context length)
+Structural checks (types, ranges, finite numbers, exactly one way to give an event's time) live here and
+answer 422 with the field's location; checks against the model (known behaviors, prompt formats, context length)
 live in :mod:`behaviorlm_plugin.serve.prompting`.
 """
 
 from __future__ import annotations
 
+import json
 import math
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -15,6 +17,8 @@ from behaviorlm_plugin.data.prompts import DAY_NAMES
 
 FULL_DAY_NAMES = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 TEXT_LIMIT = 200  # characters of a behavior, place, format or id
+# Python's json reads NaN, Infinity, -Infinity (and 1e999 as Infinity); no request field may hold one.
+FINITE = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 def day_index(day: str) -> int:
@@ -29,7 +33,7 @@ def day_index(day: str) -> int:
 class When(BaseModel):
     """An event's time: ``day`` + ``hour`` (local wall-clock), or a ``timestamp`` converted as ``prepare`` does."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = FINITE
 
     day: str | None = Field(default=None, max_length=TEXT_LIMIT, description="Mon..Sun (or Monday..Sunday).")
     hour: int | None = Field(default=None, ge=0, le=23, description="Local hour, 0-23.")
@@ -46,9 +50,10 @@ class When(BaseModel):
             day_index(v)
         return v
 
-    @field_validator("timestamp")
+    @field_validator("timestamp", mode="before")
     @classmethod
     def _sane_timestamp(cls, v):
+        # Before the union is tried: one clear error rather than one per member (str, int, float).
         if isinstance(v, str) and len(v) > 64:
             raise ValueError("timestamp is longer than 64 characters")
         if isinstance(v, bool) or (isinstance(v, float) and not math.isfinite(v)):
@@ -73,8 +78,19 @@ class NextEvent(When):
     pass
 
 
+EXAMPLE_REQUEST = {
+    "history": [
+        {"day": "Fri", "hour": 16, "place": "home", "behavior": "Exercising"},
+        {"timestamp": "2024-03-01T20:05:00+09:00", "place": "home", "behavior": "Gaming"},
+    ],
+    "next": {"day": "Fri", "hour": 21, "place": "home"},
+    "top_k": 3,
+    "id": "user-42",
+}
+
+
 class PredictRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(**FINITE, json_schema_extra={"examples": [EXAMPLE_REQUEST]})
 
     history: list[HistoryEvent] = Field(min_length=1, description="The user's recent events, oldest first.")
     next: NextEvent = Field(description="The next event's context (its time and place).")
@@ -87,16 +103,9 @@ class PredictRequest(BaseModel):
     timezone: str | None = Field(default=None, max_length=64, description="IANA zone for timestamps.")
     id: str | None = Field(default=None, max_length=TEXT_LIMIT, description="Echoed in the response.")
 
-    @field_validator("alpha")
-    @classmethod
-    def _finite_alpha(cls, v: float | None) -> float | None:
-        if v is not None and not math.isfinite(v):
-            raise ValueError("alpha must be a finite number >= 0")
-        return v
-
 
 class BatchRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"requests": [EXAMPLE_REQUEST]}]})
 
     requests: list[PredictRequest] = Field(min_length=1, description="Predictions to make, answered in order.")
 
@@ -141,6 +150,41 @@ class BehaviorsResponse(BaseModel):
 class HealthResponse(BaseModel):
     status: str
     model: str
-    queued: int
+    queued: int = Field(description="Samples waiting for the scorer.")
+    running: int = Field(description="Samples in the batch being scored (0: the scorer is idle).")
     batches: int
     samples: int
+
+
+class ErrorMessage(BaseModel):
+    """The body of a 400, 401, 413, 503 or 504 answer."""
+
+    detail: str = Field(description="What went wrong and what to do.")
+
+
+class FieldError(BaseModel):
+    loc: list[str | int] = Field(description="The field's path in the body, from 'body'.")
+    msg: str
+    type: str
+    input: Any = Field(default=None, description="The value sent; as text where JSON cannot hold it (NaN).")
+    ctx: dict[str, Any] | None = None
+
+
+class ValidationErrorResponse(BaseModel):
+    """The body of a 422 answer: one entry per bad field."""
+
+    detail: list[FieldError]
+
+
+def json_safe(value: Any) -> Any:
+    """``value`` when JSON can hold it, else its text as Python's json writes it (``NaN``, ``Infinity``):
+    an error answer may echo the input, and a non-finite number would fail the answer itself."""
+    try:
+        json.dumps(value, allow_nan=False)
+        return value
+    except (ValueError, TypeError, RecursionError):
+        pass
+    try:
+        return json.dumps(value, allow_nan=True, default=str)
+    except (ValueError, RecursionError):
+        return None

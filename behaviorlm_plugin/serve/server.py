@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
+import sys
+
+from fastapi import FastAPI
 
 from behaviorlm_plugin.hparams.serve_args import API_KEY_ENV, ServeArguments
 from behaviorlm_plugin.serve.app import create_app
@@ -14,8 +18,6 @@ log = logging.getLogger(__name__)
 
 def run_server(args: ServeArguments) -> None:
     """Load the model, then serve until stopped (in-flight requests finish, up to ``shutdown_timeout_s``)."""
-    import uvicorn
-
     api_key = args.api_key or os.environ.get(API_KEY_ENV) or None
     predictor = load_predictor(args)
     app = create_app(predictor, args, api_key=api_key)
@@ -29,6 +31,18 @@ def run_server(args: ServeArguments) -> None:
         args.host,
         args.port,
     )
+    serve_app(app, args)
+
+
+def serve_app(app: FastAPI, args: ServeArguments) -> None:
+    """Serve ``app`` on ``args.host:args.port`` until SIGTERM or SIGINT (Ctrl-C).
+
+    On the signal: stop accepting connections, answer every request already accepted (for up to
+    ``shutdown_timeout_s``; new work meanwhile gets 503), stop the batcher, then end *by that signal*, as
+    uvicorn does: status -15 (SIGTERM) or -2 (SIGINT) as Python's subprocess reports it, 143 or 130 in a
+    shell. The status says the server stopped because it was told to (docs/serving.md, "Stopping")."""
+    import uvicorn
+
     config = uvicorn.Config(
         app,
         host=args.host,
@@ -37,4 +51,12 @@ def run_server(args: ServeArguments) -> None:
         log_level="info",
         access_log=False,
     )
-    uvicorn.Server(config).run()
+    try:
+        uvicorn.Server(config).run()
+    except KeyboardInterrupt:
+        # uvicorn re-raises the SIGINT it stopped on, which Python turns into a traceback; end by the signal
+        # instead, as after SIGTERM (the drain is over: "Finished server process" is in the log).
+        sys.stdout.flush()
+        sys.stderr.flush()
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGINT)

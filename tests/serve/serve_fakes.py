@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import threading
 
@@ -66,3 +67,12 @@ def request(n=4, **kw) -> dict:
     }
     body.update(kw)
     return body
+
+
+async def wait_for(predicate, what: str) -> None:
+    """Poll ``predicate`` on the event loop (at most 10 s), failing with ``what`` if it never holds."""
+    for _ in range(2000):
+        if predicate():
+            return
+        await asyncio.sleep(0.005)
+    raise AssertionError(f"never happened: {what}")

@@ -128,6 +128,7 @@ def test_behaviors_and_health(client):
     client.post("/v1/predict", json=request())
     h = client.get("/health").json()
     assert h["status"] == "ok" and h["samples"] == 1 and h["batches"] == 1
+    assert h["queued"] == 0 and h["running"] == 0
     assert client.get("/openapi.json").status_code == 200
 
 
