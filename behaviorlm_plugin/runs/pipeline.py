@@ -26,7 +26,7 @@ from behaviorlm_plugin.hparams.parser import ConfigError, apply_sets, load_confi
 from behaviorlm_plugin.hparams.pipeline_args import PipelineConfig
 from behaviorlm_plugin.runs import steps
 from behaviorlm_plugin.runs.manifest import Manifest, Stage, StageResult, run_stages
-from behaviorlm_plugin.runs.report import evaluation_rows, plain_words, write_report
+from behaviorlm_plugin.runs.report import evaluation_rows, plain_words, samples_seen, write_report
 from behaviorlm_plugin.tuning.launcher import read_recipe
 from behaviorlm_plugin.tuning.lora_stage import ADAPTER_FILE
 
@@ -254,6 +254,7 @@ class PipelineRunner:
         path = write_report(self.run_dir, self.manifest.data, self.cfg, cpu=self._cpu_run())
         rows, refs = evaluation_rows(self.manifest.data)
         if rows:
-            text = plain_words(rows, refs, cpu=self._cpu_run())
+            seen = {stage: samples_seen(self.run_dir, stage) for stage in ("a_tuning", "b_tuning")}
+            text = plain_words(rows, refs, cpu=self._cpu_run(), samples=seen)
             self.log("[report] " + text.replace("\n\n", "\n[report] "))
         return StageResult({"report": str(path)})

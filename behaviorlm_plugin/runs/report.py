@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import yaml
+
 from behaviorlm_plugin.eval.metrics import PAPER_COLUMNS, SHORT_NAMES
 from behaviorlm_plugin.extras.fileio import atomic_write_text
 
@@ -27,7 +29,22 @@ def evaluation_rows(manifest: dict) -> tuple[dict[str, dict], dict[str, dict]]:
     return rows, refs
 
 
-def plain_words(rows: dict[str, dict], refs: dict[str, dict], *, cpu: bool = True) -> str:
+def samples_seen(run_dir: Path, stage: str) -> int | None:
+    """Training samples a stage went through: optimizer steps × batch × accumulation (LLaMA-Factory's
+    ``trainer_state.json`` and the stage's YAML), or None when the stage left no record."""
+    state, recipe = run_dir / stage / "trainer_state.json", run_dir / f"{stage}.yaml"
+    if not state.is_file() or not recipe.is_file():
+        return None
+    st = json.loads(state.read_text())
+    accum = int((yaml.safe_load(recipe.read_text()) or {}).get("gradient_accumulation_steps", 1))
+    if st.get("global_step") is None or st.get("train_batch_size") is None:
+        return None
+    return int(st["global_step"]) * int(st["train_batch_size"]) * accum
+
+
+def plain_words(
+    rows: dict[str, dict], refs: dict[str, dict], *, cpu: bool = True, samples: dict[str, int | None] | None = None
+) -> str:
     """A few sentences a newcomer can read: how the model compares with the reference rows, and how far a
     figure on this many samples can be trusted."""
     out = []
@@ -48,9 +65,15 @@ def plain_words(rows: dict[str, dict], refs: dict[str, dict], *, cpu: bool = Tru
         out.append(text)
     caveat = "A model that beats the majority on wR but not on Acc_avg has learned the frequent behaviors only."
     if cpu:
+        seen = {k: v for k, v in (samples or {}).items() if v is not None}
+        amount = (
+            f"{sum(seen.values())} training samples ({', '.join(f'{k}: {v}' for k, v in seen.items())})"
+            if seen
+            else "a few training samples"
+        )
         out.append(
-            "This CPU run is a miniature: a small model tuned for a few minutes on a few hundred samples, so it "
-            f"shows that every stage works end to end, not what the method achieves. {caveat} The benchmark at "
+            f"This CPU run is a miniature: a small model tuned for a few minutes on {amount}, so it shows that "
+            f"every stage works end to end, not what the method achieves. {caveat} The benchmark at "
             "full size, on a GPU, is in `docs/results/` (see docs/benchmark.md)."
         )
     else:
@@ -92,7 +115,8 @@ def write_report(run_dir: Path, manifest: dict, cfg, *, cpu: bool = True) -> Pat
                 metric_rows_markdown(table),
                 "",
             ]
-        lines += ["## What these figures mean", "", plain_words(rows, refs, cpu=cpu), ""]
+        seen = {stage: samples_seen(run_dir, stage) for stage in ("a_tuning", "b_tuning")}
+        lines += ["## What these figures mean", "", plain_words(rows, refs, cpu=cpu, samples=seen), ""]
         for split in rows:
             rel = Path("eval") / split
             lines += [

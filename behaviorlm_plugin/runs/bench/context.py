@@ -32,7 +32,8 @@ class BenchContext:
     eval_ids: dict[str, list[str]]
     """Per scored split, the ids of its capped evaluation samples in file order (the same for every row)."""
     eval_samples: dict[str, dict]
-    """Per scored split, ``{"ids", "labels"}`` (label codes into ``stats.behavior_list``): the bootstrap's input."""
+    """Per scored split, ``{"ids", "labels", "users"}`` (label codes into ``stats.behavior_list``; the user of
+    each sample, whom the bootstrap resamples): the bootstrap's input."""
     log: Callable[[str], None] = print
 
     @property
@@ -94,6 +95,10 @@ def _eval_samples(data: PreparedDataset, ids: dict[str, list[str]]) -> dict[str,
     out = {}
     for split, want in ids.items():
         _, metas = data.load(split)
-        label = {m["id"]: m["label"] for m in metas}
-        out[split] = {"ids": want, "labels": [code[label[i]] for i in want]}
+        by_id = {m["id"]: m for m in metas}
+        out[split] = {
+            "ids": want,
+            "labels": [code[by_id[i]["label"]] for i in want],
+            "users": [str(by_id[i]["user_id"]) for i in want],
+        }
     return out

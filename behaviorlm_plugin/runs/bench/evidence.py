@@ -32,15 +32,14 @@ def collect_evidence(ctx: BenchContext, results: dict) -> dict:
 
 
 def _split_of(results: dict, split: str) -> str | None:
-    """The split a column is read from: its own, else (as the columns do) whichever was scored."""
-    samples = results.get("eval_samples") or {}
-    if split in samples:
-        return split
-    return next((s for s in ("test", "test_balanced") if s in samples), None)
+    """The split a column is read from: its own, when it was scored (never another split in its place)."""
+    return split if split in (results.get("eval_samples") or {}) else None
 
 
 def bootstrap_table(results: dict, *, n_boot: int = 1000) -> dict:
-    """``{row: {column: {delta, ci95, verdict}}}``: each row minus ``ours``, paired over the evaluation samples."""
+    """``{row: {column: {delta, ci95, verdict}}}``: each row minus ``ours``, paired over the evaluation samples,
+    resampling users (when the results record them) and seeds (:func:`~behaviorlm_plugin.eval.bootstrap.
+    paired_bootstrap`)."""
     variants, ours = results.get("variants", {}), results.get("ours")
     if ours not in variants or "eval_samples" not in results:
         return {}
@@ -57,16 +56,34 @@ def bootstrap_table(results: dict, *, n_boot: int = 1000) -> dict:
             b = [r["predictions"][split] for r in ours_seeds if split in r.get("predictions", {})]
             if not split or not a or not b:
                 continue
-            res = paired_bootstrap(results["eval_samples"][split]["labels"], a, b, cats, metric, n_boot=n_boot)
+            samples = results["eval_samples"][split]
+            # Users and seeds resampled (windows cluster by user); results from before users were recorded:
+            # windows.
+            res = paired_bootstrap(
+                samples["labels"], a, b, cats, metric, n_boot=n_boot, groups=samples.get("users"), resample_seeds=True
+            )
             row[col] = {**res, "verdict": ci_verdict(res)}
         table[name] = row
     return table
 
 
+def oracle_best_point(results: dict) -> dict | None:
+    """The oracle frontier's point at the alpha with the best val Acc_avg (the ceiling a row's Acc_avg is read
+    against). Results without val on the frontier (written before it was recorded, or a suite that scores no
+    val) fall back to the best test Acc_avg, which over-states the ceiling a little: the report says which."""
+    pts = [p for p in results.get("oracle_frontier") or [] if p.get("Acc_avg") is not None]
+    if not pts:
+        return None
+    on_val = [p for p in pts if p.get("val_Acc_avg") is not None]
+    if on_val:
+        return max(on_val, key=lambda p: (p["val_Acc_avg"], -p["alpha"]))
+    return max(pts, key=lambda p: (p["Acc_avg"], -p["alpha"]))
+
+
 def oracle_best(results: dict, col: str = "Acc_avg") -> float | None:
-    """The best value of ``col`` along the oracle frontier (the ceiling a row's Acc_avg is read against)."""
-    vals = [p[col] for p in results.get("oracle_frontier") or [] if p.get(col) is not None]
-    return max(vals) if vals else None
+    """``col`` at :func:`oracle_best_point`."""
+    best = oracle_best_point(results)
+    return None if best is None else best.get(col)
 
 
 def class_counts(results: dict, split: str = "test_balanced") -> dict[str, dict[str, int]]:

@@ -115,11 +115,13 @@ def sample_predictions(ctx: BenchContext, step_dir: Path) -> dict[str, list[int]
 
 
 def frontier(ctx: BenchContext, oracle: Step) -> list[dict]:
-    """The oracle's report columns at every alpha of ``FRONTIER_ALPHAS``."""
+    """The oracle's report columns at every alpha of ``FRONTIER_ALPHAS``, and its val Acc_avg there (where val
+    is scored), on which the oracle's best alpha is picked: never on a test split."""
     ids, freq = ctx.eval_ids, ctx.data.stats.frequency
     base = {split: split_rows(oracle.dir, split, want) for split, want in ids.items()}
     points = []
     for a in FRONTIER_ALPHAS:
         metrics = {s: _metrics(ctx, rerank_rows(rows, freq, a), f"oracle {s}") for s, rows in base.items()}
-        points.append({"alpha": a, **columns(metrics)})
+        val = metrics.get("val") or {}
+        points.append({"alpha": a, **columns(metrics), "val_Acc_avg": val.get("acc_avg")})
     return points

@@ -46,7 +46,7 @@ def _tail_head_figure(variants: dict, frontier: list[dict]):
     pts = [
         (p["head"], p["tail"], p["alpha"]) for p in frontier if p.get("head") is not None and p.get("tail") is not None
     ]
-    if pts:  # the oracle's head/tail trade-off as alpha goes 0 -> 1.2: no model can lie beyond it
+    if pts:  # the oracle's head/tail points as alpha goes 0 -> 1.2: a reference, not a bound (docs/evaluation.md)
         ax.plot([h for h, _, _ in pts], [t for _, t, _ in pts], "-", color="grey", alpha=0.7, label="oracle frontier")
         for h, t, a in pts:
             if a in (0.0, 0.5, 1.0):

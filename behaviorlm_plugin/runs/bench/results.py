@@ -14,11 +14,11 @@ from behaviorlm_plugin.runs.bench.cache import Step
 
 
 def columns(metrics: dict) -> dict[str, float | None]:
-    """The six paper columns from one evaluation (each from its split, else whichever split exists)."""
+    """The six paper columns from one evaluation, each from its own split (wP/wR on ``test``, the class means on
+    ``test_balanced``); a column whose split was not scored is None, never read off another split."""
     out = {}
     for col, split, key in REPORT_COLUMNS:
-        src = metrics.get(split) or next(iter(metrics.values()), {})
-        value = src.get(key)
+        value = (metrics.get(split) or {}).get(key)
         out[col] = float(value) if isinstance(value, int | float) else None
     return out
 
