@@ -38,7 +38,9 @@ class VariantConfig:
     kind:
         a registered variant kind (``runs.bench.variants``): ``zero_shot`` (the paper's NT),
         ``anchor_only`` (A-Tuning alone), ``behaviorlm`` (A then B; ablations change its blocks),
-        ``full_ft`` (one stage on a natural subset of train_all) and ``reverse`` (medium+tail first).
+        ``full_ft`` (one stage on a natural subset of train_all), ``balanced_ft`` (one stage on a class-balanced
+        subset of the same pool), ``one_stage`` (one stage on exactly ours' A-mix plus B-set) and ``reverse``
+        (medium+tail first).
     group:
         ``baseline`` rows are compared with ``ours``; ``ablation`` rows get deltas against it;
         ``sweep`` rows feed the sweep plots; ``oracle`` rows (kind oracle) are the ceiling, shown in the main
@@ -54,7 +56,8 @@ class VariantConfig:
     selection: SelectionArguments = field(default_factory=SelectionArguments, metadata={"help": "B-Tuning pick."})
     skip_a_tuning: bool = field(default=False, metadata={"help": "The paper's 'w/o A-Tuning' (kind behaviorlm)."})
     train_samples: int | str | None = field(
-        default=None, metadata={"help": "full_ft: a positive int, or 'matched' (as many as ours' two stages)."}
+        default=None,
+        metadata={"help": "full_ft, balanced_ft: a positive int, or 'matched' (as many as ours' two stages)."},
     )
     seeds: list[int] | None = field(default=None, metadata={"help": "A subset of the suite's seeds (None = all)."})
     prior_correction: PriorCorrectionArguments = field(
@@ -74,15 +77,13 @@ class VariantConfig:
         # when the suite is loaded): skip_a_tuning against the kind there too.
         if (self.kind == "oracle") != (self.group == "oracle"):
             raise ValueError(f"variant {self.name!r}: kind oracle and group oracle go together")
-        if self.kind == "full_ft":
-            ok = self.train_samples == "matched" or (isinstance(self.train_samples, int) and self.train_samples > 0)
-            if not ok:
-                raise ValueError(
-                    f"variant {self.name!r}: full_ft needs train_samples: a positive int or 'matched', "
-                    f"got {self.train_samples!r}"
-                )
-        elif self.train_samples is not None:
-            raise ValueError(f"variant {self.name!r}: train_samples only applies to kind full_ft")
+        # train_samples is checked against the kind where kinds are known (runs.bench.variants.check_variant_kinds).
+        if self.train_samples is not None and not (
+            self.train_samples == "matched" or (isinstance(self.train_samples, int) and self.train_samples > 0)
+        ):
+            raise ValueError(
+                f"variant {self.name!r}: train_samples must be a positive int or 'matched', got {self.train_samples!r}"
+            )
 
 
 @dataclass

@@ -119,6 +119,33 @@ def subset(
     return {"n": k, "available": len(recs)}
 
 
+def balanced_subset(data: PreparedDataset, out_path: Path, *, split: str, n: int, seed: int) -> dict:
+    """``n`` samples of a split with equal counts per behavior (the remainder to a seeded choice of behaviors),
+    drawn without replacement where a behavior has enough and with replacement where it is short: the data of
+    class-balanced fine-tuning, from the same pool as the natural subset."""
+    recs = read_jsonl(data.path(split))
+    metas = read_jsonl(data.meta_path(split))
+    by_label: dict[str, list[int]] = {}
+    for i, m in enumerate(metas):
+        by_label.setdefault(m["label"], []).append(i)
+    labels = sorted(by_label)
+    if n < len(labels):
+        raise StepError(f"class-balanced fine-tuning: {n} samples cannot cover the {len(labels)} behaviors of {split}")
+    rng = np.random.default_rng([seed, 3])
+    base, extra = divmod(n, len(labels))
+    bonus = set(rng.choice(len(labels), size=extra, replace=False).tolist())
+    picked: list[int] = []
+    short = 0
+    for j, label in enumerate(labels):
+        want = base + (1 if j in bonus else 0)
+        pool = by_label[label]
+        short += want > len(pool)
+        picked += rng.choice(pool, size=want, replace=want > len(pool)).tolist()
+    order = rng.permutation(len(picked))
+    atomic_write_jsonl(out_path, [recs[picked[i]] for i in order])
+    return {"n": len(picked), "available": len(recs), "classes": len(labels), "classes_drawn_with_replacement": short}
+
+
 # ----------------------------------------------------------------------------- training
 def train_config(
     s: TrainSettings,

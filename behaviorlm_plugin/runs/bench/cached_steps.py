@@ -51,13 +51,35 @@ def subset(ctx: BenchContext, split: str, n: int, seed: int, categories: tuple[s
     return step
 
 
+def balanced_subset(ctx: BenchContext, split: str, n: int, seed: int) -> Step:
+    """``n`` samples of a split, equal counts per behavior (:func:`behaviorlm_plugin.runs.steps.balanced_subset`)."""
+
+    def build(out: Path) -> dict:
+        return steps.balanced_subset(ctx.data, out / "data.jsonl", split=split, n=n, seed=seed)
+
+    spec = {"data": ctx.fp, "split": split, "n": n, "seed": seed}
+    step = ctx.cache.run("balanced_subset", spec, build, f"({split}, n={n}, equal per behavior)")
+    ctx.register(f"bench_{step.key}", step.dir / "data.jsonl", "alpaca")
+    return step
+
+
+def datasets(data: Step | list[Step]) -> list[Step]:
+    return data if isinstance(data, list) else [data]
+
+
 def train_config(
-    ctx: BenchContext, stage: str, data: Step, out: str, init: Step | None, seed: int, lr: float | None = None
+    ctx: BenchContext,
+    stage: str,
+    data: Step | list[Step],
+    out: str,
+    init: Step | None,
+    seed: int,
+    lr: float | None = None,
 ) -> dict:
     return steps.train_config(
         ctx.training,
         stage,
-        dataset=f"bench_{data.key}",
+        dataset=",".join(f"bench_{d.key}" for d in datasets(data)),  # several: LLaMA-Factory concatenates them
         output_dir=out,
         init=str(init.dir) if init else None,
         seed=seed,
@@ -65,19 +87,25 @@ def train_config(
     )
 
 
-def train(ctx: BenchContext, stage: str, data: Step, init: Step | None, seed: int, lr: float | None = None) -> Step:
-    """One LoRA stage; ``lr`` (an lr_search winner or trial) replaces the recipe's learning rate."""
+def train(
+    ctx: BenchContext, stage: str, data: Step | list[Step], init: Step | None, seed: int, lr: float | None = None
+) -> Step:
+    """One LoRA stage on ``data`` (one step's dataset, or several trained on together); ``lr`` (an lr_search winner
+    or trial) replaces the recipe's learning rate."""
+    parts = datasets(data)
+    n = sum(d.info["n"] for d in parts)
 
     def build(out: Path) -> dict:
         info = steps.train(train_config(ctx, stage, data, str(out), init, seed, lr), out / "train.yaml", clean=False)
-        return {"launcher": info["launcher"], "samples": data.info["n"]}
+        return {"launcher": info["launcher"], "samples": n}
 
     # The key holds the arguments with placeholder paths: the cache never depends on where it lives.
     recipe = train_config(ctx, stage, data, "<step dir>", init, seed, lr)
     for k in RUN_OWNED_PATHS:
         recipe.pop(k, None)
-    spec = {**ctx.model_id, "stage": stage, "recipe": recipe, "data": data.key, "init": init.key if init else None}
-    return ctx.cache.run("train", spec, build, f"({stage}, {data.info['n']} samples, seed={seed})")
+    keys = parts[0].key if len(parts) == 1 else [d.key for d in parts]  # one dataset: the key it always had
+    spec = {**ctx.model_id, "stage": stage, "recipe": recipe, "data": keys, "init": init.key if init else None}
+    return ctx.cache.run("train", spec, build, f"({stage}, {n} samples, seed={seed})")
 
 
 def select(ctx: BenchContext, model: Step | None, selection: SelectionArguments, seed: int) -> Step:

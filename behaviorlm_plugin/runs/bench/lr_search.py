@@ -23,9 +23,13 @@ Matched = Callable[[int, dict[str, float]], int]
 """(seed, winners so far) -> how many samples ``ours`` trained on at that seed (the runner runs it if needed)."""
 
 
+ONE_STAGE_KINDS = ("full_ft", "balanced_ft", "one_stage")
+"""Kinds trained in one stage: they take the ``full_ft`` winner (the one-stage rate); the others A-Tuning's."""
+
+
 def searched_target(kind: str) -> str:
     """The search target whose winner a variant kind's first stage trains with."""
-    return "full_ft" if kind == "full_ft" else "a_tuning"
+    return "full_ft" if kind in ONE_STAGE_KINDS else "a_tuning"
 
 
 def _score(ev: Step) -> dict:
@@ -53,8 +57,9 @@ def _pick(trials: list[dict]) -> float:
 def _needs(ctx: BenchContext, only: list[str] | None) -> set[str]:
     """The targets whose winner this run's rows train with."""
     rows = [v for v in ctx.suite.variants if only is None or v.name in only]
-    need = {"full_ft" for v in rows if v.kind == "full_ft"}
+    need = {"full_ft" for v in rows if v.kind in ONE_STAGE_KINDS}
     need |= {"a_tuning" for v in rows if v.kind in ("anchor_only", "behaviorlm", "reverse") and not v.skip_a_tuning}
+    need |= {"a_tuning" for v in rows if v.kind == "one_stage"}  # ours' A model picks its B-set
     return need
 
 

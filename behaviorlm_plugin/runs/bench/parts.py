@@ -172,9 +172,11 @@ def _rows_seconds(suite: SuiteConfig, v: VariantConfig, seed: int, seen: set) ->
     if v.kind in ("behaviorlm", "reverse"):
         s += tm.eval_fixed_s + v.selection.max_scored_per_class * 35 / tm.score_samples_per_s
         s += _train_s(suite, b_n) + (_train_s(suite, int(v.a_tuning.anchors or 0)) if v.kind == "reverse" else 0)
-    if v.kind == "full_ft":
+    if v.kind in ("full_ft", "balanced_ft"):
         n = a_n + b_n if v.train_samples == "matched" else int(v.train_samples)
         s += _train_s(suite, int(n))
+    if v.kind == "one_stage":  # ours' A model and selection are shared with ours (cached); one training of A + B
+        s += _train_s(suite, int(a_n + b_n))
     seen.add(("eval", v.kind, seed))
     return s + tm.eval_fixed_s + _eval_samples(suite) / tm.score_samples_per_s
 

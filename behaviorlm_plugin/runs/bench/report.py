@@ -79,14 +79,22 @@ def _versus(results: dict, ours: dict, best: dict) -> list[str]:
     return rel
 
 
+def _labels_read(v: dict) -> str:
+    """Training samples plus the pool labels selection read (mean over seeds); n/a in results written before."""
+    per = [r for r in v.get("per_seed", {}).values() if "labels_read" in r]
+    if not per:
+        return "n/a"
+    return f"{sum(r['train_samples'] + r['labels_read'] for r in per) / len(per):.0f}"
+
+
 def _main_table(results: dict, ours: dict) -> list[str]:
     variants, ours_name = results["variants"], results["ours"]
     ceiling = oracle_best(results)
     lines = [
         "## Main table (mean ± std over seeds)",
         "",
-        "| variant | seeds | train samples | α | " + " | ".join(COLS) + " | Acc_avg / oracle best |",
-        "|---|---|---|---|" + "---|" * (len(COLS) + 1),
+        "| variant | seeds | train samples | labels seen | α | " + " | ".join(COLS) + " | Acc_avg / oracle best |",
+        "|---|---|---|---|---|" + "---|" * (len(COLS) + 1),
     ]
     for n, v in variants.items():
         if v["group"] in ("baseline", "ours", "oracle"):
@@ -94,10 +102,13 @@ def _main_table(results: dict, ours: dict) -> list[str]:
             cells = " | ".join(_cell(v, c) for c in COLS)
             acc = v["mean"].get("Acc_avg")
             frac = f"{acc / ceiling:.0%}" if ceiling and acc is not None else "n/a"
-            lines.append(f"| {name} | {v['seeds']} | {v['train_samples']:.0f} | {_alpha(v)} | {cells} | {frac} |")
+            read = _labels_read(v)
+            lines.append(
+                f"| {name} | {v['seeds']} | {v['train_samples']:.0f} | {read} | {_alpha(v)} | {cells} | {frac} |"
+            )
     best = {c: best_baseline(results, c) for c in COLS}
-    lines.append("| best baseline | | | | " + " | ".join(best[c] or "n/a" for c in COLS) + " | |")
-    lines.append(f"| {ours_name} vs best baseline | | | | " + " | ".join(_versus(results, ours, best)) + " | |")
+    lines.append("| best baseline | | | | | " + " | ".join(best[c] or "n/a" for c in COLS) + " | |")
+    lines.append(f"| {ours_name} vs best baseline | | | | | " + " | ".join(_versus(results, ours, best)) + " | |")
     counts = class_counts(results)
     count_text = ", ".join(f"{c} {d['classes']} classes / {d['samples']} samples" for c, d in sorted(counts.items()))
     return [

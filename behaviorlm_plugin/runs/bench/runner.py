@@ -31,7 +31,7 @@ from behaviorlm_plugin.runs.bench.parts import earlier_train_samples, merge_part
 from behaviorlm_plugin.runs.bench.report import write_outputs
 from behaviorlm_plugin.runs.bench.results import assemble_results
 from behaviorlm_plugin.runs.bench.sasrec_steps import run_sasrec_steps
-from behaviorlm_plugin.runs.bench.variants import VariantKind, check_variant_kinds, get_variant_kind
+from behaviorlm_plugin.runs.bench.variants import Given, VariantKind, check_variant_kinds, get_variant_kind
 
 BenchError = ConfigError
 """A bad suite file or a request the data cannot meet; the message names the key and the fix."""
@@ -99,6 +99,8 @@ class BenchRunner:
         return {
             "metrics": ev.info["metrics"],
             "train_samples": samples,
+            # Selection reads the labels of the pool samples it scores: training data too, for a fair count.
+            "labels_read": sum(int(s.info.get("scored", 0)) for s in chain if s.kind == "select"),
             "alpha": ev.info.get("alpha", 0.0),
             **({"alpha_choice": ev.info["alpha_choice"]} if "alpha_choice" in ev.info else {}),
             "predictions": sample_predictions(ctx, ev.dir),
@@ -110,12 +112,13 @@ class BenchRunner:
         model: Step | None = None
         samples = 0
         matched = self.matched_samples(seed) if v.train_samples == "matched" else None
-        stage1 = kind.stage1(ctx, v, seed, matched)
+        stage1 = kind.stage1(ctx, v, seed, Given(matched=matched, learning_rates=dict(self.searched_lr)))
         if stage1 is not None:
             lr = self.searched_lr.get(searched_target(v.kind))
             model = cached_steps.train(ctx, "a_tuning", stage1, None, seed, lr=lr)
-            chain += [stage1, model]
-            samples += stage1.info["n"]
+            data = cached_steps.datasets(stage1)
+            chain += [*data, model]
+            samples += sum(d.info["n"] for d in data)
         if kind.b_tuning:
             picked = cached_steps.select(ctx, model, v.selection, seed)
             model = cached_steps.train(ctx, "b_tuning", picked, model, seed)

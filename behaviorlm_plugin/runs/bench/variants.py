@@ -7,8 +7,8 @@ Adding a kind is one function and one :func:`register_variant_kind` call.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 
 from behaviorlm_plugin.hparams.bench_args import VariantConfig
 from behaviorlm_plugin.runs.bench import cached_steps
@@ -16,9 +16,20 @@ from behaviorlm_plugin.runs.bench.cache import Step
 from behaviorlm_plugin.runs.bench.context import BenchContext
 from behaviorlm_plugin.runs.bench.model_free import oracle_step
 
-Stage1 = Callable[[BenchContext, VariantConfig, int, "int | None"], "Step | None"]
-"""(context, variant, seed, ours' sample count at that seed when the row is ``matched``, else None) -> the step
-holding the first stage's data, or None (no stage 1)."""
+
+@dataclass(frozen=True)
+class Given:
+    """What the runner knows that a stage-1 function may need."""
+
+    matched: int | None = None
+    """``ours``' training-sample count at this seed, when the row says ``train_samples: matched``."""
+    learning_rates: Mapping[str, float] = field(default_factory=dict)
+    """The learning-rate search's winners by target (``a_tuning``, ``full_ft``), when a search ran."""
+
+
+Stage1 = Callable[[BenchContext, VariantConfig, int, Given], "Step | list[Step] | None"]
+"""(context, variant, seed, given) -> the step holding the first stage's data (several: trained on together), or
+None (no stage 1)."""
 Evaluator = Callable[[BenchContext], Step]
 """(context) -> a step with ``<split>/preds.jsonl`` and ``info["metrics"]``, like the bench's ``eval`` step."""
 
@@ -33,6 +44,8 @@ class VariantKind:
     description: str = ""
     evaluator: Evaluator | None = None
     """Scores the evaluation samples without a model (the oracle); stage1 and b_tuning are then unused."""
+    takes_train_samples: bool = False
+    """The row names its sample count (``train_samples``: an int, or ``matched`` to ``ours``)."""
 
 
 _KINDS: dict[str, VariantKind] = {}
@@ -46,6 +59,7 @@ def register_variant_kind(
     can_skip_a_tuning: bool = False,
     description: str = "",
     evaluator: Evaluator | None = None,
+    takes_train_samples: bool = False,
     overwrite: bool = False,
 ) -> VariantKind:
     """Add a variant kind; a duplicate name is refused unless ``overwrite``."""
@@ -57,7 +71,7 @@ def register_variant_kind(
         raise TypeError(f"variant kind {name!r}: b_tuning must be a bool")
     if name in _KINDS and not overwrite:
         raise ValueError(f"variant kind {name!r} is already registered; pass overwrite=True to replace it")
-    kind = VariantKind(name, stage1, b_tuning, can_skip_a_tuning, description, evaluator)
+    kind = VariantKind(name, stage1, b_tuning, can_skip_a_tuning, description, evaluator, takes_train_samples)
     _KINDS[name] = kind
     return kind
 
@@ -78,27 +92,55 @@ def check_variant_kinds(variants: list[VariantConfig]) -> None:
     for v in variants:
         if v.kind not in _KINDS:
             raise ValueError(f"variant {v.name!r}: kind must be one of {', '.join(kind_names())}; got {v.kind!r}")
-        if v.skip_a_tuning and not _KINDS[v.kind].can_skip_a_tuning:
+        kind = _KINDS[v.kind]
+        if v.skip_a_tuning and not kind.can_skip_a_tuning:
             raise ValueError(f"variant {v.name!r}: skip_a_tuning only applies to kind behaviorlm")
+        if kind.takes_train_samples:
+            ok = v.train_samples == "matched" or (isinstance(v.train_samples, int) and v.train_samples > 0)
+            if not ok:
+                raise ValueError(
+                    f"variant {v.name!r}: {v.kind} needs train_samples: a positive int or 'matched', "
+                    f"got {v.train_samples!r}"
+                )
+        elif v.train_samples is not None:
+            takers = ", ".join(k for k in kind_names() if _KINDS[k].takes_train_samples)
+            raise ValueError(f"variant {v.name!r}: train_samples only applies to kinds {takers}")
 
 
 # ----------------------------------------------------------------------------- built-in kinds
-def _no_stage1(ctx, v, seed, matched):
+def _no_stage1(ctx, v, seed, given):
     return None
 
 
-def _anchor_mix(ctx, v, seed, matched):
+def _anchor_mix(ctx, v, seed, given):
     if v.skip_a_tuning:
         return None
     return cached_steps.mix(ctx, v.a_tuning.anchors, v.a_tuning.aux_ratio, seed)
 
 
-def _natural_subset(ctx, v, seed, matched):
-    n = matched if v.train_samples == "matched" else v.train_samples
-    return cached_steps.subset(ctx, "train_all", int(n), seed)
+def _count(v: VariantConfig, given: Given) -> int:
+    return int(given.matched if v.train_samples == "matched" else v.train_samples)
 
 
-def _rare_first(ctx, v, seed, matched):
+def _natural_subset(ctx, v, seed, given):
+    return cached_steps.subset(ctx, "train_all", _count(v, given), seed)
+
+
+def _balanced_subset(ctx, v, seed, given):
+    return cached_steps.balanced_subset(ctx, "train_all", _count(v, given), seed)
+
+
+def _ours_data(ctx, v, seed, given):
+    """Exactly what ``ours`` trains on at this seed, in one stage: its A-Tuning mix and its B-Tuning set (picked by
+    its own A-Tuned model). Every step is ``ours``' own, so with ``ours`` run this costs one training run."""
+    ours = ctx.suite.variant(ctx.suite.ours)
+    mix = cached_steps.mix(ctx, ours.a_tuning.anchors, ours.a_tuning.aux_ratio, seed)
+    a_model = cached_steps.train(ctx, "a_tuning", mix, None, seed, lr=given.learning_rates.get("a_tuning"))
+    picked = cached_steps.select(ctx, a_model, ours.selection, seed)
+    return [mix, picked]
+
+
+def _rare_first(ctx, v, seed, given):
     # The rarer behaviors (metric categories medium + tail), as many as A-Tuning's anchors.
     n = v.a_tuning.anchors or ctx.data.stats.samples_written["train_anchor"]
     return cached_steps.subset(ctx, "train_all", n, seed, categories=("medium", "tail"))
@@ -114,7 +156,24 @@ register_variant_kind(
     description="A-Tuning, then selection and B-Tuning",
 )
 register_variant_kind(
-    name="full_ft", stage1=_natural_subset, b_tuning=False, description="one stage on a natural subset"
+    name="full_ft",
+    stage1=_natural_subset,
+    b_tuning=False,
+    takes_train_samples=True,
+    description="one stage on a natural subset",
+)
+register_variant_kind(
+    name="balanced_ft",
+    stage1=_balanced_subset,
+    b_tuning=False,
+    takes_train_samples=True,
+    description="one stage on a class-balanced subset of the same pool (equal counts per behavior)",
+)
+register_variant_kind(
+    name="one_stage",
+    stage1=_ours_data,
+    b_tuning=False,
+    description="one stage on exactly ours' data (its A-Tuning mix plus its B-Tuning set): no curriculum",
 )
 register_variant_kind(
     name="reverse", stage1=_rare_first, b_tuning=True, description="medium+tail first, then the B-Tuning set"

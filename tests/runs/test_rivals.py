@@ -1,0 +1,69 @@
+"""The rivals that isolate what BehaviorLM adds: class-balanced fine-tuning (the balancing) and one-stage fine-tuning
+on exactly its data (the curriculum), on the tiny model; and the labels each row saw, selection's reads included."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+
+from small_configs import small_synthetic_prepare
+
+from behaviorlm_plugin.data.dataset import PreparedDataset
+from behaviorlm_plugin.extras.fileio import read_jsonl
+from behaviorlm_plugin.runs import steps
+from behaviorlm_plugin.runs.bench.runner import BenchRunner, load_suite
+
+VARIANTS = [
+    {"name": "BehaviorLM", "kind": "behaviorlm", "group": "ours"},
+    {"name": "one-stage (same data)", "kind": "one_stage", "group": "baseline"},
+    {"name": "class-balanced FT", "kind": "balanced_ft", "group": "baseline", "train_samples": "matched"},
+]
+
+
+def test_balanced_subset_draws_equal_counts_with_replacement_where_short(prepared, tmp_path):
+    d, _ = prepared
+    data = PreparedDataset(d, "beh")
+    labels = Counter(m["label"] for m in read_jsonl(data.meta_path("train_all")))
+    n = 3 * len(labels) + 2
+    info = steps.balanced_subset(data, tmp_path / "a.jsonl", split="train_all", n=n, seed=1)
+    assert info["n"] == n and info["classes"] == len(labels)
+    assert info["classes_drawn_with_replacement"] == sum(c < 3 for c in labels.values()) + (
+        info["classes_drawn_with_replacement"] - sum(c < 3 for c in labels.values())
+    )  # at least the classes with fewer than 3 samples
+    outputs = {r["output"] for r in read_jsonl(tmp_path / "a.jsonl")}
+    assert outputs == set(labels)  # every behavior, the rarest included
+    counts = Counter(r["output"] for r in read_jsonl(tmp_path / "a.jsonl"))
+    assert max(counts.values()) - min(counts.values()) <= 1
+    again = steps.balanced_subset(data, tmp_path / "b.jsonl", split="train_all", n=n, seed=1)
+    assert again == info and (tmp_path / "a.jsonl").read_bytes() == (tmp_path / "b.jsonl").read_bytes()
+
+
+def test_one_stage_trains_on_exactly_ours_data_and_balanced_matches_its_count(tmp_path, tiny_model, small_data_dir):
+    from test_bench import write_suite
+
+    path = write_suite(
+        tmp_path,
+        tiny_model,
+        small_data_dir,
+        variants=VARIANTS,
+        seeds=[0],
+        sweeps={},
+        sasrec={"enabled": False},
+        prepare=small_synthetic_prepare(small_data_dir),
+    )
+    logs: list[str] = []
+    res = BenchRunner(load_suite(path), log=logs.append).run()
+    v = res["variants"]
+    ours, one, bal = (v[n]["per_seed"]["0"] for n in ("BehaviorLM", "one-stage (same data)", "class-balanced FT"))
+    assert one["train_samples"] == ours["train_samples"] == bal["train_samples"]
+    assert ours["labels_read"] > 0 and bal["labels_read"] == 0
+    # one-stage reuses ours' mix and selection (cache hits) and trains once, on both datasets together.
+    kinds = [s["kind"] for s in one["steps"]]
+    assert kinds == ["mix", "select", "train", "eval"]
+    assert [s["key"] for s in one["steps"][:2]] == [s["key"] for s in ours["steps"] if s["kind"] in ("mix", "select")]
+    yaml_text = next((Path(load_suite(path).cache_dir) / "train").glob(f"{one['steps'][2]['key']}/train.yaml"))
+    assert yaml_text.read_text().count("bench_") >= 2  # dataset: bench_<mix>,bench_<picked>
+    report = (Path(load_suite(path).out_dir) / "report.md").read_text()
+    assert "labels seen" in report and "one-stage (same data)" in report
+    assert json.loads((Path(load_suite(path).out_dir) / "results.json").read_text())["complete"] is True
