@@ -31,7 +31,7 @@ import logging
 import sys
 from pathlib import Path
 
-from behaviorlm_plugin.hparams.parser import parse_cli
+from behaviorlm_plugin.hparams.parser import parse_cli, source_label
 
 USAGE = __doc__
 
@@ -58,10 +58,15 @@ def _print_prepare_summary(stats: dict) -> None:
 
 
 def cmd_prepare(argv: list[str]) -> int:
+    from behaviorlm_plugin.data.loaders import check_format_name
     from behaviorlm_plugin.data.prepare import prepare
     from behaviorlm_plugin.hparams.data_args import PrepareArguments
 
-    args, _ = parse_cli(PrepareArguments, argv, prog="behaviorlm prepare", description="Events -> datasets.")
+    args, ns = parse_cli(PrepareArguments, argv, prog="behaviorlm prepare", description="Events -> datasets.")
+    try:
+        check_format_name(args.format, source="format" if ns.config else "--format")
+    except ValueError as err:
+        raise ValueError(f"{source_label(ns.config, ns)}: {err}") from None
     _print_prepare_summary(prepare(args))
     print(f"  registered in {Path(args.dataset_dir) / 'dataset_info.json'}")
     return 0
@@ -143,10 +148,15 @@ def cmd_select(argv: list[str]) -> int:
     from behaviorlm_plugin.hparams.selection_args import SelectionArguments
     from behaviorlm_plugin.model.default_model import resolve_template
     from behaviorlm_plugin.tuning.select_run import run_selection
+    from behaviorlm_plugin.tuning.strategies import check_strategy_name
 
-    (t, args), _ = parse_cli(
+    (t, args), ns = parse_cli(
         (SelectTarget, SelectionArguments), argv, prog="behaviorlm select", description="Pick B-Tuning samples."
     )
+    try:
+        check_strategy_name(args.strategy, source="strategy" if ns.config else "--strategy")
+    except ValueError as err:
+        raise ValueError(f"{source_label(ns.config, ns)}: {err}") from None
     rep = run_selection(
         model=t.model,
         adapter=t.adapter,
@@ -178,7 +188,7 @@ def cmd_run(argv: list[str]) -> int:
     cfg, ns = parse_cli(
         PipelineConfig, argv, prog="behaviorlm run", description="The progressive pipeline.", extra=extra
     )
-    check_pipeline(cfg, ns.config or "arguments")
+    check_pipeline(cfg, source_label(ns.config, ns))
     manifest = PipelineRunner(cfg, until=ns.until).run()
     report = manifest["stages"].get("report", {}).get("outputs", {}).get("report")
     print(f"manifest: {Path(cfg.run_dir) / 'manifest.json'}" + (f"\nreport: {report}" if report else ""))
@@ -246,7 +256,7 @@ def cmd_bench(argv: list[str]) -> int:
         p.add_argument("--merge", action="store_true", help="Render the report from whatever part files exist")
 
     suite, ns = parse_cli(SuiteConfig, argv, prog="behaviorlm bench", description="A benchmark suite.", extra=extra)
-    check_suite(suite, ns.config or "arguments")
+    check_suite(suite, source_label(ns.config, ns))
     if ns.list_parts or ns.merge or ns.part:
         if ns.list_parts:
             print(parts_table(suite))
@@ -310,6 +320,23 @@ def _load_plugins() -> None:
 PLUGINS_ENV = "BEHAVIORLM_PLUGINS"
 
 
+def _one_line_config_warnings() -> None:
+    """A moved config key warns on one line (``warning: FILE: KEY: this key moved to ...``), not with Python's
+    file-and-source-line format."""
+    import warnings
+
+    from behaviorlm_plugin.hparams.parser import MovedKeyWarning
+
+    plain = warnings.formatwarning
+
+    def fmt(message, category, filename, lineno, line=None):
+        if issubclass(category, MovedKeyWarning):
+            return f"warning: {message}\n"
+        return plain(message, category, filename, lineno, line)
+
+    warnings.formatwarning = fmt
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
@@ -317,6 +344,7 @@ def main(argv: list[str] | None = None) -> int:
         print(USAGE)
         return 0
     cmd, rest = argv[0], argv[1:]
+    _one_line_config_warnings()
     _load_plugins()
     if cmd not in COMMANDS:
         print(f"behaviorlm: unknown command {cmd!r}\n{USAGE}", file=sys.stderr)

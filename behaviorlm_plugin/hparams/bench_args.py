@@ -75,8 +75,6 @@ class VariantConfig:
         self.prior_correction = as_prior_correction(self.prior_correction)
         # ``kind`` is checked against the registry where it is used (runs.bench.variants.check_variant_kinds,
         # when the suite is loaded): skip_a_tuning against the kind there too.
-        if (self.kind == "oracle") != (self.group == "oracle"):
-            raise ValueError(f"variant {self.name!r}: kind oracle and group oracle go together")
         # train_samples is checked against the kind where kinds are known (runs.bench.variants.check_variant_kinds).
         if self.train_samples is not None and not (
             self.train_samples == "matched" or (isinstance(self.train_samples, int) and self.train_samples > 0)

@@ -36,7 +36,6 @@ from behaviorlm_plugin.hparams.sources import (
     ConfigError,
     apply_sets,
     read_yaml_mapping,
-    set_dotted,
     yaml_value,
 )
 
@@ -190,6 +189,115 @@ def _set_path(d: dict, dotted: str, value: Any) -> None:
     d[head] = sub
 
 
+def _block_type(tp: Any) -> type | None:
+    """The dataclass a field holds (also through ``X | None``), else None."""
+    if _is_dataclass_type(tp):
+        return tp
+    if get_origin(tp) in (Union, types.UnionType):
+        inner = [a for a in get_args(tp) if a is not type(None)]
+        if len(inner) == 1 and _is_dataclass_type(inner[0]):
+            return inner[0]
+    return None
+
+
+def canonical_key(cls: type, dotted: str, *, where: str, prefix: str = "") -> str:
+    """``dotted`` with every moved key (``MOVED``, at any depth) replaced by its new path, with a warning
+    (``prefix``: where ``cls`` sits in the whole config, for the message)."""
+    parts, out, node = dotted.split("."), [], cls
+    head = [p for p in prefix.split(".") if p]
+    i = 0
+    while i < len(parts):
+        key = parts[i]
+        moved: dict[str, str] = getattr(node, "MOVED", {}) if node is not None else {}
+        names = {f.name for f in user_fields(node)} if node is not None else set()
+        if key in moved and key not in names:
+            new = moved[key]
+            old_name, new_name = ".".join([*head, *out, key]), ".".join([*head, *out, new])
+            warnings.warn(
+                f"{where}: {old_name}: this key moved to '{new_name}'; it still loads, but write '{new_name}'",
+                MovedKeyWarning,
+                stacklevel=3,
+            )
+            parts[i : i + 1] = new.split(".")
+            continue
+        out.append(key)
+        node = _block_type(_hints(node).get(key)) if node is not None and key in names else None
+        i += 1
+    return ".".join(out)
+
+
+def normalize_source(cls: type, raw: dict, *, where: str, prefix: str = "") -> dict:
+    """One source's mapping with its moved keys in their new places (so a later source still wins over them); an
+    old and a new spelling of one key in the same source is an error, not a silent choice."""
+    if not isinstance(raw, dict):
+        return raw
+    out = dict(raw)
+    moved: dict[str, str] = getattr(cls, "MOVED", {})
+    names = {f.name for f in user_fields(cls)}
+    for old in [k for k in out if k in moved and k not in names]:
+        value = out.pop(old)
+        new = canonical_key(cls, old, where=where, prefix=prefix)
+        if _get_path(out, new) is not None:
+            raise ConfigError(f"{where}: {prefix}{old} and {prefix}{new} are one key (it moved); give only {new}")
+        typed_set(cls, out, new, value, where=where)
+    hints = _hints(cls)
+    for key, value in list(out.items()):
+        sub = _block_type(hints.get(key)) if key in names else None
+        if sub is not None and isinstance(value, dict):
+            out[key] = normalize_source(sub, value, where=where, prefix=f"{prefix}{key}.")
+    return out
+
+
+def _get_path(d: dict, dotted: str) -> Any:
+    node: Any = d
+    for part in dotted.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return None
+        node = node[part]
+    return node
+
+
+def typed_set(cls: type, raw: dict, dotted: str, value: Any, *, where: str) -> None:
+    """``raw[dotted] = value`` knowing the blocks: a bare value at a block with a ``SHORTHAND`` field sets that
+    field only (the block's other keys stay), and a key below a block given as a bare value first turns the bare
+    value into ``{SHORTHAND: value}``."""
+    node, block = raw, cls
+    parts = dotted.split(".")
+    for part in parts[:-1]:
+        sub = _block_type(_hints(block).get(part)) if block is not None else None
+        short = getattr(sub, "SHORTHAND", None) if sub is not None else None
+        if node.get(part) is None:
+            node[part] = {}
+        elif short is not None and not isinstance(node[part], dict):
+            node[part] = {short: node[part]}
+        node = node[part]
+        if not isinstance(node, dict):
+            raise ConfigError(f"{where}: {part!r} is not a mapping")
+        block = sub
+    last = parts[-1]
+    sub = _block_type(_hints(block).get(last)) if block is not None else None
+    short = getattr(sub, "SHORTHAND", None) if sub is not None else None
+    if short is not None and isinstance(node.get(last), dict) and not isinstance(value, dict):
+        node[last] = {**node[last], short: value}
+    else:
+        node[last] = value
+
+
+def merge_sources(cls: type, yaml_raw: dict, sets: list[str], flags: dict[str, Any], *, where: str) -> dict:
+    """YAML < ``--set`` < flags, per key, each source's moved keys first put in their new places."""
+    raw = normalize_source(cls, yaml_raw, where=where)
+    for item in sets:
+        if "=" not in item:
+            raise ConfigError(f"--set {item!r}: expected key=value, e.g. --set selection.k=10")
+        key, value = item.split("=", 1)
+        key = canonical_key(cls, key.strip(), where="--set")
+        typed_set(cls, raw, key, CliText(value), where=f"--set {key}")
+    for key, value in flags.items():
+        new = canonical_key(cls, key, where=f"--{key}")
+        typed_set(cls, raw, new, value, where=f"--{key}")
+    return raw
+
+
 def build(cls: type[T], raw: Any, *, where: str, context: dict | None = None) -> T:
     """A ``cls`` from a mapping of user keys, checked key by key (see the module docstring).
 
@@ -264,7 +372,10 @@ def _build(cls: type[T], raw: Any, *, prefix: str, context: dict | None = None) 
 
 def load_config(cls: type[T], path: str | Path, sets: list[str] | None = None) -> T:
     """A config file's dataclass, with ``--set`` items on top."""
-    raw = apply_sets(read_yaml_mapping(path), sets or [])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", MovedKeyWarning)
+        raw = merge_sources(cls, read_yaml_mapping(path), sets or [], {}, where=str(path))
+    _reissue(caught)
     context = {"base_dir": str(Path(path).parent)} if "base_dir" in _field_names(cls) else {}
     return build(cls, raw, where=str(path), context=context)
 
@@ -314,9 +425,14 @@ def add_flags(parser: argparse.ArgumentParser, cls: type, *, group_title: str | 
         choices = get_args(tp) if get_origin(tp) is Literal else None
         help_text = f.metadata.get("help", "") + (f" Choices: {', '.join(map(str, choices))}." if choices else "")
         group.add_argument(*names, help=help_text + _default_text(f), **kw)
-    for old in moved_keys(cls):  # the flags of moved keys still parse (the build warns and moves them)
+    types_by_name = {name: tp for name, _, tp in flag_fields(cls)}
+    for old in moved_keys(cls):  # the flags of moved keys still parse, as their new key's flag does
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", MovedKeyWarning)
+            new = canonical_key(cls, old, where="")
         names = [f"--{old}"] + ([f"--{old.replace('_', '-')}"] if "_" in old else [])
-        group.add_argument(*names, dest=f"cfg:{old}", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+        extra: dict[str, Any] = {"nargs": "?", "const": "true"} if types_by_name.get(new) is bool else {}
+        group.add_argument(*names, dest=f"cfg:{old}", default=argparse.SUPPRESS, help=argparse.SUPPRESS, **extra)
 
 
 def shorthand_fields(cls: type, prefix: str = "") -> dict[str, str]:
@@ -400,17 +516,51 @@ def parse_cli(
     ns = parser.parse_args(argv)
     config = getattr(ns, "config", None)
     raw = read_yaml_mapping(config) if config else {}
-    raw = apply_sets(raw, ns.set)
-    for key, value in flags_from_namespace(ns).items():
-        set_dotted(raw, key, value, where=f"--{key}")
-    where = config or "arguments"
-    if config and (ns.set or flags_from_namespace(ns)):
-        where = f"{config} (with --set/flags)"
+    where = source_label(config, ns)
+    flags = flags_from_namespace(ns)
+    # Route each source's top-level keys to their class first, so moved keys and shorthands resolve per class.
+    yaml_parts = split_raw(classes, raw, where)
+    set_parts: list[list[str]] = [[] for _ in classes]
+    for item in ns.set:
+        top = item.split("=", 1)[0].strip().split(".")[0]
+        set_parts[_owner(classes, top, where)].append(item)
+    flag_parts: list[dict] = [{} for _ in classes]
+    for key, value in flags.items():
+        flag_parts[_owner(classes, key.split(".")[0], where)][key] = value
     built = []
-    for cls, part in zip(classes, split_raw(classes, raw, where), strict=True):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", MovedKeyWarning)
+        merged = [
+            merge_sources(cls, y, st, fl, where=where)
+            for cls, y, st, fl in zip(classes, yaml_parts, set_parts, flag_parts, strict=True)
+        ]
+    _reissue(caught)
+    for cls, part in zip(classes, merged, strict=True):
         context = {"base_dir": str(Path(config).parent)} if config and "base_dir" in _field_names(cls) else {}
         built.append(build(cls, part, where=where, context=context))
     return (tuple(built) if many else built[0]), ns
+
+
+def source_label(config: str | None, ns: argparse.Namespace) -> str:
+    """What error messages name as the source: the file, "(with --set/flags)" when they were given, or arguments."""
+    where = config or "arguments"
+    if config and (ns.set or flags_from_namespace(ns)):
+        where = f"{config} (with --set/flags)"
+    return where
+
+
+def _owner(classes: tuple[type, ...], top: str, where: str) -> int:
+    """Index of the class that has top-level key ``top`` (or a moved key of that name); the first when none does
+    (its build then names the unknown key)."""
+    for i, c in enumerate(classes):
+        if top in {f.name for f in user_fields(c)} or top in getattr(c, "MOVED", {}):
+            return i
+    return 0
+
+
+def _reissue(caught: list[warnings.WarningMessage]) -> None:
+    for w in caught:
+        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
 
 
 def _field_names(cls: type) -> set[str]:

@@ -73,6 +73,12 @@ class ServeArguments:
             raise ValueError(f"--retry-after-s must be >= 0, got {self.retry_after_s}")
         if self.max_queue < self.max_batch:
             raise ValueError(f"--max-queue ({self.max_queue}) must be >= --max-batch ({self.max_batch})")
+        unused = PriorCorrectionArguments(alpha=self.prior_correction.alpha)
+        if self.prior_correction != unused:
+            raise ValueError(
+                "--prior-correction: a server applies one alpha; head_floor, alpha_grid and choose_on choose alpha "
+                "on val predictions (behaviorlm evaluate), so give only the alpha"
+            )
         if self.prior_correction.is_auto:
             raise ValueError(
                 "--prior-correction auto chooses alpha on val predictions, which a server does not have; give a "

@@ -22,6 +22,8 @@ from behaviorlm_plugin.data.prepare import ensure_prepared
 from behaviorlm_plugin.eval.evaluate import summary_text
 from behaviorlm_plugin.extras.constants import btuning_dataset_name, dataset_file_stem
 from behaviorlm_plugin.extras.hashing import digest, maybe_hash
+from behaviorlm_plugin.hparams.data_args import PrepareArguments
+from behaviorlm_plugin.hparams.eval_args import EvaluationArguments
 from behaviorlm_plugin.hparams.parser import ConfigError, apply_sets, load_config
 from behaviorlm_plugin.hparams.pipeline_args import PipelineConfig
 from behaviorlm_plugin.runs import steps
@@ -46,10 +48,33 @@ def load_pipeline(path: str | Path, sets: list[str] | None = None) -> PipelineCo
 def check_pipeline(cfg: PipelineConfig, where: str) -> PipelineConfig:
     """The config's registry names (format, strategy), checked where they are used: now, before any stage."""
     try:
-        steps.check_names(cfg.prepare, [cfg.selection])
+        steps.check_names(cfg.prepare, {"selection": cfg.selection})
     except ValueError as err:
         raise ConfigError(f"{where}: {err}") from err
     return cfg
+
+
+def prepare_record(args: PrepareArguments) -> dict:
+    """The prepare stage's fingerprinted arguments, in the flat shape runs recorded before the ``engine:`` block,
+    so a run made before it is still up to date (the engine settings change speed, never the data)."""
+    rec = asdict(args)
+    engine = rec.pop("engine")
+    rec.update({f"engine_{k}": engine[k] for k in ("memory_limit", "threads", "temp_dir")})
+    return rec
+
+
+def evaluation_record(ev: EvaluationArguments) -> dict:
+    """The evaluate stage's fingerprinted settings, in the shape runs recorded before the ``prior_correction``
+    block (its alpha as ``prior_correction``, then ``head_floor`` and ``alpha_grid``; ``choose_on`` only when it is
+    not val), so an earlier run is still up to date."""
+    rec = asdict(ev)
+    rule = rec.pop("prior_correction")
+    rec.update(
+        prior_correction=ev.prior_correction.setting, head_floor=rule["head_floor"], alpha_grid=rule["alpha_grid"]
+    )
+    if rule["choose_on"] != "val":
+        rec["choose_on"] = rule["choose_on"]
+    return rec
 
 
 class PipelineRunner:
@@ -86,7 +111,7 @@ class PipelineRunner:
     def preflight(self) -> None:
         """Everything cheap that a stage would otherwise find late: the model, names and the three recipes."""
         recipes = [self.cfg.recipe_path(stage) for stage in ("a_tuning", "b_tuning", "export")]
-        steps.preflight(self.model, self.cfg.prepare, [self.cfg.selection], recipes)
+        steps.preflight(self.model, self.cfg.prepare, {"selection": self.cfg.selection}, recipes)
 
     def run(self) -> dict:
         self.preflight()
@@ -101,7 +126,7 @@ class PipelineRunner:
         return self.cfg.prepare
 
     def _spec_prepare(self) -> dict:
-        return {"arguments": asdict(self._prepare_args())}
+        return {"arguments": prepare_record(self._prepare_args())}
 
     def _stage_prepare(self) -> StageResult:
         reused = ensure_prepared(self._prepare_args(), self.log)
@@ -176,7 +201,7 @@ class PipelineRunner:
 
     def _spec_evaluate(self) -> dict:
         return {
-            "evaluation": asdict(self.cfg.evaluation),
+            "evaluation": evaluation_record(self.cfg.evaluation),
             "reference_rows": self.cfg.reference_rows,
             "adapter_hash": maybe_hash(self._final_adapter() / ADAPTER_FILE),
         }

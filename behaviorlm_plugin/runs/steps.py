@@ -71,7 +71,9 @@ class TrainSettings:
 
 
 # ----------------------------------------------------------------------------- checks
-def preflight(model: ModelSpec, prepare: PrepareArguments, selections: list[SelectionArguments], recipes: list[Path]):
+def preflight(
+    model: ModelSpec, prepare: PrepareArguments, selections: dict[str, SelectionArguments], recipes: list[Path]
+) -> None:
     """Everything cheap a step would otherwise find late: the model path, registered names, the recipes."""
     check_model_path(model.model_name_or_path, what="model_name_or_path")
     check_names(prepare, selections)
@@ -79,11 +81,12 @@ def preflight(model: ModelSpec, prepare: PrepareArguments, selections: list[Sele
         read_recipe(path)
 
 
-def check_names(prepare: PrepareArguments, selections: list[SelectionArguments]) -> None:
-    """Registry names of a config, checked where they are used (a typo fails before any step, not hours in)."""
-    check_format_name(prepare.format)
-    for sel in selections:
-        check_strategy_name(sel.strategy, source="selection.strategy")
+def check_names(prepare: PrepareArguments, selections: dict[str, SelectionArguments]) -> None:
+    """Registry names of a config, checked where they are used (a typo fails before any step, not hours in).
+    ``selections``: each selection block by where it sits (``selection``, ``variants[3] (uniform).selection``)."""
+    check_format_name(prepare.format, source="prepare.format")
+    for where, sel in selections.items():
+        check_strategy_name(sel.strategy, source=f"{where}.strategy")
 
 
 # ----------------------------------------------------------------------------- data

@@ -19,7 +19,7 @@ from behaviorlm_plugin.extras.fileio import atomic_write_json, atomic_write_json
 from behaviorlm_plugin.hparams.selection_args import SelectionArguments
 from behaviorlm_plugin.model.paths import check_adapter_path, check_model_path
 from behaviorlm_plugin.tuning.selection import Scored, select
-from behaviorlm_plugin.tuning.strategies import get_strategy
+from behaviorlm_plugin.tuning.strategies import check_strategy_name, get_strategy
 
 
 def _score_fn(model, adapter, template, args: SelectionArguments, device: str, recs, metas, labels):
@@ -76,6 +76,7 @@ def run_selection(
     """
     from tqdm.auto import tqdm
 
+    check_strategy_name(args.strategy, source="selection.strategy")  # before the model is even looked at
     check_model_path(model)  # even for a strategy that scores nothing: a typo is an error, not a silent pass
     check_adapter_path(adapter)
     _check_output(name, output_name, out_path)

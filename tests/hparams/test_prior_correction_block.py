@@ -167,3 +167,36 @@ def test_shipped_results_and_exports_still_load():
             assert "SASRec + post-hoc adjustment" in text
     manifest = read_manifest(ROOT / "docs" / "results" / "smollm2-135m-cpu-pipeline" / "behaviorlm.json")
     assert manifest.prior_correction.alpha in (None, 0.0) and len(manifest.behaviors) > 2
+
+
+def test_later_sources_win_over_moved_keys_and_shorthands(tmp_path):
+    """A moved key given as a flag beats the YAML's new key; a shorthand in the YAML takes dotted overrides; a
+    bare --set value over a block changes alpha only; the old and new spelling in one source is an error."""
+    cls, base, _ = _files(tmp_path)["evaluate"]
+    path = tmp_path / "e.yaml"
+
+    def parse(raw: dict, *argv: str):
+        path.write_text(yaml.safe_dump({**base, **raw}))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", MovedKeyWarning)
+            return parse_cli(cls, [str(path), *argv], prog="t")[0].prior_correction
+
+    block = {"prior_correction": {"alpha": 0.5, "head_floor": 0.2}}
+    assert parse(block, "--head-floor", "0.4").head_floor == 0.4
+    assert parse({"prior_correction": 0.5}, "--prior-correction", "0.7").alpha == 0.7
+    pc = parse({"prior_correction": 0.5}, "--prior_correction.head_floor", "0.3")
+    assert (pc.alpha, pc.head_floor) == (0.5, 0.3)
+    pc = parse(
+        {"prior_correction": {"alpha": 0, "head_floor": 0.35, "alpha_grid": [0, 1]}}, "--set", "prior_correction=2"
+    )
+    assert (pc.alpha, pc.head_floor, pc.alpha_grid) == (2.0, 0.35, [0.0, 1.0])
+    with pytest.raises(ConfigError, match=r"head_floor and prior_correction\.head_floor are one key"):
+        parse({"prior_correction": {"head_floor": 0.2}, "head_floor": 0.3})
+
+
+def test_a_moved_switch_still_takes_no_value(tmp_path):
+    from behaviorlm_plugin.hparams.bench_args import SASRecBench
+
+    with pytest.warns(MovedKeyWarning, match="post_hoc: this key moved to 'prior_correction_row'"):
+        cfg, _ = parse_cli(SASRecBench, ["--post_hoc"], prog="t", config_file=False)
+    assert cfg.prior_correction_row is True

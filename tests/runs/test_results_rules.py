@@ -49,3 +49,17 @@ def test_the_cpu_report_says_how_many_samples_the_stages_went_through(tmp_path):
     rows = {"test": {"n": 40, "weighted_recall": 0.3, "acc_avg": 0.05}}
     text = plain_words(rows, {}, cpu=True, samples={"a_tuning": 56, "b_tuning": 35})
     assert "on 91 training samples (a_tuning: 56, b_tuning: 35)" in text and "few hundred" not in text
+
+
+def test_the_shipped_cpu_pipeline_keeps_its_stage_fingerprints():
+    """The step layer reshaped the prepare and evaluation blocks; the pipeline still fingerprints them as before,
+    so a run made before it is not redone (these digests were computed by the code before the blocks)."""
+    from pathlib import Path
+
+    from behaviorlm_plugin.extras.hashing import digest
+    from behaviorlm_plugin.runs.pipeline import PipelineRunner, load_pipeline
+
+    root = Path(__file__).resolve().parents[2]
+    runner = PipelineRunner(load_pipeline(root / "yaml_recipes" / "smollm2-135m-cpu" / "pipeline.yaml"), log=print)
+    assert digest(runner._spec_prepare()) == "73edee7f0f168ca4"
+    assert digest(runner._spec_evaluate()["evaluation"]) == "7e1b03201af3694e"

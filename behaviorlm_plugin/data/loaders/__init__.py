@@ -154,10 +154,10 @@ def format_names() -> tuple[str, ...]:
     return tuple(sorted(_FORMATS))
 
 
-def check_format_name(name: str) -> None:
+def check_format_name(name: str, *, source: str = "--format") -> None:
     """``auto`` or a registered format's name, or the error a config with a typo gets before any work."""
     if name != "auto" and name not in _FORMATS:
-        raise ValueError(f"--format must be auto or one of {', '.join(format_names())}; got {name!r}")
+        raise ValueError(f"{source} must be auto or one of {', '.join(format_names())}; got {name!r}")
 
 
 def get_event_format(name: str) -> EventFormat:

@@ -20,6 +20,7 @@ from behaviorlm_plugin.data.prepare import ensure_prepared
 from behaviorlm_plugin.extras.fileio import atomic_write_json
 from behaviorlm_plugin.hparams.bench_args import PartConfig, SuiteConfig, VariantConfig
 from behaviorlm_plugin.hparams.parser import ConfigError, load_config
+from behaviorlm_plugin.hparams.selection_args import SelectionArguments
 from behaviorlm_plugin.runs import steps
 from behaviorlm_plugin.runs.bench import cached_steps
 from behaviorlm_plugin.runs.bench.cache import Step, StepCache
@@ -48,10 +49,15 @@ def check_suite(suite: SuiteConfig, where: str) -> SuiteConfig:
     any step, with ``where`` (the file) in the message."""
     try:
         check_variant_kinds(suite.variants)
-        steps.check_names(suite.prepare, [v.selection for v in suite.variants])
+        steps.check_names(suite.prepare, _selections(suite))
     except ValueError as err:
         raise BenchError(f"{where}: {err}") from err
     return suite
+
+
+def _selections(suite: SuiteConfig) -> dict[str, SelectionArguments]:
+    """Each row's selection block, by where it sits in the suite (for the error a bad strategy name gets)."""
+    return {f"variants[{i}] ({v.name}).selection": v.selection for i, v in enumerate(suite.variants)}
 
 
 class BenchRunner:
@@ -159,7 +165,7 @@ class BenchRunner:
         steps.preflight(
             steps.ModelSpec(self.suite.model_name_or_path, self.suite.template),
             self.suite.prepare,
-            [v.selection for v in self.suite.variants],
+            _selections(self.suite),
             [self.suite.recipe_path(stage) for stage in ("a_tuning", "b_tuning")],
         )
         ensure_prepared(self.suite.prepare, self.log)

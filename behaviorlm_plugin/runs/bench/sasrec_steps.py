@@ -9,7 +9,6 @@ from __future__ import annotations
 from dataclasses import asdict, replace
 from pathlib import Path
 
-from behaviorlm_plugin.baselines.sasrec import run_sasrec
 from behaviorlm_plugin.eval.evaluate import evaluate_predictions
 from behaviorlm_plugin.eval.metrics import SUMMARY_KEYS
 from behaviorlm_plugin.extras.fileio import read_jsonl
@@ -79,6 +78,8 @@ def sasrec_step(ctx: BenchContext, seed: int, train_size: int | None, grid: dict
     ev = ctx.suite.evaluation
 
     def build(out: Path) -> dict:
+        from behaviorlm_plugin.baselines.sasrec import run_sasrec  # deferred: torch (bench --list-parts needs none)
+
         res = run_sasrec(
             ctx.data,
             str(out),

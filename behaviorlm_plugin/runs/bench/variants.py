@@ -93,6 +93,8 @@ def check_variant_kinds(variants: list[VariantConfig]) -> None:
         if v.kind not in _KINDS:
             raise ValueError(f"variant {v.name!r}: kind must be one of {', '.join(kind_names())}; got {v.kind!r}")
         kind = _KINDS[v.kind]
+        if (v.kind == "oracle") != (v.group == "oracle"):
+            raise ValueError(f"variant {v.name!r}: kind oracle and group oracle go together")
         if v.skip_a_tuning and not kind.can_skip_a_tuning:
             raise ValueError(f"variant {v.name!r}: skip_a_tuning only applies to kind behaviorlm")
         if kind.takes_train_samples:
