@@ -19,6 +19,12 @@ from contextlib import contextmanager
 class BesideError(RuntimeError):
     """The work in the second process failed; the message carries its traceback's last lines."""
 
+    @property
+    def disk_full(self) -> bool:
+        """The second process ran out of space (its traceback names ENOSPC)."""
+        text = str(self)
+        return "DiskFullError" in text or "No space left on device" in text or "[Errno 28]" in text
+
 
 def can_fork() -> bool:
     return sys.platform.startswith("linux") and hasattr(os, "fork")

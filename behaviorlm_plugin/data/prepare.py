@@ -17,15 +17,17 @@ from __future__ import annotations
 
 import gc
 import logging
+import shutil
 import sys
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import asdict, replace
 from pathlib import Path
 
 from behaviorlm_plugin.data import aux_data, store
-from behaviorlm_plugin.data.beside import beside
+from behaviorlm_plugin.data.beside import BesideError, beside
 from behaviorlm_plugin.data.dataset import DatasetError, DatasetStats
 from behaviorlm_plugin.data.dataset_stats import build_stats
 from behaviorlm_plugin.data.loaders import check_format_name, open_source
@@ -51,7 +53,7 @@ from behaviorlm_plugin.extras.constants import (
     MIX_SPLIT,
     STATS_FILE,
 )
-from behaviorlm_plugin.extras.fileio import atomic_write_json, atomic_write_text
+from behaviorlm_plugin.extras.fileio import atomic_write_json, atomic_write_text, disk_full, is_disk_full
 from behaviorlm_plugin.extras.hashing import file_hash
 from behaviorlm_plugin.hparams.data_args import PrepareArguments
 from behaviorlm_plugin.model.paths import TOKENIZER_FILES, check_model_path
@@ -258,17 +260,35 @@ def prepare(args: PrepareArguments, log=progress) -> dict:
             t = time.perf_counter()
             log(f"[prepare] writing {out_dir / args.name} ({t - t0:.1f}s)")
             staging = store.staging_dir(out_dir, args.name)
-            write_dataset(staging, windows, args, rows, aux_kept, mix)
-            if args.synthetic:  # the simulator's true next-behavior distributions (data/oracle.py)
-                write_oracle(staging, windows, rows, args)
+            with _disk_full_cleans(staging):
+                write_dataset(staging, windows, args, rows, aux_kept, mix)
+                if args.synthetic:  # the simulator's true next-behavior distributions (data/oracle.py)
+                    write_oracle(staging, windows, rows, args)
             lap("write_s", t)
             stats = build_stats(windows, args, source_stats, rows, aux_stats, tokenizer)
         timings["total_s"] = time.perf_counter() - t0
         stats["timings"] = {k: round(v, 3) for k, v in timings.items()}
-        atomic_write_json(staging / STATS_FILE, stats)
+        with _disk_full_cleans(staging):
+            atomic_write_json(staging / STATS_FILE, stats)
         store.pause_point("staged")
         _commit(out_dir, args.name, staging, entries)
     return stats
+
+
+@contextmanager
+def _disk_full_cleans(staging: Path) -> Iterator[None]:
+    """A full disk while the dataset is staged: remove the staging folder (it was never committed, so nothing
+    the user had changes) and say where, how much the dataset had reached and what is free."""
+    try:
+        yield
+    except (OSError, BesideError) as err:
+        if not (is_disk_full(err) or (isinstance(err, BesideError) and err.disk_full)):
+            raise
+        written = sum(f.stat().st_size for f in staging.rglob("*") if f.is_file()) if staging.exists() else 0
+        shutil.rmtree(staging, ignore_errors=True)
+        raise disk_full(
+            staging, None, f"writing the dataset (it had reached {written / 1e6:.1f} MB; it needs more than that)"
+        ) from err
 
 
 NOT_DATA = ("overwrite", "engine", "engine_memory_limit", "engine_threads", "engine_temp_dir")  # speed, not data

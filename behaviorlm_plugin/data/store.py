@@ -21,26 +21,13 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import time
 from pathlib import Path
 
 from filelock import FileLock
 
-PAUSE_ENV = "BEHAVIORLM_TEST_PAUSE_AT"
-PAUSE_FILE_ENV = "BEHAVIORLM_TEST_PAUSE_FILE"
+from behaviorlm_plugin.extras.pause import pause_point
+
 COMPLETE = ".complete"
-
-
-def pause_point(name: str) -> None:
-    """Tests only: when ``$BEHAVIORLM_TEST_PAUSE_AT`` names this point, announce it and wait to be killed.
-
-    This makes kill tests deterministic: the test waits for the announcement file, then sends SIGKILL.
-    """
-    if os.environ.get(PAUSE_ENV) != name:
-        return
-    Path(os.environ[PAUSE_FILE_ENV]).write_text(name)
-    while True:  # pragma: no cover - the test kills us here
-        time.sleep(1)
 
 
 def name_lock(dataset_dir: str | Path, name: str) -> FileLock:

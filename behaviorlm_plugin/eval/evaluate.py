@@ -12,6 +12,7 @@ from behaviorlm_plugin.eval.plots import plot_confusion, plot_per_behavior
 from behaviorlm_plugin.eval.predict import load_scorer, predict, rank_and_world
 from behaviorlm_plugin.eval.prior_correction import apply_prior_correction
 from behaviorlm_plugin.extras.fileio import atomic_write_json, atomic_write_jsonl, read_jsonl
+from behaviorlm_plugin.extras.pause import pause_point
 from behaviorlm_plugin.hparams.eval_args import EvaluationArguments, PredictArguments
 from behaviorlm_plugin.hparams.prior_correction_args import PriorCorrectionArguments
 from behaviorlm_plugin.model.default_model import resolve_template
@@ -204,6 +205,7 @@ class _Job:
                     prior_correction=ev.prior_correction,
                     val_preds=val_rows[v],
                 )
+            pause_point("evaluate.split")  # tests: a kill here has scored and written some splits, not all
         return [{s: res[s] for s in ev.splits} for res in results]
 
 

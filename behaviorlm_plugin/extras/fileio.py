@@ -1,30 +1,77 @@
-"""Atomic file writes: a crash or kill never leaves a half-written file behind."""
+"""Atomic file writes: a crash, a kill or a full disk never leaves a half-written file behind."""
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
 
+class DiskFullError(OSError):
+    """A write ran out of space (``ENOSPC``); the message names the path, the space needed and the space free."""
+
+
+def free_bytes(path: str | Path) -> int | None:
+    """Free space on the file system that holds ``path`` (its nearest existing parent), or None."""
+    p = Path(path)
+    while not p.exists() and p != p.parent:
+        p = p.parent
+    try:
+        return shutil.disk_usage(p).free
+    except OSError:
+        return None
+
+
+def _mb(n: int | None) -> str:
+    return "unknown" if n is None else f"{n / 1e6:.1f} MB"
+
+
+def disk_full(path: str | Path, needed: int | None, what: str = "writing") -> DiskFullError:
+    """The error for an ``ENOSPC`` at ``path``: what was being written, the space it needs and what is free."""
+    return DiskFullError(
+        errno.ENOSPC,
+        f"{path}: no space left on the device while {what} (needs {_mb(needed)}, {_mb(free_bytes(path))} free); "
+        "free some space and run the command again: nothing half-written was kept",
+    )
+
+
+def is_disk_full(err: BaseException) -> bool:
+    return isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT)
+
+
 def atomic_write_text(path: str | Path, text: str) -> None:
     """Write to a temp file in the same directory, fsync, then rename over ``path``."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    data = text.encode("utf-8")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as err:
+        if is_disk_full(err):
+            raise disk_full(path, len(data)) from err
+        raise
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            write_all(fh, data)
             fh.flush()
             os.fsync(fh.fileno())
         # mkstemp makes 0600: keep the mode of the file we replace, else the usual permissions.
         os.chmod(tmp, path.stat().st_mode & 0o7777 if path.exists() else 0o666 & ~_umask())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as err:
         Path(tmp).unlink(missing_ok=True)
+        if is_disk_full(err):
+            raise disk_full(path, len(data)) from err
         raise
+
+
+def write_all(fh, data: bytes) -> None:
+    """``fh.write(data)``: one seam, so tests can make the disk fill up mid-write."""
+    fh.write(data)
 
 
 def _umask() -> int:

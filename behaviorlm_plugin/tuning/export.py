@@ -18,6 +18,7 @@ from behaviorlm_plugin.data.dataset import DatasetStats, load_split
 from behaviorlm_plugin.data.serving_manifest import ServingManifest, write_manifest
 from behaviorlm_plugin.extras.constants import STATS_FILE
 from behaviorlm_plugin.extras.fileio import atomic_write_text
+from behaviorlm_plugin.extras.pause import pause_point
 from behaviorlm_plugin.hparams.tuning_args import ExportCheckArguments
 
 
@@ -33,6 +34,7 @@ def export_and_verify(
     shutil.rmtree(out, ignore_errors=True)
     atomic_write_text(yaml_path, yaml.safe_dump(cfg, sort_keys=False))
     export_model(dict(cfg))
+    pause_point("export.merged")  # tests: a kill here has merged weights but no check and no behaviorlm.json
     result = verify_export(
         base=cfg["model_name_or_path"],
         adapter=cfg["adapter_name_or_path"],

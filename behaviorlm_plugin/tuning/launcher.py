@@ -21,6 +21,8 @@ from pathlib import Path
 
 import yaml
 
+from behaviorlm_plugin.extras.pause import pause_point, pause_requested
+
 RUN_OWNED = {
     "model_name_or_path": "set model_name_or_path at the top level of the config",
     "template": "set template at the top level of the config",
@@ -106,7 +108,7 @@ def export_args(
     return cfg
 
 
-def run_training(cfg: dict, yaml_path: Path) -> str:
+def run_training(cfg: dict, yaml_path: Path, *, pause: str | None = None) -> str:
     """LLaMA-Factory training: in-process on one device, ``llamafactory-cli train`` (torchrun) on several.
 
     In-process runs compute the LM head at the answer positions only (:mod:`.answer_logits`).
@@ -125,9 +127,23 @@ def run_training(cfg: dict, yaml_path: Path) -> str:
 
     # Same loss and gradients with less LM head, unless a LLaMA-Factory loss reads the full logits itself.
     callbacks = [] if any(cfg.get(k) for k in OWN_LOSS_KEYS) else [answer_logits_callback()]
+    if pause is not None and pause_requested(pause):  # tests: a kill after the first optimizer step
+        callbacks.append(_pause_callback(pause))
     run_exp(copy.deepcopy(cfg), callbacks=callbacks)
     if cfg.get("plot_loss"):
         import matplotlib.pyplot as plt
 
         plt.close("all")  # LLaMA-Factory's loss plot leaves its figure open; many in-process runs add up
     return "run_exp (in-process)"
+
+
+def _pause_callback(name: str):
+    """A callback that stops at the kill point ``name`` once the first optimizer step is done (tests only)."""
+    from transformers import TrainerCallback
+
+    class _Pause(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            if state.global_step == 1:
+                pause_point(name)
+
+    return _Pause()

@@ -27,7 +27,7 @@ def train_stage(cfg: dict, yaml_path: Path, *, clean: bool = True) -> dict:
         shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(yaml_path, yaml.safe_dump(cfg, sort_keys=False))
-    launcher = run_training(cfg, yaml_path)
+    launcher = run_training(cfg, yaml_path, pause=f"train.step:{yaml_path.stem}")
     if not (out / ADAPTER_FILE).exists():
         raise RuntimeError(f"[{yaml_path.stem}] LLaMA-Factory finished but wrote no adapter in {out}")
     return {"launcher": launcher, "adapter_dir": str(out), "adapter": str(out / ADAPTER_FILE), "yaml": str(yaml_path)}

@@ -16,6 +16,7 @@ from behaviorlm_plugin.extras.constants import (
     dataset_file_stem,
 )
 from behaviorlm_plugin.extras.fileio import atomic_write_json, atomic_write_jsonl
+from behaviorlm_plugin.extras.pause import pause_point
 from behaviorlm_plugin.hparams.selection_args import SelectionArguments
 from behaviorlm_plugin.model.paths import check_adapter_path, check_model_path
 from behaviorlm_plugin.tuning.selection import Scored, select
@@ -91,6 +92,7 @@ def run_selection(
     total = sum(min(c, limit) for c in counts.values()) if scores else 0
     with tqdm(total=total, desc="selection: scoring", unit="sample") as bar:
         picks, report = select(labels, anchor_tail, args, score, progress=bar.update)
+    pause_point("selection.scored")  # tests: a kill here has scored the pool and written nothing
     order = np.random.default_rng(args.seed + 1).permutation(len(picks))  # mix behaviors within the file
     picks = [picks[i] for i in order]
     output_name = output_name or btuning_dataset_name(name)

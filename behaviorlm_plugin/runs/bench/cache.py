@@ -3,6 +3,10 @@
 A key hashes the step's own settings, the data fingerprint and the keys of the steps it reads,
 never a path, so a second suite over the same data reuses the first's work.  A step writes into
 ``<key>.partial/`` and is renamed into place when done, so a killed run resumes where it was.
+
+Processes share a cache safely: a step runs under a lock on its key (``<key>.lock``), so a second process
+asking for the same step waits and then reads the finished entry, and only the lock holder ever clears a
+``<key>.partial/`` (what a killed run left behind), never one another process is writing.
 """
 
 from __future__ import annotations
@@ -14,9 +18,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from filelock import FileLock, Timeout
+
 from behaviorlm_plugin.data.dataset import PreparedDataset
 from behaviorlm_plugin.extras.constants import ALL_SPLITS, MIX_SPLIT
-from behaviorlm_plugin.extras.fileio import atomic_write_json
+from behaviorlm_plugin.extras.fileio import atomic_write_json, disk_full, is_disk_full
 from behaviorlm_plugin.extras.hashing import digest, file_hash
 
 CACHE_VERSION = 2
@@ -48,28 +54,51 @@ class StepCache:
     def run(self, kind: str, spec: dict, fn: Callable[[Path], dict], label: str = "") -> Step:
         key = digest({"kind": kind, "cache_version": CACHE_VERSION, **spec})
         final = self.root / kind / key
-        marker = final / "step.json"
-        if marker.exists():
-            rec = json.loads(marker.read_text())
-            step = Step(kind, key, final, rec["info"], rec["seconds"], True)
-            self.log(f"[bench] {kind} {key} {label}: cached ({rec['seconds']:.1f} s saved)")
-        else:
-            tmp = self.root / kind / f"{key}.partial"
-            shutil.rmtree(tmp, ignore_errors=True)  # what a killed run left behind
-            tmp.mkdir(parents=True)
-            self.log(f"[bench] {kind} {key} {label}: running")
-            t0 = time.time()
-            info = fn(tmp)
-            seconds = round(time.time() - t0, 2)
-            atomic_write_json(
-                tmp / "step.json", {"kind": kind, "key": key, "spec": spec, "info": info, "seconds": seconds}
-            )
-            shutil.rmtree(final, ignore_errors=True)
-            tmp.rename(final)
-            step = Step(kind, key, final, info, seconds, False)
-            self.log(f"[bench] {kind} {key} {label}: done in {seconds:.1f} s")
+        final.parent.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(str(final.parent / f"{key}.lock"))
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            self.log(f"[bench] {kind} {key} {label}: another process is running this step; waiting for it")
+            lock.acquire()
+        try:
+            step = self._cached(kind, key, final, label) or self._build(kind, key, spec, fn, final, label)
+        finally:
+            lock.release()
         self.ran.append(step)
         return step
+
+    def _cached(self, kind: str, key: str, final: Path, label: str) -> Step | None:
+        marker = final / "step.json"
+        if not marker.exists():
+            return None
+        rec = json.loads(marker.read_text())
+        self.log(f"[bench] {kind} {key} {label}: cached ({rec['seconds']:.1f} s saved)")
+        return Step(kind, key, final, rec["info"], rec["seconds"], True)
+
+    def _build(self, kind: str, key: str, spec: dict, fn: Callable[[Path], dict], final: Path, label: str) -> Step:
+        tmp = final.parent / f"{key}.partial"
+        shutil.rmtree(tmp, ignore_errors=True)  # a killed run's leftovers: safe, this process holds the key's lock
+        tmp.mkdir(parents=True)
+        self.log(f"[bench] {kind} {key} {label}: running")
+        t0 = time.time()
+        try:
+            info = fn(tmp)
+            seconds = round(time.time() - t0, 2)
+            # step.json last: a partial entry (a kill, a full disk) never has the marker that makes it complete.
+            record = {"kind": kind, "key": key, "spec": spec, "info": info, "seconds": seconds}
+            atomic_write_json(tmp / "step.json", record)
+        except OSError as err:
+            if not is_disk_full(err):
+                raise
+            written = sum(f.stat().st_size for f in tmp.rglob("*") if f.is_file())
+            shutil.rmtree(tmp, ignore_errors=True)  # this process holds the key's lock: no one else writes it
+            what = f"running the {kind} step {key} (it had written {written / 1e6:.1f} MB; it needs more than that)"
+            raise disk_full(tmp, None, what) from err
+        shutil.rmtree(final, ignore_errors=True)
+        tmp.rename(final)
+        self.log(f"[bench] {kind} {key} {label}: done in {seconds:.1f} s")
+        return Step(kind, key, final, info, seconds, False)
 
 
 def data_fingerprint(data: PreparedDataset) -> str:

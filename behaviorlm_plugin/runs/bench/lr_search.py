@@ -9,14 +9,13 @@ trial is the very step the rows then reuse.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 
 from behaviorlm_plugin.hparams.bench_args import PartConfig
 from behaviorlm_plugin.runs.bench import cached_steps
 from behaviorlm_plugin.runs.bench.cache import Step
 from behaviorlm_plugin.runs.bench.context import BenchContext
-from behaviorlm_plugin.runs.bench.parts import part_path
+from behaviorlm_plugin.runs.bench.parts import trusted_part
 
 VAL = "val"
 Matched = Callable[[int, dict[str, float]], int]
@@ -41,11 +40,9 @@ def _from_parts(ctx: BenchContext, spec: dict) -> dict:
     """Targets another part already searched with the same settings (parts share their winners)."""
     found: dict = {}
     for p in ctx.suite.parts:
-        path = part_path(ctx.suite, p.name)
-        if path.is_file():
-            search = json.loads(path.read_text()).get("lr_search") or {}
-            if search.get("spec") == spec:
-                found.update({t: v for t, v in search.items() if t != "spec"})
+        search = (trusted_part(ctx.suite, p.name) or {}).get("lr_search") or {}
+        if search.get("spec") == spec:
+            found.update({t: v for t, v in search.items() if t != "spec"})
     return found
 
 

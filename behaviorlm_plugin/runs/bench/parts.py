@@ -9,13 +9,15 @@ and the time model's estimate; ``--merge`` only merges.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from pathlib import Path
+
+from filelock import FileLock, Timeout
 
 from behaviorlm_plugin.hparams.bench_args import PartConfig, SuiteConfig, VariantConfig
 from behaviorlm_plugin.hparams.parser import ConfigError
 from behaviorlm_plugin.runs.bench.evidence import bootstrap_table
+from behaviorlm_plugin.runs.bench.part_files import PartFileError, check_same_data, read_part
 from behaviorlm_plugin.runs.bench.report import write_outputs
 from behaviorlm_plugin.runs.bench.results import summarize
 
@@ -27,14 +29,46 @@ def part_path(suite: SuiteConfig, name: str) -> Path:
     return Path(suite.out_dir) / PARTS_DIR / f"{name}.json"
 
 
+def part_lock(suite: SuiteConfig, name: str) -> FileLock:
+    """Held while a process runs the part, so ``--part next`` in another process picks a different one."""
+    path = part_path(suite, name).with_suffix(".lock")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return FileLock(str(path))
+
+
+def trusted_part(suite: SuiteConfig, name: str) -> dict | None:
+    """A part file that passes every check of :func:`~.part_files.read_part`, else None (absent or refused)."""
+    path = part_path(suite, name)
+    if not path.is_file():
+        return None
+    try:
+        return read_part(path, name, suite)
+    except PartFileError:
+        return None
+
+
 def done_parts(suite: SuiteConfig) -> list[str]:
-    """Parts whose file holds complete results."""
-    out = []
+    """Parts whose file is trusted and holds complete results (a damaged or foreign file is not done)."""
+    return [p.name for p in suite.parts if (trusted_part(suite, p.name) or {}).get("complete")]
+
+
+def claim_next(suite: SuiteConfig, skip: set[str]) -> tuple[PartConfig, FileLock] | None:
+    """The first part that is not done, not in ``skip`` and not being run by another process, with its lock held
+    (the caller releases it when the part is finished); None when there is none."""
+    done = set(done_parts(suite))
     for p in suite.parts:
-        path = part_path(suite, p.name)
-        if path.is_file() and json.loads(path.read_text()).get("complete"):
-            out.append(p.name)
-    return out
+        if p.name in done or p.name in skip:
+            continue
+        lock = part_lock(suite, p.name)
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            continue  # another process runs it
+        if p.name in done_parts(suite):  # finished between the two looks
+            lock.release()
+            continue
+        return p, lock
+    return None
 
 
 def resolve_parts(suite: SuiteConfig, names: list[str]) -> list[PartConfig]:
@@ -57,18 +91,38 @@ def resolve_parts(suite: SuiteConfig, names: list[str]) -> list[PartConfig]:
     return out
 
 
-def merge_parts(suite: SuiteConfig, log: Callable[[str], None] = print) -> dict:
-    """``results.json``, ``report.md`` and plots from every part file (complete or not) in the suite's order."""
+def merge_parts(suite: SuiteConfig, log: Callable[[str], None] = print, data_fp: str | None = None) -> dict:
+    """``results.json``, ``report.md`` and plots from the complete part files, in the suite's order.
 
-    parts = [(p.name, part_path(suite, p.name)) for p in suite.parts]
-    loaded = [(n, json.loads(path.read_text())) for n, path in parts if path.is_file()]
-    if not loaded:
-        raise ConfigError(f"{Path(suite.out_dir) / PARTS_DIR}: no part results yet; run a part first (--part NAME)")
-    merged = merge_results([r for _, r in loaded])
-    done = [n for n, r in loaded if r.get("complete")]
-    merged["parts"] = {"done": done, "missing": [n for n, _ in parts if n not in done]}
+    Every part file is checked first (:func:`~.part_files.read_part`; ``data_fp``: the data prepared now, when
+    known); one refused file stops the merge before anything is written. An incomplete part (``complete:
+    false``, what a killed or running part leaves) is not merged: it stays listed as missing until it is
+    re-run, which the step cache makes cheap.
+    """
+    loaded: list[tuple[str, Path, dict]] = []
+    for p in suite.parts:
+        path = part_path(suite, p.name)
+        if path.is_file():
+            loaded.append((p.name, path, read_part(path, p.name, suite)))
+    check_same_data([(path, content) for _, path, content in loaded], data_fp)
+    complete = [(n, c) for n, _, c in loaded if c["complete"]]
+    if not complete:
+        where = Path(suite.out_dir) / PARTS_DIR
+        running = [n for n, _, c in loaded if not c["complete"]]
+        extra = f" ({', '.join(running)} incomplete: killed or still running)" if running else ""
+        raise ConfigError(f"{where}: no complete part results yet{extra}; run a part first (--part NAME)")
+    merged = merge_results([c for _, c in complete])
+    done = [n for n, _ in complete]
+    merged["parts"] = {
+        "done": done,
+        "missing": [p.name for p in suite.parts if p.name not in done],
+        "incomplete": [n for n, _, c in loaded if not c["complete"]],
+    }
     merged["complete"] = not merged["parts"]["missing"]
     merged["bootstrap"] = bootstrap_table(merged)
+    merged.pop("provenance", None)
+    merged.pop("checksum", None)
+    merged["provenance"] = {n: c["provenance"] for n, c in complete}
     order = [v.name for v in suite.variants] + [
         n for n in merged["variants"] if n not in {v.name for v in suite.variants}
     ]
@@ -131,12 +185,11 @@ def earlier_train_samples(suite: SuiteConfig, name: str, seed: int) -> int | Non
     if not suite.parts:
         return None
     for p in suite.parts:
-        path = part_path(suite, p.name)
-        if path.is_file():
-            row = json.loads(path.read_text()).get("variants", {}).get(name)
-            rec = (row or {}).get("per_seed", {}).get(str(seed))
-            if rec is not None:
-                return int(rec["train_samples"])
+        content = trusted_part(suite, p.name)
+        row = (content or {}).get("variants", {}).get(name)
+        rec = (row or {}).get("per_seed", {}).get(str(seed))
+        if rec is not None:
+            return int(rec["train_samples"])
     return None
 
 

@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from filelock import Timeout
 from tqdm.auto import tqdm
 
 from behaviorlm_plugin.data.prepare import ensure_prepared
@@ -28,7 +29,16 @@ from behaviorlm_plugin.runs.bench.context import BenchContext, build_context
 from behaviorlm_plugin.runs.bench.evidence import bootstrap_table, collect_evidence
 from behaviorlm_plugin.runs.bench.lr_search import run_lr_search, searched_target
 from behaviorlm_plugin.runs.bench.model_free import prior_correction_step, sample_predictions
-from behaviorlm_plugin.runs.bench.parts import earlier_train_samples, merge_parts, part_path, resolve_parts
+from behaviorlm_plugin.runs.bench.part_files import provenance, write_part
+from behaviorlm_plugin.runs.bench.parts import (
+    NEXT,
+    claim_next,
+    earlier_train_samples,
+    merge_parts,
+    part_lock,
+    part_path,
+    resolve_parts,
+)
 from behaviorlm_plugin.runs.bench.report import write_outputs
 from behaviorlm_plugin.runs.bench.results import assemble_results
 from behaviorlm_plugin.runs.bench.sasrec_steps import run_sasrec_steps
@@ -181,6 +191,14 @@ class BenchRunner:
         order = self._variant_order()
         out = part_path(self.suite, self.part.name) if self.part else Path(self.suite.out_dir) / "results.json"
         extra = {"lr_search": search} if search else {}
+        prov = provenance(self.suite, ctx.fp, ctx.eval_ids) if self.part else None
+
+        def save(results: dict) -> None:
+            out.parent.mkdir(parents=True, exist_ok=True)
+            if prov is not None:  # a part file: provenance and checksum, checked at merge
+                write_part(out, {**results, "part": self.part.name}, prov)
+            else:
+                atomic_write_json(out, results)
 
         def snapshot(sasrec=None, evidence=None) -> dict:
             return {
@@ -200,14 +218,13 @@ class BenchRunner:
                     # A readable snapshot after every run, with its evidence (samples, frontier, bootstrap so far):
                     # long suites can be inspected, or salvaged and rendered with --report-only, midway.
                     partial = snapshot(evidence=collect_evidence(ctx, results))
-                    out.parent.mkdir(parents=True, exist_ok=True)
-                    atomic_write_json(out, {**partial, "bootstrap": bootstrap_table(partial), "complete": False})
+                    save({**partial, "bootstrap": bootstrap_table(partial), "complete": False})
         run_sasrec = self.suite.sasrec.enabled and (self.part.sasrec if self.part else True)
         sasrec = run_sasrec_steps(ctx) if run_sasrec else None
         final = snapshot(sasrec, collect_evidence(ctx, results))
         final = {**final, "bootstrap": bootstrap_table(final), "complete": True}
         if self.part:
-            atomic_write_json(out, {**final, "part": self.part.name})
+            save(final)
         else:
             write_outputs(self.suite.out_dir, final)
         return final
@@ -220,8 +237,41 @@ class BenchRunner:
 
 
 def run_parts(suite: SuiteConfig, names: list[str], log: Callable[[str], None] = print) -> dict:
-    """Run each named part into its file, then merge every part file there is."""
-    for part in resolve_parts(suite, names):
-        log(f"[bench] part {part.name}: {', '.join(part.variants) or '-'}{' + SASRec' if part.sasrec else ''}")
-        BenchRunner(suite, log=log, only=part.variants, part=part).run()
-    return merge_parts(suite, log)
+    """Run each named part into its file, then merge every complete part file there is.
+
+    A part runs under its lock (``parts/NAME.lock``): ``next`` takes the first part that is neither done nor
+    held by another process, and a named part another process is running is waited for, so two processes on
+    one ``out_dir`` never run the same part or lose each other's file.
+    """
+    wanted = [n.strip() for raw in names for n in raw.split(",") if n.strip()]
+    resolve_parts(suite, [n for n in wanted if n != NEXT])  # unknown names fail before any part runs
+    known = {p.name: p for p in suite.parts}
+    ran: set[str] = set()
+    fp = None
+    for name in wanted:
+        if name == NEXT:
+            claimed = claim_next(suite, skip=ran)
+            if claimed is None:
+                raise BenchError(
+                    f"--part next: every part of {suite.name!r} is done or being run by another process; "
+                    "--merge renders the report"
+                )
+            part, lock = claimed
+        else:
+            part, lock = known[name], part_lock(suite, name)
+            if part.name in ran:
+                continue
+            try:
+                lock.acquire(timeout=0)
+            except Timeout:
+                log(f"[bench] part {name} is being run by another process; waiting for it")
+                lock.acquire()
+        try:
+            log(f"[bench] part {part.name}: {', '.join(part.variants) or '-'}{' + SASRec' if part.sasrec else ''}")
+            runner = BenchRunner(suite, log=log, only=part.variants, part=part)
+            runner.run()
+            fp = runner.ctx.fp if runner.ctx else fp
+        finally:
+            lock.release()
+        ran.add(part.name)
+    return merge_parts(suite, log, data_fp=fp)
