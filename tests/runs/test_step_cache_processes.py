@@ -73,7 +73,7 @@ def _wait_for_log(proc, sig: Path) -> None:
     """The waiting process cannot write its log before it ends; its lock file attempt is visible instead: the
     lock file exists and the process is alive, blocked (it has not written done-b)."""
     deadline = time.monotonic() + 60
-    while not list((sig.parent / "cache" / "subset").glob("*.lock")):
+    while not list((sig.parent / "cache" / ".locks").glob("subset-*.lock")):
         assert time.monotonic() < deadline
         time.sleep(0.01)
     assert proc.is_alive() and not (sig / "done-b.json").exists()

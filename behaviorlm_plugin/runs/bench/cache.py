@@ -4,7 +4,7 @@ A key hashes the step's own settings, the data fingerprint and the keys of the s
 never a path, so a second suite over the same data reuses the first's work.  A step writes into
 ``<key>.partial/`` and is renamed into place when done, so a killed run resumes where it was.
 
-Processes share a cache safely: a step runs under a lock on its key (``<key>.lock``), so a second process
+Processes share a cache safely: a step runs under a lock on its key (``.locks/<kind>-<key>.lock``), so a second process
 asking for the same step waits and then reads the finished entry, and only the lock holder ever clears a
 ``<key>.partial/`` (what a killed run left behind), never one another process is writing.
 """
@@ -25,6 +25,7 @@ from behaviorlm_plugin.extras.constants import ALL_SPLITS, MIX_SPLIT
 from behaviorlm_plugin.extras.fileio import atomic_write_json, disk_full, is_disk_full
 from behaviorlm_plugin.extras.hashing import digest, file_hash
 
+LOCKS_DIR = ".locks"
 CACHE_VERSION = 2
 """Part of every key: raised whenever a step's output for the same settings changes (2: the A-Tuning mix
 is drawn by ``data.aux_data.build_atuning_mix``, with the same streams as ``prepare``)."""
@@ -55,7 +56,9 @@ class StepCache:
         key = digest({"kind": kind, "cache_version": CACHE_VERSION, **spec})
         final = self.root / kind / key
         final.parent.mkdir(parents=True, exist_ok=True)
-        lock = FileLock(str(final.parent / f"{key}.lock"))
+        locks = self.root / LOCKS_DIR  # beside the entries, not among them: a kind's folder holds only steps
+        locks.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(str(locks / f"{kind}-{key}.lock"))
         try:
             lock.acquire(timeout=0)
         except Timeout:
