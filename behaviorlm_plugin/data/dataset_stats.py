@@ -109,8 +109,9 @@ def build_stats(w: Windows, args: PrepareArguments, source_stats: dict, rows, au
 def _user_overlap(enc: EncodedEvents, chosen: dict[str, np.ndarray]) -> dict[str, int]:
     users = {s: set(sorted_unique(enc.user[t]).tolist()) for s, t in chosen.items()}
     test_users = users["test"] | users["test_balanced"]
+    val_users = users["val"] | users.get("val_balanced", set())
     return {
-        "train_val": len(users["train_all"] & users["val"]),
+        "train_val": len(users["train_all"] & val_users),
         "train_test": len(users["train_all"] & test_users),
-        "val_test": len(users["val"] & test_users),
+        "val_test": len(val_users & test_users),
     }

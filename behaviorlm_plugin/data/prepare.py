@@ -299,8 +299,13 @@ def _comparable(arguments: dict) -> dict:
     return {k: v for k, v in (ADDED_LATER | arguments).items() if k not in NOT_DATA}
 
 
-def _missing_oracle(args: PrepareArguments, folder: Path) -> bool:
-    return bool(args.synthetic) and not all((folder / f"{s}{ORACLE_SUFFIX}").exists() for s in ORACLE_SPLITS)
+def _missing_files(args: PrepareArguments, folder: Path) -> str | None:
+    """What a dataset prepared by an earlier version lacks (the same data otherwise), or None."""
+    if not all((folder / f"{s}.jsonl").exists() for s in BEHAVIOR_SPLITS):
+        return "split files of this version (val_balanced)"
+    if args.synthetic and not all((folder / f"{s}{ORACLE_SUFFIX}").exists() for s in ORACLE_SPLITS):
+        return "simulator oracle files"
+    return None
 
 
 def ensure_prepared(args: PrepareArguments, log=print) -> bool:
@@ -320,9 +325,10 @@ def ensure_prepared(args: PrepareArguments, log=print) -> bool:
             log(f"[prepare] {err}")
         wanted = _comparable(asdict(args))
         same_log = not args.events or source.get("content_sha256") == file_hash(args.events)
-        if _comparable(existing) == wanted and same_log and _missing_oracle(args, stats_path.parent):
-            # prepared before the oracle existed: the same data, but the bench's oracle rows would fail late
-            log(f"[prepare] {stats_path.parent} has no simulator oracle files; re-preparing (same data)")
+        missing = _missing_files(args, stats_path.parent)
+        if _comparable(existing) == wanted and same_log and missing:
+            # prepared by an earlier version: the same data, but a step that reads the missing files would fail late
+            log(f"[prepare] {stats_path.parent} has no {missing}; re-preparing (the other files keep their bytes)")
             prepare(replace(args, overwrite=True), log=log)
             return False
         if _comparable(existing) == wanted and same_log:

@@ -82,7 +82,7 @@ def _segments(table: EventTable, args: PrepareArguments, source: str) -> tuple[d
 
 
 def _balanced_picks(test_counts: np.ndarray, per_class: int, rng: np.random.Generator) -> dict[int, np.ndarray]:
-    """Per behavior, which of its test targets test_balanced keeps (:func:`samples.balanced_subset`'s draws)."""
+    """Per behavior, which of its targets a balanced split keeps (:func:`samples.balanced_subset`'s draws)."""
     picks = {}
     for c, n in enumerate(test_counts):
         picks[c] = rng.choice(int(n), size=per_class, replace=False) if n > per_class else np.arange(int(n))
@@ -123,6 +123,9 @@ def build_windows(table: EventTable, args: PrepareArguments, source: str, log=No
     }
     picks = _balanced_picks(by_label[2], args.balanced_per_class, split_rng(args, 4))
     picked["test_balanced"] = balanced_positions(table, picks)
+    # val_balanced: the same draw on val users, on a stream of its own (the other splits keep their bytes).
+    val_picks = _balanced_picks(by_label[1], args.balanced_per_class, split_rng(args, 5))
+    picked["val_balanced"] = balanced_positions(table, val_picks, split=1)
     users_all = np.concatenate([u for u, _ in picked.values()])
     pos_all = np.concatenate([p for _, p in picked.values()])
     enc, keys = fetch_windows(table, users_all, pos_all, args.history_len)

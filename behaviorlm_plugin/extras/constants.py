@@ -7,11 +7,13 @@ method's defaults that more than one config block uses.
 from __future__ import annotations
 
 # ----------------------------------------------------------------------------- splits
-BEHAVIOR_SPLITS = ("train_all", "train_anchor", "train_tail", "val", "test", "test_balanced")
-"""Alpaca JSONL splits that ``prepare`` writes, each with a line-aligned ``.meta.jsonl`` sidecar."""
-FEATURE_SPLITS = ("train_all", "val", "test", "test_balanced")
+BEHAVIOR_SPLITS = ("train_all", "train_anchor", "train_tail", "val", "test", "test_balanced", "val_balanced")
+"""Alpaca JSONL splits that ``prepare`` writes, each with a line-aligned ``.meta.jsonl`` sidecar. ``val_balanced``
+(val users, at most ``balanced_per_class`` per behavior) came last, on a random stream of its own, so the other
+splits kept their bytes: it is where a class-balanced choice (alpha, a learning rate) is made, never on a test."""
+FEATURE_SPLITS = ("train_all", "val", "test", "test_balanced", "val_balanced")
 """Splits with a ``.features.npz`` (integer features for non-LLM baselines)."""
-EVAL_SPLITS = ("val", "test", "test_balanced")
+EVAL_SPLITS = ("val", "test", "test_balanced", "val_balanced")
 """Splits a run or a suite may evaluate on (the training splits are not evaluation data)."""
 AUX_SPLIT = "aux"
 MIX_SPLIT = "atuning_mix"

@@ -127,24 +127,33 @@ class SASRecBench:
 
 @dataclass
 class LRSearch:
-    r"""A small learning-rate search on val for the LLM rows, as SASRec gets one: run once, at ``seed``, and the
-    winner (best val accuracy) is reused by every row and seed of that target.
+    r"""A small learning-rate search for the LLM rows, as SASRec gets one: run once, at ``seed``, and the winner
+    (the best ``metric`` on ``split``) is reused by every row and seed of that target.
 
-    targets: ``full_ft`` (the one-stage fine-tuning rows) and ``a_tuning`` (A-Tuning of anchor_only,
-    behaviorlm and reverse rows; B-Tuning keeps its recipe's rate).
+    targets: ``full_ft`` (the one-stage rows: full_ft, balanced_ft, one_stage), ``a_tuning`` (A-Tuning of
+    anchor_only, behaviorlm and reverse rows) and ``b_tuning`` (their B-Tuning, searched after A-Tuning's winner;
+    without it B-Tuning keeps its recipe's rate).
+    Where the choice is made: ``split: val`` and ``metric: accuracy`` (natural accuracy, the default of earlier
+    suites), or ``split: val_balanced`` and ``metric: acc_avg`` (every behavior counted, the tail's metric).
     """
 
     values: list[float] = field(default_factory=lambda: [1e-4, 3e-4, 1e-3], metadata={"help": "Learning rates."})
-    targets: list[Literal["full_ft", "a_tuning"]] = field(
+    targets: list[Literal["full_ft", "a_tuning", "b_tuning"]] = field(
         default_factory=lambda: ["full_ft", "a_tuning"], metadata={"help": "What the search tunes."}
     )
     seed: int = field(default=0, metadata={"help": "The one seed the search runs at."})
+    split: Literal["val", "val_balanced"] = field(default="val", metadata={"help": "The split the winner is read on."})
+    metric: Literal["accuracy", "acc_avg"] = field(
+        default="accuracy", metadata={"help": "The winner's metric: accuracy (natural) or acc_avg (class mean)."}
+    )
 
     def __post_init__(self) -> None:
         if not self.values or any(v <= 0 for v in self.values):
             raise ValueError(f"lr_search.values must be positive learning rates, got {self.values}")
         if not self.targets:
-            raise ValueError("lr_search.targets: name full_ft and/or a_tuning")
+            raise ValueError("lr_search.targets: name full_ft, a_tuning and/or b_tuning")
+        if "b_tuning" in self.targets and "a_tuning" not in self.targets:
+            raise ValueError("lr_search.targets: b_tuning is searched on A-Tuning's winner; add a_tuning")
 
 
 @dataclass
@@ -155,7 +164,7 @@ class PartConfig:
     variants: list[str] = field(default_factory=list, metadata={"help": "Rows this part runs (names)."})
     sasrec: bool = field(default=False, metadata={"help": "This part runs the SASRec rows."})
     seeds: list[int] | None = field(default=None, metadata={"help": "Only these seeds of its rows (None = all)."})
-    lr_search: list[Literal["full_ft", "a_tuning"]] = field(
+    lr_search: list[Literal["full_ft", "a_tuning", "b_tuning"]] = field(
         default_factory=list, metadata={"help": "lr_search targets this part runs (other parts reuse the winners)."}
     )
     description: str = field(default="", metadata={"help": "One line for --list-parts."})
@@ -280,13 +289,13 @@ class SuiteConfig:
                 "evaluation.prior_correction.alpha: in a suite each variant names its own alpha; set "
                 "prior_correction on the variants (e.g. a second row with prior_correction: auto)"
             )
-        auto = any(v.prior_correction.is_auto for v in self.variants) or (
-            self.sasrec.enabled and self.sasrec.prior_correction_row
-        )
-        if auto and "val" not in self.evaluation.splits:
+        choose_on = {v.prior_correction.choose_on for v in self.variants if v.prior_correction.is_auto}
+        if self.sasrec.enabled and self.sasrec.prior_correction_row:
+            choose_on.add(self.evaluation.prior_correction.choose_on)
+        for split in sorted(choose_on - set(self.evaluation.splits)):
             raise ValueError(
-                "a variant has prior_correction: auto, which chooses alpha on val; add val to evaluation.splits "
-                "(with a cap, e.g. evaluation.val: {max_samples: 500})"
+                f"a variant has prior_correction: auto, which chooses alpha on {split}; add {split} to "
+                f"evaluation.splits (with a cap, e.g. evaluation.{split}: {{max_samples: 500}})"
             )
         self.variants.extend(self._sweep_variants())
         for v in self.variants:
@@ -295,8 +304,11 @@ class SuiteConfig:
                     f"variant {v.name!r} seeds {v.seeds} must be a non-empty subset of the suite's seeds {self.seeds}"
                 )
         self._check_parts()
-        if self.lr_search is not None and "val" not in self.evaluation.splits:
-            raise ValueError("lr_search picks the val winner; add val to evaluation.splits (a capped val will do)")
+        if self.lr_search is not None and self.lr_search.split not in self.evaluation.splits:
+            where = self.lr_search.split
+            raise ValueError(
+                f"lr_search picks the winner on {where}; add {where} to evaluation.splits (a capped one will do)"
+            )
         ours = self.variant(self.ours)
         for v in self.variants:
             if v.train_samples == "matched" and ours.seeds is not None and set(self.seeds_of(v)) - set(ours.seeds):

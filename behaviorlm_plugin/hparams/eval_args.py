@@ -33,9 +33,9 @@ class EvaluationArguments:
     r"""Which splits a run scores, and on how many samples.
 
     Splits:
-        splits (any of val, test, test_balanced)
+        splits (any of val, test, test_balanced, val_balanced)
     Caps (per split, for a budget; the same seed gives every row the same samples):
-        val, test, test_balanced, seed
+        val, test, test_balanced, val_balanced, seed
     Decision rule (``docs/evaluation.md``):
         prior_correction (alpha: 0 = plain argmax, alpha >= 0, or auto: chosen on val; head_floor, alpha_grid)
     Speed:
@@ -50,6 +50,7 @@ class EvaluationArguments:
     val: SplitCap = field(default_factory=SplitCap, metadata={"help": "Caps on val."})
     test: SplitCap = field(default_factory=SplitCap, metadata={"help": "Caps on test."})
     test_balanced: SplitCap = field(default_factory=SplitCap, metadata={"help": "Caps on test_balanced."})
+    val_balanced: SplitCap = field(default_factory=SplitCap, metadata={"help": "Caps on val_balanced."})
     batch_size: int = field(default=4, metadata={"help": "Prompts per forward pass."})
     seed: int = field(default=0, metadata={"help": "Seed of the capped subsets (same for every row and seed)."})
     prior_correction: PriorCorrectionArguments = field(

@@ -17,8 +17,9 @@ from typing import ClassVar, Literal
 AUTO = "auto"
 DEFAULT_ALPHA_GRID: tuple[float, ...] = tuple(round(0.1 * i, 2) for i in range(16))
 """alpha = 0, 0.1, …, 1.5: past 1 the rule over-corrects on most data, but a model may be over-confident."""
-CHOOSE_ON_SPLITS: tuple[str, ...] = ("val",)
-"""Splits ``auto`` may choose alpha on (never a test split)."""
+CHOOSE_ON_SPLITS: tuple[str, ...] = ("val", "val_balanced")
+"""Splits ``auto`` may choose alpha on (never a test split): the natural val split, or the class-balanced one, whose
+every behavior has samples (a choice for the class-mean accuracy should be made there)."""
 
 
 class PriorCorrectionError(ValueError):
@@ -82,7 +83,10 @@ class PriorCorrectionArguments:
     alpha_grid: list[float] = field(
         default_factory=lambda: list(DEFAULT_ALPHA_GRID), metadata={"help": "auto: the alphas tried."}
     )
-    choose_on: Literal["val"] = field(default="val", metadata={"help": "auto: the split alpha is chosen on."})
+    choose_on: Literal["val", "val_balanced"] = field(
+        default="val",
+        metadata={"help": "auto: the split alpha is chosen on (val, or the class-balanced val_balanced)."},
+    )
 
     def __post_init__(self) -> None:
         if self.alpha is not None:

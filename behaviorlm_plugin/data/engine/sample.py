@@ -113,8 +113,11 @@ def target_counts(table: EventTable) -> pd.DataFrame:
     return df
 
 
-def balanced_positions(table: EventTable, picks: dict[int, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    """(user, position) of the picked k-th test targets of each behavior (final behavior codes)."""
+def balanced_positions(
+    table: EventTable, picks: dict[int, np.ndarray], split: int = 2
+) -> tuple[np.ndarray, np.ndarray]:
+    """(user, position) of the picked k-th targets of each behavior (final behavior codes) in user split ``split``
+    (2: test, for test_balanced; 1: val, for val_balanced)."""
     inverse = np.flatnonzero(table.remap["behavior"] >= 0)  # final code -> validation code
     wanted = pd.DataFrame(
         {
@@ -126,7 +129,7 @@ def balanced_positions(table: EventTable, picks: dict[int, np.ndarray]) -> tuple
     con.register("wanted_in", wanted.astype(np.int64))
     rows = con.execute(
         "SELECT t.u, t.pos FROM (SELECT u, pos, b, row_number() OVER (PARTITION BY b ORDER BY u, pos) - 1 AS k "
-        "FROM targets WHERE split = 2) t JOIN wanted_in w ON t.b = w.b AND t.k = w.k ORDER BY t.u, t.pos"
+        f"FROM targets WHERE split = {int(split)}) t JOIN wanted_in w ON t.b = w.b AND t.k = w.k ORDER BY t.u, t.pos"
     ).fetchnumpy()
     con.unregister("wanted_in")
     return table.remap["user_id"][rows["u"].astype(np.int64)], rows["pos"].astype(np.int64)

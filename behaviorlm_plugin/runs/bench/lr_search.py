@@ -17,7 +17,6 @@ from behaviorlm_plugin.runs.bench.cache import Step
 from behaviorlm_plugin.runs.bench.context import BenchContext
 from behaviorlm_plugin.runs.bench.parts import trusted_part
 
-VAL = "val"
 Matched = Callable[[int, dict[str, float]], int]
 """(seed, winners so far) -> how many samples ``ours`` trained on at that seed (the runner runs it if needed)."""
 
@@ -31,8 +30,8 @@ def searched_target(kind: str) -> str:
     return "full_ft" if kind in ONE_STAGE_KINDS else "a_tuning"
 
 
-def _score(ev: Step) -> dict:
-    m = ev.info["metrics"][VAL]
+def _score(ev: Step, split: str) -> dict:
+    m = ev.info["metrics"][split]
     return {"val_accuracy": m.get("weighted_recall"), "val_acc_avg": m.get("acc_avg")}
 
 
@@ -46,9 +45,10 @@ def _from_parts(ctx: BenchContext, spec: dict) -> dict:
     return found
 
 
-def _pick(trials: list[dict]) -> float:
-    # Best val accuracy; ties go to the smaller rate (the gentler update).
-    return max(trials, key=lambda t: (t["val_accuracy"] or 0.0, -t["lr"]))["lr"]
+def _pick(trials: list[dict], metric: str = "accuracy") -> float:
+    # The best metric on the search's split; ties go to the smaller rate (the gentler update).
+    key = "val_accuracy" if metric == "accuracy" else "val_acc_avg"
+    return max(trials, key=lambda t: (t[key] or 0.0, -t["lr"]))["lr"]
 
 
 def _needs(ctx: BenchContext, only: list[str] | None) -> set[str]:
@@ -57,6 +57,7 @@ def _needs(ctx: BenchContext, only: list[str] | None) -> set[str]:
     need = {"full_ft" for v in rows if v.kind in ONE_STAGE_KINDS}
     need |= {"a_tuning" for v in rows if v.kind in ("anchor_only", "behaviorlm", "reverse") and not v.skip_a_tuning}
     need |= {"a_tuning" for v in rows if v.kind == "one_stage"}  # ours' A model picks its B-set
+    need |= {"b_tuning" for v in rows if v.kind in ("behaviorlm", "reverse")}
     return need
 
 
@@ -65,8 +66,8 @@ def _search_a(ctx: BenchContext, seed: int) -> dict:
     for lr in ctx.suite.lr_search.values:
         mix = cached_steps.mix(ctx, ours.a_tuning.anchors, ours.a_tuning.aux_ratio, seed)
         ev = cached_steps.evaluate(ctx, cached_steps.train(ctx, "a_tuning", mix, None, seed, lr=lr))
-        trials.append({"lr": lr, **_score(ev)})
-    return {"trials": trials, "best": _pick(trials)}
+        trials.append({"lr": lr, **_score(ev, ctx.suite.lr_search.split)})
+    return {"trials": trials, "best": _pick(trials, ctx.suite.lr_search.metric)}
 
 
 def _search_full(ctx: BenchContext, seed: int, matched: Matched, winners: dict[str, float]) -> dict | None:
@@ -81,8 +82,20 @@ def _search_full(ctx: BenchContext, seed: int, matched: Matched, winners: dict[s
     for lr in suite.lr_search.values:
         data = cached_steps.subset(ctx, "train_all", int(n), seed)
         ev = cached_steps.evaluate(ctx, cached_steps.train(ctx, "a_tuning", data, None, seed, lr=lr))
-        trials.append({"lr": lr, **_score(ev)})
-    return {"trials": trials, "best": _pick(trials), "train_samples": int(n)}
+        trials.append({"lr": lr, **_score(ev, suite.lr_search.split)})
+    return {"trials": trials, "best": _pick(trials, suite.lr_search.metric), "train_samples": int(n)}
+
+
+def _search_b(ctx: BenchContext, seed: int, winners: dict[str, float]) -> dict:
+    """B-Tuning's rate: ``ours``' A-Tuned model (at A-Tuning's winner) and its selection, B-Tuned at each rate."""
+    ours, trials = ctx.suite.variant(ctx.suite.ours), []
+    mix = cached_steps.mix(ctx, ours.a_tuning.anchors, ours.a_tuning.aux_ratio, seed)
+    a_model = cached_steps.train(ctx, "a_tuning", mix, None, seed, lr=winners.get("a_tuning"))
+    picked = cached_steps.select(ctx, a_model, ours.selection, seed)
+    for lr in ctx.suite.lr_search.values:
+        ev = cached_steps.evaluate(ctx, cached_steps.train(ctx, "b_tuning", picked, a_model, seed, lr=lr))
+        trials.append({"lr": lr, **_score(ev, ctx.suite.lr_search.split)})
+    return {"trials": trials, "best": _pick(trials, ctx.suite.lr_search.metric)}
 
 
 def run_lr_search(
@@ -95,15 +108,23 @@ def run_lr_search(
     """
     cfg = ctx.suite.lr_search
     spec = {"values": cfg.values, "targets": cfg.targets, "seed": cfg.seed, "data": ctx.fp}
+    if (cfg.split, cfg.metric) != ("val", "accuracy"):  # earlier suites' spec, unchanged when the choice is too
+        spec.update(split=cfg.split, metric=cfg.metric)
     here = set(part.lr_search) if part else set(cfg.targets)
     found = _from_parts(ctx, spec)
     table: dict = {"spec": spec}
     winners: dict[str, float] = {}
-    for target in ("a_tuning", "full_ft"):  # A first: matched full fine-tuning counts ours' samples
+    # A first: B-Tuning is searched on A's winner, and matched full fine-tuning counts ours' samples.
+    for target in ("a_tuning", "b_tuning", "full_ft"):
         if target not in cfg.targets:
             continue
         if target in here:
-            res = _search_a(ctx, cfg.seed) if target == "a_tuning" else _search_full(ctx, cfg.seed, matched, winners)
+            if target == "a_tuning":
+                res = _search_a(ctx, cfg.seed)
+            elif target == "b_tuning":
+                res = _search_b(ctx, cfg.seed, winners)
+            else:
+                res = _search_full(ctx, cfg.seed, matched, winners)
         else:
             res = found.get(target)
         if res is None:

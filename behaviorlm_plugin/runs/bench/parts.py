@@ -242,7 +242,8 @@ def estimate_part(suite: SuiteConfig, part: PartConfig) -> float:
     a_n = (ours.a_tuning.anchors or 20000) * (1 + ours.a_tuning.aux_ratio)
     trial_eval = tm.eval_fixed_s + _eval_samples(suite) / tm.score_samples_per_s
     for target in part.lr_search:
-        n = a_n if target == "a_tuning" else a_n + ours.selection.k * 35
+        b_n = ours.selection.k * 35
+        n = {"a_tuning": a_n, "b_tuning": b_n}.get(target, a_n + b_n)
         total += len(suite.lr_search.values) * (_train_s(suite, int(n)) + trial_eval) if suite.lr_search else 0
     for name in part.variants:
         v = suite.variant(name)

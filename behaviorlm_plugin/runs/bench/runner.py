@@ -137,7 +137,7 @@ class BenchRunner:
             samples += sum(d.info["n"] for d in data)
         if kind.b_tuning:
             picked = cached_steps.select(ctx, model, v.selection, seed)
-            model = cached_steps.train(ctx, "b_tuning", picked, model, seed)
+            model = cached_steps.train(ctx, "b_tuning", picked, model, seed, lr=self.searched_lr.get("b_tuning"))
             chain += [picked, model]
             samples += picked.info["n"]
         return cached_steps.evaluate(ctx, model), samples
