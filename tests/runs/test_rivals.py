@@ -18,6 +18,7 @@ VARIANTS = [
     {"name": "BehaviorLM", "kind": "behaviorlm", "group": "ours"},
     {"name": "one-stage (same data)", "kind": "one_stage", "group": "baseline"},
     {"name": "class-balanced FT", "kind": "balanced_ft", "group": "baseline", "train_samples": "matched"},
+    {"name": "logistic regression", "kind": "logreg", "group": "baseline", "train_samples": "matched"},
 ]
 
 
@@ -58,6 +59,8 @@ def test_one_stage_trains_on_exactly_ours_data_and_balanced_matches_its_count(tm
     ours, one, bal = (v[n]["per_seed"]["0"] for n in ("BehaviorLM", "one-stage (same data)", "class-balanced FT"))
     assert one["train_samples"] == ours["train_samples"] == bal["train_samples"]
     assert ours["labels_read"] > 0 and bal["labels_read"] == 0
+    lr = v["logistic regression"]["per_seed"]["0"]
+    assert lr["train_samples"] == ours["train_samples"] and [s["kind"] for s in lr["steps"]] == ["logreg"]
     # one-stage reuses ours' mix and selection (cache hits) and trains once, on both datasets together.
     kinds = [s["kind"] for s in one["steps"]]
     assert kinds == ["mix", "select", "train", "eval"]
@@ -67,3 +70,26 @@ def test_one_stage_trains_on_exactly_ours_data_and_balanced_matches_its_count(tm
     report = (Path(load_suite(path).out_dir) / "report.md").read_text()
     assert "labels seen" in report and "one-stage (same data)" in report
     assert json.loads((Path(load_suite(path).out_dir) / "results.json").read_text())["complete"] is True
+
+
+def test_the_logistic_regression_sees_the_full_ft_subset_and_ranks_every_candidate(prepared, tmp_path):
+    from behaviorlm_plugin.baselines.logreg import run_logreg
+
+    d, _ = prepared
+    data = PreparedDataset(d, "beh")
+    res = run_logreg(data, tmp_path / "lr", train_size=120, seed=3)
+    again = run_logreg(data, tmp_path / "lr2", train_size=120, seed=3)
+    assert res["metrics"] == again["metrics"] and res["train_size"] == 120
+    rows = read_jsonl(tmp_path / "lr" / "test" / "preds.jsonl")
+    metas = read_jsonl(data.meta_path("test"))
+    assert [r["id"] for r in rows] == [m["id"] for m in metas]
+    for r, m in zip(rows, metas, strict=True):
+        assert sorted(x["behavior"] for x in r["ranked"]) == sorted(m["candidates"])
+        assert abs(sum(x["prob"] for x in r["ranked"]) - 1) < 1e-6
+    # The same natural subset a full fine-tuning row of that size and seed trains on.
+    steps.subset(data, tmp_path / "sub.jsonl", split="train_all", n=120, seed=3)
+    from behaviorlm_plugin.baselines.logreg import subset_index
+
+    recs = read_jsonl(data.path("train_all"))
+    idx = subset_index(len(recs), 120, 3)
+    assert [recs[i] for i in idx] == read_jsonl(tmp_path / "sub.jsonl")

@@ -214,6 +214,8 @@ def _train_s(suite: SuiteConfig, samples: int) -> float:
 def _rows_seconds(suite: SuiteConfig, v: VariantConfig, seed: int, seen: set) -> float:
     """One row × seed, counting a step shared with an earlier row of the part once (as the cache does)."""
     tm, s = suite.time_model, 0.0
+    if v.kind == "logreg":  # seconds on a CPU, whatever the size here
+        return tm.eval_fixed_s
     if v.kind == "oracle" or v.prior_correction.active:
         return 0.0 if v.kind == "oracle" or ("eval", v.kind, seed) in seen else tm.eval_fixed_s
     a_n = (v.a_tuning.anchors or 20000) * (1 + v.a_tuning.aux_ratio)

@@ -106,6 +106,9 @@ class BenchRunner:
         samples = 0
         if kind.evaluator is not None:
             ev = kind.evaluator(ctx)
+        elif kind.scorer is not None:
+            ev = kind.scorer(ctx, v, seed, self.matched_samples(seed) if v.train_samples == "matched" else None)
+            samples = int(ev.info["train_samples"])
         else:
             ev, samples = self._trained_eval(kind, v, seed, chain)
         chain.append(ev)

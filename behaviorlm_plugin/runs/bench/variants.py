@@ -14,6 +14,7 @@ from behaviorlm_plugin.hparams.bench_args import VariantConfig
 from behaviorlm_plugin.runs.bench import cached_steps
 from behaviorlm_plugin.runs.bench.cache import Step
 from behaviorlm_plugin.runs.bench.context import BenchContext
+from behaviorlm_plugin.runs.bench.logreg_steps import logreg_row
 from behaviorlm_plugin.runs.bench.model_free import oracle_step
 
 
@@ -30,6 +31,10 @@ class Given:
 Stage1 = Callable[[BenchContext, VariantConfig, int, Given], "Step | list[Step] | None"]
 """(context, variant, seed, given) -> the step holding the first stage's data (several: trained on together), or
 None (no stage 1)."""
+Scorer = Callable[[BenchContext, VariantConfig, int, "int | None"], Step]
+"""(context, variant, seed, ours' sample count when the row is ``matched``) -> an evaluation-like step of a row
+that trains no LLM (the logistic regression): ``<split>/preds.jsonl``, ``info["metrics"]``,
+``info["train_samples"]``."""
 Evaluator = Callable[[BenchContext], Step]
 """(context) -> a step with ``<split>/preds.jsonl`` and ``info["metrics"]``, like the bench's ``eval`` step."""
 
@@ -46,6 +51,8 @@ class VariantKind:
     """Scores the evaluation samples without a model (the oracle); stage1 and b_tuning are then unused."""
     takes_train_samples: bool = False
     """The row names its sample count (``train_samples``: an int, or ``matched`` to ``ours``)."""
+    scorer: Scorer | None = None
+    """Trains and scores a row without an LLM; stage1 and b_tuning are then unused."""
 
 
 _KINDS: dict[str, VariantKind] = {}
@@ -60,6 +67,7 @@ def register_variant_kind(
     description: str = "",
     evaluator: Evaluator | None = None,
     takes_train_samples: bool = False,
+    scorer: Scorer | None = None,
     overwrite: bool = False,
 ) -> VariantKind:
     """Add a variant kind; a duplicate name is refused unless ``overwrite``."""
@@ -71,7 +79,7 @@ def register_variant_kind(
         raise TypeError(f"variant kind {name!r}: b_tuning must be a bool")
     if name in _KINDS and not overwrite:
         raise ValueError(f"variant kind {name!r} is already registered; pass overwrite=True to replace it")
-    kind = VariantKind(name, stage1, b_tuning, can_skip_a_tuning, description, evaluator, takes_train_samples)
+    kind = VariantKind(name, stage1, b_tuning, can_skip_a_tuning, description, evaluator, takes_train_samples, scorer)
     _KINDS[name] = kind
     return kind
 
@@ -182,6 +190,15 @@ register_variant_kind(
 )
 
 
+register_variant_kind(
+    name="logreg",
+    stage1=_no_stage1,
+    b_tuning=False,
+    takes_train_samples=True,
+    scorer=logreg_row,
+    description="a logistic regression on the prompt's facts, one-hot (next place, hour, day, last behaviors and "
+    "place), on the natural subset full fine-tuning gets: the classical same-budget row",
+)
 register_variant_kind(
     name="oracle",
     stage1=_no_stage1,
