@@ -111,7 +111,8 @@ def paired_bootstrap(
     if np.isnan(delta) or not len(diffs):
         return {"delta": None, "ci95": None, **out}
     lo, hi = np.percentile(diffs, [2.5, 97.5])
-    return {"delta": delta, "ci95": [float(lo), float(hi)], **out}
+    p = float(min(1.0, 2 * min((diffs <= 0).mean(), (diffs >= 0).mean())))  # two-sided, from the resamples
+    return {"delta": delta, "ci95": [float(lo), float(hi)], "p": p, **out}
 
 
 def ci_verdict(result: dict | None) -> str:

@@ -157,6 +157,22 @@ class LRSearch:
 
 
 @dataclass
+class PrimaryComparison:
+    r"""One pre-registered comparison of ``ours`` against a row: the suite file names them before any part runs
+    (the commit that added them is the pre-registration), and the report corrects them together (Holm).
+
+    measure ``tail_at_matched_head``: the row's test_balanced tail accuracy at ours' val head accuracy minus ours'
+    tail (``eval/curves.py``); ``acc_avg``: test_balanced Acc_avg at each row's own α, row minus ours.
+    """
+
+    row: str = field(metadata={"help": "The row compared with ours (a variant name)."})
+    measure: Literal["tail_at_matched_head", "acc_avg"] = field(metadata={"help": "What is compared."})
+    val: Literal["val", "val_balanced"] = field(
+        default="val_balanced", metadata={"help": "tail_at_matched_head: the split the head accuracy is matched on."}
+    )
+
+
+@dataclass
 class PartConfig:
     r"""A named group of rows that fits one short GPU call (``behaviorlm bench SUITE --part NAME``)."""
 
@@ -243,6 +259,11 @@ class SuiteConfig:
     time_model: TimeModel = field(default_factory=TimeModel, metadata={"help": "Estimates of --list-parts."})
     lr_search: LRSearch | None = field(default=None, metadata={"help": "A learning-rate search on val."})
     lora_top_layers: int | None = lora_top_layers_field()
+    primary: list[PrimaryComparison] = field(
+        default_factory=list,
+        metadata={"help": "Pre-registered comparisons, Holm-corrected together; every other row is exploratory."},
+    )
+    source: str = field(default="", metadata={"internal": True, "help": "The suite file (pre-registration)."})
     base_dir: str = field(default=".", metadata={"internal": True, "help": "Folder of the suite file."})
 
     @staticmethod
@@ -309,6 +330,12 @@ class SuiteConfig:
             raise ValueError(
                 f"lr_search picks the winner on {where}; add {where} to evaluation.splits (a capped one will do)"
             )
+        names = {v.name for v in self.variants}
+        for p in self.primary:
+            if p.row not in names or p.row == self.ours:
+                raise ValueError(f"primary: {p.row!r} must be a row other than ours; rows are {sorted(names)}")
+            if p.measure == "tail_at_matched_head" and p.val not in self.evaluation.splits:
+                raise ValueError(f"primary {p.row!r}: matching head accuracy on {p.val} needs it in evaluation.splits")
         ours = self.variant(self.ours)
         for v in self.variants:
             if v.train_samples == "matched" and ours.seeds is not None and set(self.seeds_of(v)) - set(ours.seeds):

@@ -377,6 +377,8 @@ def load_config(cls: type[T], path: str | Path, sets: list[str] | None = None) -
         raw = merge_sources(cls, read_yaml_mapping(path), sets or [], {}, where=str(path))
     _reissue(caught)
     context = {"base_dir": str(Path(path).parent)} if "base_dir" in _field_names(cls) else {}
+    if "source" in _field_names(cls):
+        context["source"] = str(path)
     return build(cls, raw, where=str(path), context=context)
 
 
@@ -537,6 +539,8 @@ def parse_cli(
     _reissue(caught)
     for cls, part in zip(classes, merged, strict=True):
         context = {"base_dir": str(Path(config).parent)} if config and "base_dir" in _field_names(cls) else {}
+        if config and "source" in _field_names(cls):
+            context["source"] = str(config)
         built.append(build(cls, part, where=where, context=context))
     return (tuple(built) if many else built[0]), ns
 

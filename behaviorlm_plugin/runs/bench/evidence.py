@@ -4,6 +4,7 @@ bootstrap of every row against ``ours`` (computed from ``results.json`` alone, s
 from __future__ import annotations
 
 from behaviorlm_plugin.eval.bootstrap import ci_verdict, paired_bootstrap
+from behaviorlm_plugin.eval.curves import holm, matched_head_delta
 from behaviorlm_plugin.runs.bench.context import BenchContext
 from behaviorlm_plugin.runs.bench.model_free import frontier, oracle_step
 
@@ -101,3 +102,31 @@ def class_counts(results: dict, split: str = "test_balanced") -> dict[str, dict[
     for c, s in seen.items():
         out[c]["classes"] = len(s)
     return out
+
+
+def primary_table(results: dict, *, n_boot: int = 1000) -> dict:
+    """The pre-registered comparisons (``results["primary"]``) with their intervals, p-values and Holm-adjusted
+    verdicts: ``{"<row> / <measure>": {delta, ci95, p, p_holm, verdict}}``."""
+    variants, ours = results.get("variants", {}), results.get("ours")
+    rows: dict[str, dict] = {}
+    for p in results.get("primary") or []:
+        key = f"{p['row']} / {p['measure']}"
+        if p["row"] not in variants or ours not in variants:
+            rows[key] = {"delta": None, "ci95": None, "p": None, "note": "not run yet"}
+            continue
+        if p["measure"] == "tail_at_matched_head":
+            res = matched_head_delta(results, p["row"], val=p["val"], n_boot=n_boot)
+        else:
+            res = (bootstrap_table(results, n_boot=n_boot).get(p["row"]) or {}).get("Acc_avg")
+        rows[key] = res or {"delta": None, "ci95": None, "p": None, "note": "no curve or split for it"}
+    adjusted = holm({k: r.get("p") for k, r in rows.items()})
+    for k, r in rows.items():
+        a = adjusted[k]
+        if a["p_holm"] is None:
+            verdict = "n/a"
+        elif a["reject"]:
+            verdict = "ours better" if r["delta"] < 0 else "ours worse"
+        else:
+            verdict = "no difference shown"
+        rows[k] = {**r, "p_holm": a["p_holm"], "verdict": verdict}
+    return rows

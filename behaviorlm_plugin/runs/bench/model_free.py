@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from behaviorlm_plugin.data.oracle import ORACLE_SUFFIX, read_oracle
+from behaviorlm_plugin.eval.curves import CURVE_ALPHAS
 from behaviorlm_plugin.eval.evaluate import evaluate_predictions
 from behaviorlm_plugin.eval.metrics import SUMMARY_KEYS
 from behaviorlm_plugin.eval.prior_correction import choice_text, choose_alpha, rerank_rows
@@ -125,3 +126,18 @@ def frontier(ctx: BenchContext, oracle: Step) -> list[dict]:
         val = metrics.get("val") or {}
         points.append({"alpha": a, **columns(metrics), "val_Acc_avg": val.get("acc_avg")})
     return points
+
+
+def curve_predictions(ctx: BenchContext, scored: Step) -> dict:
+    """A row's prior-correction curve as data: per α of ``CURVE_ALPHAS``, each evaluation sample's predicted
+    behavior code on every scored split but the natural test (the curves' reading needs a val split and
+    test_balanced). Rows without ranked probabilities (none today) get no curve."""
+    code = {b: i for i, b in enumerate(ctx.data.stats.behavior_list)}
+    freq = ctx.data.stats.frequency
+    out: dict = {"alphas": list(CURVE_ALPHAS)}
+    for split, want in ctx.eval_ids.items():
+        if split == "test":
+            continue
+        rows = split_rows(scored.dir, split, want)
+        out[split] = [[code.get(r["prediction"], -1) for r in rerank_rows(rows, freq, a)] for a in CURVE_ALPHAS]
+    return out

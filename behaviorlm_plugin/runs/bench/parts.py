@@ -16,7 +16,7 @@ from filelock import FileLock, Timeout
 
 from behaviorlm_plugin.hparams.bench_args import PartConfig, SuiteConfig, VariantConfig
 from behaviorlm_plugin.hparams.parser import ConfigError
-from behaviorlm_plugin.runs.bench.evidence import bootstrap_table
+from behaviorlm_plugin.runs.bench.evidence import bootstrap_table, primary_table
 from behaviorlm_plugin.runs.bench.part_files import PartFileError, check_same_data, read_part
 from behaviorlm_plugin.runs.bench.report import write_outputs
 from behaviorlm_plugin.runs.bench.results import summarize
@@ -120,6 +120,7 @@ def merge_parts(suite: SuiteConfig, log: Callable[[str], None] = print, data_fp:
     }
     merged["complete"] = not merged["parts"]["missing"]
     merged["bootstrap"] = bootstrap_table(merged)
+    merged["primary_table"] = primary_table(merged)
     merged.pop("provenance", None)
     merged.pop("checksum", None)
     merged["provenance"] = {n: c["provenance"] for n, c in complete}

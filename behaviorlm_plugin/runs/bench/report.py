@@ -79,6 +79,38 @@ def _versus(results: dict, ours: dict, best: dict) -> list[str]:
     return rel
 
 
+def _primary(results: dict) -> list[str]:
+    """The pre-registered comparisons first: intervals over users and seeds, Holm-adjusted verdicts."""
+    table = results.get("primary_table") or {}
+    if not table:
+        return []
+    pre = results.get("preregistration") or {}
+    when = (
+        f"pre-registered in `{pre.get('file')}` at commit `{(pre.get('commit') or '?')[:12]}` ({pre.get('date')})"
+        + (" — the file has uncommitted changes, so this run is **not** the pre-registered design" if pre.get(
+            "uncommitted_changes") else "")
+        if pre
+        else "pre-registration unknown (not run from a git checkout)"
+    )  # fmt: skip
+    lines = [
+        f"## Primary comparisons ({when})",
+        "",
+        f"Row − {results['ours']}; 95% intervals resampling users and seeds; Holm-corrected over these "
+        f"{len(table)} comparisons. `tail_at_matched_head`: the row's test_balanced tail accuracy at "
+        f"{results['ours']}'s val head accuracy (`eval/curves.py`). Every other table is exploratory.",
+        "",
+        "| comparison | delta | 95% CI | p | p (Holm) | verdict |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, r in table.items():
+        ci = "n/a" if r.get("ci95") is None else f"[{r['ci95'][0]:+.3f}, {r['ci95'][1]:+.3f}]"
+        delta = "n/a" if r.get("delta") is None else f"{r['delta']:+.3f}"
+        p = "n/a" if r.get("p") is None else f"{r['p']:.3f}"
+        ph = "n/a" if r.get("p_holm") is None else f"{r['p_holm']:.3f}"
+        lines.append(f"| {name} | {delta} | {ci} | {p} | {ph} | {r.get('verdict', 'n/a')} |")
+    return [*lines, ""]
+
+
 def _labels_read(v: dict) -> str:
     """Training samples plus the pool labels selection read (mean over seeds); n/a in results written before."""
     per = [r for r in v.get("per_seed", {}).values() if "labels_read" in r]
@@ -299,6 +331,7 @@ def report_markdown(results: dict) -> str:
     lines = [
         *note,
         *_header(results),
+        *_primary(results),
         *_parts(results),
         *_main_table(results, ours),
         *_bootstrap(results),

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 import platform
+import subprocess
 from dataclasses import asdict
+from pathlib import Path
 
 import numpy as np
 
@@ -45,6 +47,35 @@ def verdict(ours: dict, best: dict, col: str) -> str:
     if abs(a - b) <= noise:
         return "within noise"
     return "win" if a > b else "loss"
+
+
+def preregistration(source: str) -> dict | None:
+    """The commit that last changed the suite file (its primary comparisons are pre-registered there), and whether
+    the file has changes not yet committed; None outside a git checkout."""
+    if not source:
+        return None
+    folder = str(Path(source).resolve().parent)
+    try:
+        commit = subprocess.run(
+            ["git", "log", "-1", "--format=%H %cs", "--", str(Path(source).resolve())],
+            cwd=folder,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout.split()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--", str(Path(source).resolve())],
+            cwd=folder,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return {"file": source, "commit": commit[0] if commit else None, "date": commit[1] if len(commit) > 1 else None,
+            "uncommitted_changes": bool(dirty)}  # fmt: skip
 
 
 def machine_info() -> dict:
@@ -145,6 +176,8 @@ def assemble_results(
         "template": suite.template,
         "data": {"dataset_dir": suite.prepare.dataset_dir, "name": suite.prepare.name},
         "evaluation": asdict(suite.evaluation),
+        "primary": [asdict(p) for p in suite.primary],
+        "preregistration": preregistration(suite.source),
         "machine": machine_info(),
         "wall_seconds": round(wall, 1),
         "steps": by_kind,

@@ -26,9 +26,9 @@ from behaviorlm_plugin.runs import steps
 from behaviorlm_plugin.runs.bench import cached_steps
 from behaviorlm_plugin.runs.bench.cache import Step, StepCache
 from behaviorlm_plugin.runs.bench.context import BenchContext, build_context
-from behaviorlm_plugin.runs.bench.evidence import bootstrap_table, collect_evidence
+from behaviorlm_plugin.runs.bench.evidence import bootstrap_table, collect_evidence, primary_table
 from behaviorlm_plugin.runs.bench.lr_search import run_lr_search, searched_target
-from behaviorlm_plugin.runs.bench.model_free import prior_correction_step, sample_predictions
+from behaviorlm_plugin.runs.bench.model_free import curve_predictions, prior_correction_step, sample_predictions
 from behaviorlm_plugin.runs.bench.part_files import provenance, write_part
 from behaviorlm_plugin.runs.bench.parts import (
     NEXT,
@@ -112,6 +112,7 @@ class BenchRunner:
         else:
             ev, samples = self._trained_eval(kind, v, seed, chain)
         chain.append(ev)
+        curve = curve_predictions(ctx, ev)  # the row at every alpha, from its plain scores
         if v.prior_correction.active:
             ev = prior_correction_step(ctx, ev, v.prior_correction)
             chain.append(ev)
@@ -123,6 +124,7 @@ class BenchRunner:
             "alpha": ev.info.get("alpha", 0.0),
             **({"alpha_choice": ev.info["alpha_choice"]} if "alpha_choice" in ev.info else {}),
             "predictions": sample_predictions(ctx, ev.dir),
+            "curve": curve,
             "steps": [s.summary() for s in chain],
         }
 
@@ -221,11 +223,11 @@ class BenchRunner:
                     # A readable snapshot after every run, with its evidence (samples, frontier, bootstrap so far):
                     # long suites can be inspected, or salvaged and rendered with --report-only, midway.
                     partial = snapshot(evidence=collect_evidence(ctx, results))
-                    save({**partial, "bootstrap": bootstrap_table(partial), "complete": False})
+                    save({**partial, "bootstrap": bootstrap_table(partial), "complete": False})  # primaries: at the end
         run_sasrec = self.suite.sasrec.enabled and (self.part.sasrec if self.part else True)
         sasrec = run_sasrec_steps(ctx) if run_sasrec else None
         final = snapshot(sasrec, collect_evidence(ctx, results))
-        final = {**final, "bootstrap": bootstrap_table(final), "complete": True}
+        final = {**final, "bootstrap": bootstrap_table(final), "primary_table": primary_table(final), "complete": True}
         if self.part:
             save(final)
         else:
