@@ -68,6 +68,8 @@ def evaluation_record(ev: EvaluationArguments) -> dict:
     block (its alpha as ``prior_correction``, then ``head_floor`` and ``alpha_grid``; ``choose_on`` only when it is
     not val), so an earlier run is still up to date."""
     rec = asdict(ev)
+    if "val_balanced" not in ev.splits and not any(rec["val_balanced"].values()):
+        del rec["val_balanced"]  # a split added later: unused and uncapped, it leaves the fingerprint as it was
     rule = rec.pop("prior_correction")
     rec.update(
         prior_correction=ev.prior_correction.setting, head_floor=rule["head_floor"], alpha_grid=rule["alpha_grid"]

@@ -172,6 +172,9 @@ def _reference_draws(df: pd.DataFrame, args: PrepareArguments) -> dict[str, list
     chosen["test_balanced"], _ = balanced_subset(
         by["test"], enc.behavior, len(enc.behaviors), args.balanced_per_class, split_rng(args, 4)
     )
+    chosen["val_balanced"], _ = balanced_subset(  # the same draw on val users, its own stream
+        by["val"], enc.behavior, len(enc.behaviors), args.balanced_per_class, split_rng(args, 5)
+    )
     return {s: [(enc.users[enc.user[t]], enc.timestamp[t]) for t in c] for s, c in chosen.items()}
 
 
