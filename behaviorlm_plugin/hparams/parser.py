@@ -26,11 +26,20 @@ import argparse
 import dataclasses
 import difflib
 import types
-import typing
 import warnings
 from pathlib import Path
 from typing import Any, Literal, TypeVar, Union, get_args, get_origin
 
+from behaviorlm_plugin.hparams.fields import field_names, is_dataclass_type, type_hints, user_fields
+from behaviorlm_plugin.hparams.merge import (
+    MovedKeyWarning,
+    canonical_key,
+    merge_sources,
+    move_key,
+    moved_keys,
+    reissue,
+    shorthand_fields,
+)
 from behaviorlm_plugin.hparams.sources import (
     CliText,
     ConfigError,
@@ -41,24 +50,16 @@ from behaviorlm_plugin.hparams.sources import (
 
 T = TypeVar("T")
 
-__all__ = ["ConfigError", "apply_sets", "build", "coerce", "load_config", "parse_cli", "read_yaml_mapping"]
-
-
-def _hints(cls: type) -> dict[str, Any]:
-    return typing.get_type_hints(cls)
-
-
-def _internal(f: dataclasses.Field) -> bool:
-    """Fields set by the program (e.g. a config file's folder), never by the user."""
-    return bool(f.metadata.get("internal"))
-
-
-def user_fields(cls: type) -> list[dataclasses.Field]:
-    return [f for f in dataclasses.fields(cls) if f.init and not _internal(f)]
-
-
-def _is_dataclass_type(tp: Any) -> bool:
-    return isinstance(tp, type) and dataclasses.is_dataclass(tp)
+__all__ = [
+    "ConfigError",
+    "MovedKeyWarning",
+    "apply_sets",
+    "build",
+    "coerce",
+    "load_config",
+    "parse_cli",
+    "read_yaml_mapping",
+]
 
 
 def _type_name(tp: Any) -> str:
@@ -135,7 +136,7 @@ def coerce(value: Any, tp: Any, key: str) -> Any:
         if value not in get_args(tp):
             raise ConfigError(f"{key}: must be one of {', '.join(map(str, get_args(tp)))}; got {value!r}")
         return value
-    if _is_dataclass_type(tp):
+    if is_dataclass_type(tp):
         return value if isinstance(value, tp) else _build(tp, value, prefix=f"{key}.")
     if origin is dict or tp is dict:
         if not isinstance(value, dict):
@@ -159,143 +160,6 @@ def coerce(value: Any, tp: Any, key: str) -> Any:
             return float(value)
         raise ConfigError(f"{key}: expected a number, got {value!r}")
     return value
-
-
-class MovedKeyWarning(FutureWarning):
-    """A config key that moved: it still loads, into its new place; the message names the new key."""
-
-
-def _move(raw: dict, old: str, new: str, prefix: str) -> None:
-    """``raw[old]`` into the dotted place ``new`` (relative to ``raw``), with a warning."""
-    value = raw.pop(old)
-    warnings.warn(
-        f"{prefix}{old}: this key moved to '{prefix}{new}'; it still loads, but write '{prefix}{new}'",
-        MovedKeyWarning,
-        stacklevel=2,
-    )
-    block = raw.get(head := new.partition(".")[0])
-    if "." in new and block is not None and not isinstance(block, dict):
-        raise ConfigError(f"{prefix}{head}: expected a mapping next to the moved key {old!r}, got {block!r}")
-    _set_path(raw, new, value)
-
-
-def _set_path(d: dict, dotted: str, value: Any) -> None:
-    head, _, rest = dotted.partition(".")
-    if not rest:
-        d.setdefault(head, value)
-        return
-    sub = dict(d.get(head) or {})
-    _set_path(sub, rest, value)
-    d[head] = sub
-
-
-def _block_type(tp: Any) -> type | None:
-    """The dataclass a field holds (also through ``X | None``), else None."""
-    if _is_dataclass_type(tp):
-        return tp
-    if get_origin(tp) in (Union, types.UnionType):
-        inner = [a for a in get_args(tp) if a is not type(None)]
-        if len(inner) == 1 and _is_dataclass_type(inner[0]):
-            return inner[0]
-    return None
-
-
-def canonical_key(cls: type, dotted: str, *, where: str, prefix: str = "") -> str:
-    """``dotted`` with every moved key (``MOVED``, at any depth) replaced by its new path, with a warning
-    (``prefix``: where ``cls`` sits in the whole config, for the message)."""
-    parts, out, node = dotted.split("."), [], cls
-    head = [p for p in prefix.split(".") if p]
-    i = 0
-    while i < len(parts):
-        key = parts[i]
-        moved: dict[str, str] = getattr(node, "MOVED", {}) if node is not None else {}
-        names = {f.name for f in user_fields(node)} if node is not None else set()
-        if key in moved and key not in names:
-            new = moved[key]
-            old_name, new_name = ".".join([*head, *out, key]), ".".join([*head, *out, new])
-            warnings.warn(
-                f"{where}: {old_name}: this key moved to '{new_name}'; it still loads, but write '{new_name}'",
-                MovedKeyWarning,
-                stacklevel=3,
-            )
-            parts[i : i + 1] = new.split(".")
-            continue
-        out.append(key)
-        node = _block_type(_hints(node).get(key)) if node is not None and key in names else None
-        i += 1
-    return ".".join(out)
-
-
-def normalize_source(cls: type, raw: dict, *, where: str, prefix: str = "") -> dict:
-    """One source's mapping with its moved keys in their new places (so a later source still wins over them); an
-    old and a new spelling of one key in the same source is an error, not a silent choice."""
-    if not isinstance(raw, dict):
-        return raw
-    out = dict(raw)
-    moved: dict[str, str] = getattr(cls, "MOVED", {})
-    names = {f.name for f in user_fields(cls)}
-    for old in [k for k in out if k in moved and k not in names]:
-        value = out.pop(old)
-        new = canonical_key(cls, old, where=where, prefix=prefix)
-        if _get_path(out, new) is not None:
-            raise ConfigError(f"{where}: {prefix}{old} and {prefix}{new} are one key (it moved); give only {new}")
-        typed_set(cls, out, new, value, where=where)
-    hints = _hints(cls)
-    for key, value in list(out.items()):
-        sub = _block_type(hints.get(key)) if key in names else None
-        if sub is not None and isinstance(value, dict):
-            out[key] = normalize_source(sub, value, where=where, prefix=f"{prefix}{key}.")
-    return out
-
-
-def _get_path(d: dict, dotted: str) -> Any:
-    node: Any = d
-    for part in dotted.split("."):
-        if not isinstance(node, dict) or part not in node:
-            return None
-        node = node[part]
-    return node
-
-
-def typed_set(cls: type, raw: dict, dotted: str, value: Any, *, where: str) -> None:
-    """``raw[dotted] = value`` knowing the blocks: a bare value at a block with a ``SHORTHAND`` field sets that
-    field only (the block's other keys stay), and a key below a block given as a bare value first turns the bare
-    value into ``{SHORTHAND: value}``."""
-    node, block = raw, cls
-    parts = dotted.split(".")
-    for part in parts[:-1]:
-        sub = _block_type(_hints(block).get(part)) if block is not None else None
-        short = getattr(sub, "SHORTHAND", None) if sub is not None else None
-        if node.get(part) is None:
-            node[part] = {}
-        elif short is not None and not isinstance(node[part], dict):
-            node[part] = {short: node[part]}
-        node = node[part]
-        if not isinstance(node, dict):
-            raise ConfigError(f"{where}: {part!r} is not a mapping")
-        block = sub
-    last = parts[-1]
-    sub = _block_type(_hints(block).get(last)) if block is not None else None
-    short = getattr(sub, "SHORTHAND", None) if sub is not None else None
-    if short is not None and isinstance(node.get(last), dict) and not isinstance(value, dict):
-        node[last] = {**node[last], short: value}
-    else:
-        node[last] = value
-
-
-def merge_sources(cls: type, yaml_raw: dict, sets: list[str], flags: dict[str, Any], *, where: str) -> dict:
-    """YAML < ``--set`` < flags, per key, each source's moved keys first put in their new places."""
-    raw = normalize_source(cls, yaml_raw, where=where)
-    for item in sets:
-        if "=" not in item:
-            raise ConfigError(f"--set {item!r}: expected key=value, e.g. --set selection.k=10")
-        key, value = item.split("=", 1)
-        key = canonical_key(cls, key.strip(), where="--set")
-        typed_set(cls, raw, key, CliText(value), where=f"--set {key}")
-    for key, value in flags.items():
-        new = canonical_key(cls, key, where=f"--{key}")
-        typed_set(cls, raw, new, value, where=f"--{key}")
-    return raw
 
 
 def build(cls: type[T], raw: Any, *, where: str, context: dict | None = None) -> T:
@@ -335,14 +199,14 @@ def _build(cls: type[T], raw: Any, *, prefix: str, context: dict | None = None) 
     renamed: dict[str, str] = getattr(cls, "RENAMED", {})
     moved: dict[str, str] = getattr(cls, "MOVED", {})
     fields = {f.name: f for f in user_fields(cls)}
-    hints = _hints(cls)
+    hints = type_hints(cls)
     for key in [k for k in raw if k in moved and k not in fields]:
         head = moved[key].partition(".")[0]
         sub = hints.get(head)
-        sub_short = getattr(sub, "SHORTHAND", None) if _is_dataclass_type(sub) else None
+        sub_short = getattr(sub, "SHORTHAND", None) if is_dataclass_type(sub) else None
         if sub_short and head in raw and not isinstance(raw[head], dict):
             raw[head] = {sub_short: raw[head]}
-        _move(raw, key, moved[key], prefix)
+        move_key(raw, key, moved[key], prefix)
     for key in list(raw):
         if key in renamed and key not in fields:
             raise ConfigError(f"{prefix}{key}: this key was renamed; use '{renamed[key]}' instead")
@@ -375,9 +239,9 @@ def load_config(cls: type[T], path: str | Path, sets: list[str] | None = None) -
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", MovedKeyWarning)
         raw = merge_sources(cls, read_yaml_mapping(path), sets or [], {}, where=str(path))
-    _reissue(caught)
-    context = {"base_dir": str(Path(path).parent)} if "base_dir" in _field_names(cls) else {}
-    if "source" in _field_names(cls):
+    reissue(caught)
+    context = {"base_dir": str(Path(path).parent)} if "base_dir" in field_names(cls) else {}
+    if "source" in field_names(cls):
         context["source"] = str(path)
     return build(cls, raw, where=str(path), context=context)
 
@@ -386,14 +250,14 @@ def load_config(cls: type[T], path: str | Path, sets: list[str] | None = None) -
 def flag_fields(cls: type, prefix: str = "") -> list[tuple[str, dataclasses.Field, Any]]:
     """(dotted name, field, type) for every scalar or list field, nested blocks flattened."""
     out = []
-    hints = _hints(cls)
+    hints = type_hints(cls)
     for f in user_fields(cls):
         tp = hints[f.name]
         inner = [a for a in get_args(tp) if a is not type(None)] if get_origin(tp) in (Union, types.UnionType) else []
-        sub = tp if _is_dataclass_type(tp) else (inner[0] if len(inner) == 1 and _is_dataclass_type(inner[0]) else None)
+        sub = tp if is_dataclass_type(tp) else (inner[0] if len(inner) == 1 and is_dataclass_type(inner[0]) else None)
         if sub is not None:
             out += flag_fields(sub, f"{prefix}{f.name}.")
-        elif get_origin(tp) is dict or tp is dict or (get_origin(tp) is list and _is_dataclass_type(get_args(tp)[0])):
+        elif get_origin(tp) is dict or tp is dict or (get_origin(tp) is list and is_dataclass_type(get_args(tp)[0])):
             continue  # free-form mappings and lists of blocks come from YAML or --set
         else:
             out.append((prefix + f.name, f, tp))
@@ -435,32 +299,6 @@ def add_flags(parser: argparse.ArgumentParser, cls: type, *, group_title: str | 
         names = [f"--{old}"] + ([f"--{old.replace('_', '-')}"] if "_" in old else [])
         extra: dict[str, Any] = {"nargs": "?", "const": "true"} if types_by_name.get(new) is bool else {}
         group.add_argument(*names, dest=f"cfg:{old}", default=argparse.SUPPRESS, help=argparse.SUPPRESS, **extra)
-
-
-def shorthand_fields(cls: type, prefix: str = "") -> dict[str, str]:
-    """``{"block.field": "block"}`` for every nested block with a ``SHORTHAND`` field."""
-    out = {}
-    hints = _hints(cls)
-    for f in user_fields(cls):
-        tp = hints[f.name]
-        inner = [a for a in get_args(tp) if a is not type(None)] if get_origin(tp) in (Union, types.UnionType) else []
-        sub = tp if _is_dataclass_type(tp) else (inner[0] if len(inner) == 1 and _is_dataclass_type(inner[0]) else None)
-        if sub is None:
-            continue
-        if getattr(sub, "SHORTHAND", None):
-            out[f"{prefix}{f.name}.{sub.SHORTHAND}"] = f"{prefix}{f.name}"
-        out.update(shorthand_fields(sub, f"{prefix}{f.name}."))
-    return out
-
-
-def moved_keys(cls: type, prefix: str = "") -> list[str]:
-    """Dotted names of every ``MOVED`` key of ``cls`` and its nested blocks."""
-    out = [f"{prefix}{k}" for k in getattr(cls, "MOVED", {})]
-    hints = _hints(cls)
-    for f in user_fields(cls):
-        if _is_dataclass_type(hints[f.name]):
-            out += moved_keys(hints[f.name], f"{prefix}{f.name}.")
-    return out
 
 
 def flags_from_namespace(ns: argparse.Namespace) -> dict[str, Any]:
@@ -536,10 +374,10 @@ def parse_cli(
             merge_sources(cls, y, st, fl, where=where)
             for cls, y, st, fl in zip(classes, yaml_parts, set_parts, flag_parts, strict=True)
         ]
-    _reissue(caught)
+    reissue(caught)
     for cls, part in zip(classes, merged, strict=True):
-        context = {"base_dir": str(Path(config).parent)} if config and "base_dir" in _field_names(cls) else {}
-        if config and "source" in _field_names(cls):
+        context = {"base_dir": str(Path(config).parent)} if config and "base_dir" in field_names(cls) else {}
+        if config and "source" in field_names(cls):
             context["source"] = str(config)
         built.append(build(cls, part, where=where, context=context))
     return (tuple(built) if many else built[0]), ns
@@ -560,12 +398,3 @@ def _owner(classes: tuple[type, ...], top: str, where: str) -> int:
         if top in {f.name for f in user_fields(c)} or top in getattr(c, "MOVED", {}):
             return i
     return 0
-
-
-def _reissue(caught: list[warnings.WarningMessage]) -> None:
-    for w in caught:
-        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
-
-
-def _field_names(cls: type) -> set[str]:
-    return {f.name for f in dataclasses.fields(cls)}

@@ -135,10 +135,9 @@ class PipelineRunner:
         return StageResult({"stats": str(self.data.stats_path)}, {"reused_existing": True} if reused else {})
 
     # ---- LoRA stages
-    def train_config(self, stage: str, dataset: str, adapter: str | None) -> dict:
-        return steps.train_config(
-            self.training, stage, dataset=dataset, output_dir=str(self.run_dir / stage), init=adapter
-        )
+    def stage_arguments(self, stage: str, dataset: str, adapter: str | None) -> dict:
+        out = str(self.run_dir / stage)
+        return steps.train_config(self.training, stage, dataset=dataset, output_dir=out, init=adapter)
 
     def _train(self, stage: str, cfg: dict) -> StageResult:
         info = steps.train(cfg, self.run_dir / f"{stage}.yaml")
@@ -146,7 +145,7 @@ class PipelineRunner:
         return StageResult(outputs, {"launcher": info["launcher"]})
 
     def _a_config(self) -> dict:
-        return self.train_config("a_tuning", f"{self.cfg.name}_atuning_mix", None)
+        return self.stage_arguments("a_tuning", f"{self.cfg.name}_atuning_mix", None)
 
     def _spec_a_tuning(self) -> dict:
         if self.cfg.skip_a_tuning:
@@ -188,7 +187,7 @@ class PipelineRunner:
 
     # ---- B-Tuning
     def _b_config(self) -> dict:
-        return self.train_config("b_tuning", self.btuning_name, self._stage1_adapter())
+        return self.stage_arguments("b_tuning", self.btuning_name, self._stage1_adapter())
 
     def _spec_b_tuning(self) -> dict:
         data = self.data.path(dataset_file_stem(self.cfg.name, self.btuning_name))

@@ -140,7 +140,8 @@ def test_old_flags_still_parse(tmp_path):
 def test_no_config_or_flag_keeps_the_old_names():
     """decision_rule, post_hoc and adjust are gone from every config block and flag (they only load as moved)."""
     from behaviorlm_plugin.hparams.bench_args import SuiteConfig
-    from behaviorlm_plugin.hparams.parser import flag_fields, user_fields
+    from behaviorlm_plugin.hparams.fields import user_fields
+    from behaviorlm_plugin.hparams.parser import flag_fields
 
     def names(cls, seen=()):
         out = set()

@@ -85,7 +85,7 @@ def test_the_same_stage_through_the_pipeline_and_the_bench_gets_identical_argume
     pipe = PipelineRunner(load_pipeline(pipe_yaml), log=lambda s: None)
     bench = Bench(training_settings(load_suite(suite_yaml)))
     adapter = str(tmp_path / "a") if stage == "b_tuning" else None
-    a = pipe.train_config(stage, "beh_x", adapter)
+    a = pipe.stage_arguments(stage, "beh_x", adapter)
     b = bench.train_config(stage, "bench_x", str(tmp_path / "out"), adapter, seed=5)
     assert a["seed"] == b["seed"] == 5 and a["learning_rate"] == 3.0e-3
     assert placeholders(a) == placeholders(b)
@@ -97,7 +97,7 @@ def test_the_same_stage_through_the_pipeline_and_the_bench_gets_identical_argume
 def test_pipeline_and_bench_give_the_same_llamafactory_arguments(tmp_path, stage):
     pipe, bench = configs(tmp_path, OVERRIDES)
     adapter = str(tmp_path / "a") if stage == "b_tuning" else None
-    a = pipe.train_config(stage, "beh_x", adapter)
+    a = pipe.stage_arguments(stage, "beh_x", adapter)
     b = bench.train_config(stage, "bench_x", str(tmp_path / "out"), adapter, seed=3)
     owned = set(RUN_OWNED) | {"seed", "overwrite_output_dir"}
     shared_a = {k: v for k, v in a.items() if k not in owned}
@@ -118,14 +118,14 @@ def test_pipeline_and_bench_give_the_same_llamafactory_arguments(tmp_path, stage
 def test_overriding_a_run_owned_key_is_an_error_in_both(tmp_path, key):
     pipe, bench = configs(tmp_path, {key: "x"})
     with pytest.raises(LaunchError, match=rf"overrides\.a_tuning\.{key}: this key is set by the run"):
-        pipe.train_config("a_tuning", "beh_x", None)
+        pipe.stage_arguments("a_tuning", "beh_x", None)
     with pytest.raises(LaunchError, match=rf"overrides\.a_tuning\.{key}: this key is set by the run"):
         bench.train_config("a_tuning", "bench_x", "out", None, seed=0)
 
 
 def test_bench_refuses_a_seed_override_the_pipeline_allows(tmp_path):
     pipe, bench = configs(tmp_path, {"seed": 9})
-    assert pipe.train_config("a_tuning", "beh_x", None)["seed"] == 9
+    assert pipe.stage_arguments("a_tuning", "beh_x", None)["seed"] == 9
     with pytest.raises(LaunchError, match=r"overrides\.a_tuning\.seed"):
         bench.train_config("a_tuning", "bench_x", "out", None, seed=0)
 

@@ -62,12 +62,12 @@ def _pipeline(tmp: Path, tiny_model: Path, **extra) -> Path:
 
 def test_pipeline_sets_the_targets_of_new_adapters_only(tmp_path, tiny_model):
     runner = PipelineRunner(load_pipeline(_pipeline(tmp_path, tiny_model, lora_top_layers=1)), log=lambda s: None)
-    a = runner.train_config("a_tuning", "beh_atuning_mix", None)
+    a = runner.stage_arguments("a_tuning", "beh_atuning_mix", None)
     assert a["lora_target"].split(",") == top_layer_targets(str(tiny_model), 1)
-    b = runner.train_config("b_tuning", "beh_btuning", str(tmp_path / "run" / "a_tuning"))
+    b = runner.stage_arguments("b_tuning", "beh_btuning", str(tmp_path / "run" / "a_tuning"))
     assert b["lora_target"] == "all"  # a resumed adapter keeps the targets it was trained with
     plain = PipelineRunner(load_pipeline(_pipeline(tmp_path / "p", tiny_model)), log=lambda s: None)
-    assert plain.train_config("a_tuning", "beh_atuning_mix", None)["lora_target"] == "all"
+    assert plain.stage_arguments("a_tuning", "beh_atuning_mix", None)["lora_target"] == "all"
     with pytest.raises(ValueError, match="lora_top_layers must be >= 1"):
         load_pipeline(_pipeline(tmp_path / "z", tiny_model, lora_top_layers=0))
 

@@ -67,7 +67,7 @@ def datasets(data: Step | list[Step]) -> list[Step]:
     return data if isinstance(data, list) else [data]
 
 
-def train_config(
+def stage_arguments(
     ctx: BenchContext,
     stage: str,
     data: Step | list[Step],
@@ -96,11 +96,11 @@ def train(
     n = sum(d.info["n"] for d in parts)
 
     def build(out: Path) -> dict:
-        info = steps.train(train_config(ctx, stage, data, str(out), init, seed, lr), out / "train.yaml", clean=False)
+        info = steps.train(stage_arguments(ctx, stage, data, str(out), init, seed, lr), out / "train.yaml", clean=False)
         return {"launcher": info["launcher"], "samples": n}
 
     # The key holds the arguments with placeholder paths: the cache never depends on where it lives.
-    recipe = train_config(ctx, stage, data, "<step dir>", init, seed, lr)
+    recipe = stage_arguments(ctx, stage, data, "<step dir>", init, seed, lr)
     for k in RUN_OWNED_PATHS:
         recipe.pop(k, None)
     keys = parts[0].key if len(parts) == 1 else [d.key for d in parts]  # one dataset: the key it always had
