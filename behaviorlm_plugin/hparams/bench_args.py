@@ -14,6 +14,7 @@ from behaviorlm_plugin.hparams.sasrec_args import DEFAULT_SASREC_GRID, SASRecCon
 from behaviorlm_plugin.hparams.selection_args import SelectionArguments
 from behaviorlm_plugin.hparams.tuning_args import (
     ATuningArguments,
+    FrozenReuseArguments,
     RecipeSet,
     StageOverrides,
     check_lora_top_layers,
@@ -158,12 +159,9 @@ class LRSearch:
 
 @dataclass
 class PrimaryComparison:
-    r"""One pre-registered comparison of ``ours`` against a row: the suite file names them before any part runs
-    (the commit that added them is the pre-registration), and the report corrects them together (Holm).
-
-    measure ``tail_at_matched_head``: the row's test_balanced tail accuracy at ours' val head accuracy minus ours'
-    tail (``eval/curves.py``); ``acc_avg``: test_balanced Acc_avg at each row's own α, row minus ours.
-    """
+    r"""A pre-registered comparison of ``ours`` with a row (the suite file's commit is the pre-registration;
+    Holm over all of them). ``tail_at_matched_head``: the row's test tail at ours' val head accuracy
+    (``eval/curves.py``); ``acc_avg``: test_balanced Acc_avg at each row's own α. Row minus ours."""
 
     row: str = field(metadata={"help": "The row compared with ours (a variant name)."})
     measure: Literal["tail_at_matched_head", "acc_avg"] = field(metadata={"help": "What is compared."})
@@ -259,6 +257,9 @@ class SuiteConfig:
     time_model: TimeModel = field(default_factory=TimeModel, metadata={"help": "Estimates of --list-parts."})
     lr_search: LRSearch | None = field(default=None, metadata={"help": "A learning-rate search on val."})
     lora_top_layers: int | None = lora_top_layers_field()
+    frozen_reuse: FrozenReuseArguments = field(
+        default_factory=FrozenReuseArguments, metadata={"help": "Reuse of the frozen layers' output in training."}
+    )
     primary: list[PrimaryComparison] = field(
         default_factory=list,
         metadata={"help": "Pre-registered comparisons, Holm-corrected together; every other row is exploratory."},

@@ -11,6 +11,7 @@ from behaviorlm_plugin.hparams.eval_args import EvaluationArguments
 from behaviorlm_plugin.hparams.selection_args import SelectionArguments
 from behaviorlm_plugin.hparams.tuning_args import (
     ExportCheckArguments,
+    FrozenReuseArguments,
     RecipeSet,
     StageOverrides,
     check_lora_top_layers,
@@ -64,6 +65,9 @@ class PipelineConfig:
         },
     )
     lora_top_layers: int | None = lora_top_layers_field()
+    frozen_reuse: FrozenReuseArguments = field(
+        default_factory=FrozenReuseArguments, metadata={"help": "Reuse of the frozen layers' output in training."}
+    )
     base_dir: str = field(default=".", metadata={"internal": True, "help": "Folder of the pipeline file."})
 
     def __post_init__(self) -> None:

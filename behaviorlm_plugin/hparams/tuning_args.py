@@ -87,3 +87,22 @@ def lora_top_layers_field():
 def check_lora_top_layers(value: int | None) -> None:
     if value is not None and value < 1:
         raise ValueError(f"lora_top_layers must be >= 1 (or null for every layer), got {value}")
+
+
+@dataclass
+class FrozenReuseArguments:
+    r"""Reuse of the frozen layers' output in training (``tuning/frozen_reuse.py``): with LoRA on the top layers
+    only, the layers below never change, so their output per sample is computed once and served from a disk cache
+    in every later epoch, seed, learning rate and row that trains on that sample. Same loss and gradients as the
+    stock forward; off by default (it needs ``lora_top_layers`` to save anything).
+    """
+
+    enabled: bool = field(default=False, metadata={"help": "Serve the frozen layers' output from the cache."})
+    cache_dir: str = field(
+        default="runs/frozen-cache", metadata={"help": "Cache folder (~0.67 MB a sample for SmolLM2 in fp32)."}
+    )
+    max_gb: float = field(default=20.0, metadata={"help": "Size cap; past it, samples are computed as usual."})
+
+    def __post_init__(self) -> None:
+        if not self.max_gb > 0:
+            raise ValueError(f"frozen_reuse.max_gb must be > 0, got {self.max_gb}")

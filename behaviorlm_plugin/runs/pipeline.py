@@ -100,6 +100,7 @@ class PipelineRunner:
             dataset_dir=cfg.dataset_dir,
             eval_dataset=f"{cfg.name}_val",
             lora_top_layers=cfg.lora_top_layers,
+            frozen_reuse=cfg.frozen_reuse,
         )
 
     @property
@@ -140,7 +141,7 @@ class PipelineRunner:
         return steps.train_config(self.training, stage, dataset=dataset, output_dir=out, init=adapter)
 
     def _train(self, stage: str, cfg: dict) -> StageResult:
-        info = steps.train(cfg, self.run_dir / f"{stage}.yaml")
+        info = steps.train(cfg, self.run_dir / f"{stage}.yaml", reuse=self.training.frozen_reuse)
         outputs = {k: info[k] for k in ("adapter_dir", "adapter", "yaml")}
         return StageResult(outputs, {"launcher": info["launcher"]})
 

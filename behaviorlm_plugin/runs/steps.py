@@ -28,7 +28,7 @@ from behaviorlm_plugin.hparams.data_args import PrepareArguments
 from behaviorlm_plugin.hparams.eval_args import EvaluationArguments
 from behaviorlm_plugin.hparams.parser import ConfigError
 from behaviorlm_plugin.hparams.selection_args import SelectionArguments
-from behaviorlm_plugin.hparams.tuning_args import ExportCheckArguments, RecipeSet, StageOverrides
+from behaviorlm_plugin.hparams.tuning_args import ExportCheckArguments, FrozenReuseArguments, RecipeSet, StageOverrides
 from behaviorlm_plugin.model.paths import check_model_path
 from behaviorlm_plugin.tuning.export import export_and_verify
 from behaviorlm_plugin.tuning.launcher import TrainJob, export_args, read_recipe, train_args
@@ -65,6 +65,7 @@ class TrainSettings:
     dataset_dir: str
     eval_dataset: str
     lora_top_layers: int | None = None
+    frozen_reuse: FrozenReuseArguments | None = None
 
     def recipe_path(self, stage: str) -> Path:
         return self.recipes.path(stage, self.base_dir)
@@ -187,9 +188,10 @@ def train_config(
     return cfg
 
 
-def train(cfg: dict, yaml_path: Path, *, clean: bool = True) -> dict:
-    """One LoRA stage from :func:`train_config`'s arguments; the YAML is written to ``yaml_path`` first."""
-    return train_stage(cfg, yaml_path, clean=clean)
+def train(cfg: dict, yaml_path: Path, *, clean: bool = True, reuse: FrozenReuseArguments | None = None) -> dict:
+    """One LoRA stage from :func:`train_config`'s arguments; the YAML is written to ``yaml_path`` first. With
+    ``reuse`` enabled the frozen layers' output is served from its cache (the same training, faster)."""
+    return train_stage(cfg, yaml_path, clean=clean, reuse=reuse if reuse is not None and reuse.enabled else None)
 
 
 # ----------------------------------------------------------------------------- selection

@@ -22,6 +22,7 @@ from pathlib import Path
 import yaml
 
 from behaviorlm_plugin.extras.pause import pause_point, pause_requested
+from behaviorlm_plugin.hparams.tuning_args import FrozenReuseArguments
 
 RUN_OWNED = {
     "model_name_or_path": "set model_name_or_path at the top level of the config",
@@ -108,7 +109,9 @@ def export_args(
     return cfg
 
 
-def run_training(cfg: dict, yaml_path: Path, *, pause: str | None = None) -> str:
+def run_training(
+    cfg: dict, yaml_path: Path, *, pause: str | None = None, reuse: FrozenReuseArguments | None = None
+) -> str:
     """LLaMA-Factory training: in-process on one device, ``llamafactory-cli train`` (torchrun) on several.
 
     In-process runs compute the LM head at the answer positions only (:mod:`.answer_logits`).
@@ -127,6 +130,10 @@ def run_training(cfg: dict, yaml_path: Path, *, pause: str | None = None) -> str
 
     # Same loss and gradients with less LM head, unless a LLaMA-Factory loss reads the full logits itself.
     callbacks = [] if any(cfg.get(k) for k in OWN_LOSS_KEYS) else [answer_logits_callback()]
+    if reuse is not None:  # the frozen layers' output from its cache (same loss and gradients)
+        from behaviorlm_plugin.tuning.frozen_reuse import frozen_reuse_callback  # deferred: torch
+
+        callbacks.append(frozen_reuse_callback(cfg, reuse.cache_dir, reuse.max_gb))
     if pause is not None and pause_requested(pause):  # tests: a kill after the first optimizer step
         callbacks.append(_pause_callback(pause))
     run_exp(copy.deepcopy(cfg), callbacks=callbacks)

@@ -96,7 +96,8 @@ def train(
     n = sum(d.info["n"] for d in parts)
 
     def build(out: Path) -> dict:
-        info = steps.train(stage_arguments(ctx, stage, data, str(out), init, seed, lr), out / "train.yaml", clean=False)
+        args = stage_arguments(ctx, stage, data, str(out), init, seed, lr)
+        info = steps.train(args, out / "train.yaml", clean=False, reuse=ctx.training.frozen_reuse)
         return {"launcher": info["launcher"], "samples": n}
 
     # The key holds the arguments with placeholder paths: the cache never depends on where it lives.

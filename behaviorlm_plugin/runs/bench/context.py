@@ -77,6 +77,7 @@ def training_settings(suite: SuiteConfig) -> TrainSettings:
         dataset_dir=str(Path(suite.cache_dir) / "datasets"),
         eval_dataset=VAL_DATASET,
         lora_top_layers=suite.lora_top_layers,
+        frozen_reuse=suite.frozen_reuse,
     )
 
 
