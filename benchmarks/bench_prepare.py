@@ -103,22 +103,30 @@ class TreeMemory:
     alone, the PSS summed over it and its children while it has some (a page they share counted once).  PSS only
     then, because reading ``smaps_rollup`` walks every page table: a cost the cheap RSS does not have."""
 
-    def __init__(self, pid: int, every_s: float = 0.1) -> None:
+    def __init__(self, pid: int, every_s: float | None = 0.1) -> None:
+        """``every_s=None``: no thread, the caller takes each reading with :meth:`sample`."""
         self.pid, self.every_s, self.peak = pid, every_s, 0
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
+        self._thread = None if every_s is None else threading.Thread(target=self._run, daemon=True)
+        if self._thread is not None:
+            self._thread.start()
+
+    def sample(self) -> int:
+        """One reading now (bytes); the peak takes it in."""
+        kids = _children(self.pid)
+        now = sum(_pss_bytes(p) for p in [self.pid, *kids]) if kids else _rss_bytes(self.pid)
+        self.peak = max(self.peak, now)
+        return now
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            kids = _children(self.pid)
-            now = sum(_pss_bytes(p) for p in [self.pid, *kids]) if kids else _rss_bytes(self.pid)
-            self.peak = max(self.peak, now)
+            self.sample()
             self._stop.wait(self.every_s)
 
     def stop(self) -> int:
         self._stop.set()
-        self._thread.join()
+        if self._thread is not None:
+            self._thread.join()
         return self.peak
 
 

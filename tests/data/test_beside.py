@@ -41,24 +41,44 @@ def test_a_failure_here_stops_the_second_process(tmp_path):
 
 @forks
 def test_the_scale_bench_counts_the_second_process_memory():
-    """benchmarks/bench_prepare.py's peak covers the forked writer too (the 4 GiB target is for both)."""
+    """benchmarks/bench_prepare.py's peak covers the forked writer too (the 4 GiB target is for both).
+
+    No clock: the child allocates only when told, and holds its block until the reading is taken. Both
+    readings are taken while the child exists (summed PSS), so what this process holds, or shares with others,
+    is in both and cancels out: the difference is the child's block."""
     import importlib.util
     import os
-    import time
     from pathlib import Path
 
     path = Path(__file__).parents[2] / "benchmarks" / "bench_prepare.py"
     spec = importlib.util.spec_from_file_location("bench_prepare", path)
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
-    alone = bench._rss_bytes(os.getpid())
-    memory = bench.TreeMemory(os.getpid(), every_s=0.02)
+    size = 300 * 2**20
+    to_child_r, to_child_w = os.pipe()
+    to_parent_r, to_parent_w = os.pipe()
+    mine = {to_child_r, to_child_w, to_parent_r, to_parent_w}  # this process's ends still open
 
     def hold():
-        block = bytearray(300 * 2**20)  # touched, so resident in the child only
-        time.sleep(0.5)
+        os.close(to_child_w)  # so that a parent gone leaves the reads below at end of file, not blocked
+        assert os.read(to_child_r, 1) == b"g"
+        block = b"\x01" * size  # written, so resident: in the child only
+        os.write(to_parent_w, b"r")
+        os.read(to_child_r, 1)  # held until the reading is taken
         del block
 
-    with beside(hold, "holding memory", fork=True):
-        pass
-    assert memory.stop() > alone + 250 * 2**20
+    memory = bench.TreeMemory(os.getpid(), every_s=None)
+    try:
+        with beside(hold, "holding memory", fork=True):
+            os.close(to_parent_w)  # the child's copy only now: if it dies, the read below ends, not blocks
+            mine.discard(to_parent_w)
+            idle = memory.sample()
+            os.write(to_child_w, b"g")
+            assert os.read(to_parent_r, 1) == b"r"
+            holding = memory.sample()
+            os.write(to_child_w, b"e")
+    finally:
+        for fd in mine:
+            os.close(fd)
+    assert holding - idle > 250 * 2**20
+    assert memory.stop() >= holding
