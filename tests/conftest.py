@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -10,6 +11,13 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from behaviorlm_plugin.data.prepare import prepare
 from behaviorlm_plugin.hparams.data_args import PrepareArguments
+
+# One OpenMP (torch) thread in this process and the ones it starts, unless you set your own: the tiny models gain
+# nothing from a second thread, and on a shared 2-core machine under load OpenMP's spinning threads made each
+# training step ~10x slower (one thread: 0.1 s, two: 1.2-1.9 s, load average 4).
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+if "torch" in sys.modules:  # imported before this file (by a plugin): too late for the variable
+    sys.modules["torch"].set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
 
 
 def small_prepare_args(dataset_dir: Path, **overrides) -> PrepareArguments:
