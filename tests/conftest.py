@@ -75,3 +75,18 @@ def tiny_model(tmp_path_factory, prepared) -> Path:
     d, _ = prepared
     texts = [json.loads(line)["instruction"] for line in (d / "beh" / "train_all.jsonl").open()][:100]
     return make_tiny_llama(tmp_path_factory.mktemp("tiny") / "model", texts)
+
+
+def _no_plot(*args, **kwargs) -> None:
+    return None
+
+
+@pytest.fixture(scope="module")
+def fake_evaluation_plots():
+    """Every scored split draws two PNGs (per-behavior accuracy, confusion matrix): about half the time of the
+    bench and suite tests, which score dozens of splits and read none of those images. There they are drawn as
+    nothing; tests/eval/test_evaluation.py checks the real ones."""
+    with pytest.MonkeyPatch.context() as mp:
+        for name in ("plot_per_behavior", "plot_confusion"):
+            mp.setattr(f"behaviorlm_plugin.eval.evaluate.{name}", _no_plot)
+        yield

@@ -15,7 +15,7 @@ from behaviorlm_plugin.runs.bench.runner import BenchError, BenchRunner, load_su
 
 ROOT = Path(__file__).resolve().parents[2]
 RECIPES = ROOT / "yaml_recipes" / "smollm2-135m-cpu"
-FAST = {**FAST_TRAIN, "max_steps": 1}
+FAST = {**FAST_TRAIN, "max_steps": 1, "plot_loss": False}  # no loss PNG per training run; the pipeline tests keep it
 # Two seeds where a test reads the second one (seed spread, matched counts, the seed-set change, and the sweeps:
 # k=1 is BehaviorLM itself, so its paired bootstrap delta is exactly 0 only over the same seeds); one elsewhere,
 # since every further row at seed 1 is one more training run that proves nothing new.
@@ -81,7 +81,7 @@ def write_suite(tmp: Path, tiny_model: Path, data_dir: Path | None = None, **ext
 
 
 @pytest.fixture(scope="module")
-def bench_run(tmp_path_factory, tiny_model, small_data_dir):
+def bench_run(tmp_path_factory, tiny_model, small_data_dir, fake_evaluation_plots):
     tmp = tmp_path_factory.mktemp("bench")
     logs: list[str] = []
     results = BenchRunner(load_suite(write_suite(tmp, tiny_model, small_data_dir)), log=logs.append).run()

@@ -11,6 +11,7 @@ from behaviorlm_plugin.cli import main as cli_main
 from behaviorlm_plugin.runs.bench.parts import estimate_part, resolve_parts
 from behaviorlm_plugin.runs.bench.runner import BenchError, load_suite
 
+pytestmark = pytest.mark.usefixtures("fake_evaluation_plots")  # the suites' own plots and report stay real
 ROOT = Path(__file__).resolve().parents[2]
 BENCH = ROOT / "yaml_recipes" / "bench"
 CPU_TRAIN = {  # the suites' best-epoch-on-val settings, on CPU and tiny
@@ -28,6 +29,8 @@ CPU_TRAIN = {  # the suites' best-epoch-on-val settings, on CPU and tiny
     "metric_for_best_model": "eval_loss",
     "per_device_eval_batch_size": 8,
     "max_steps": 2,
+    "max_samples": 8,  # per dataset: the 8 samples two steps train on, and 8 val samples for each epoch's eval loss
+    "plot_loss": False,  # no loss PNG per training run; the pipeline tests keep it
 }
 
 
