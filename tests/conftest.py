@@ -90,3 +90,14 @@ def fake_evaluation_plots():
         for name in ("plot_per_behavior", "plot_confusion"):
             mp.setattr(f"behaviorlm_plugin.eval.evaluate.{name}", _no_plot)
         yield
+
+
+@pytest.fixture
+def free_port() -> int:
+    """A local TCP port free now, for a torchrun rendezvous: a fixed port collides with another run of the
+    suite on the same machine (or another xdist worker)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

@@ -128,7 +128,7 @@ def test_cli_evaluate_from_model(split, tiny_model, tmp_path, capsys):
     assert main(["evaluate", "--preds", str(tmp_path / "preds.jsonl"), "--stats", str(tmp_path / "missing.json")]) == 1
 
 
-def test_torchrun_two_processes_match_single_process(scored, split, tiny_model, tmp_path):
+def test_torchrun_two_processes_match_single_process(scored, split, tiny_model, tmp_path, free_port):
     _, rows = scored
     out = tmp_path / "dp.jsonl"
     torchrun = os.path.join(os.path.dirname(sys.executable), "torchrun")
@@ -137,7 +137,7 @@ def test_torchrun_two_processes_match_single_process(scored, split, tiny_model, 
         "--nproc_per_node",
         "2",
         "--master_port",
-        "29517",
+        str(free_port),
         "-m",
         "behaviorlm_plugin.cli",
         "predict",

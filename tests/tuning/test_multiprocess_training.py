@@ -63,13 +63,13 @@ def _config(tiny_model, prepared, out: Path) -> dict:
     return cfg
 
 
-def test_shipped_zero2_config_runs_on_cpu_with_two_processes(tiny_model, prepared, tmp_path):
+def test_shipped_zero2_config_runs_on_cpu_with_two_processes(tiny_model, prepared, tmp_path, free_port):
     """One torchrun launch proves both the env form with two workers and the shipped ZeRO-2 config: every
     multi-process recipe ships with DeepSpeed (qwen2-1.5b ZeRO-2, llama3.1 ZeRO-3), so a separate plain-DDP
     launch would pay the same start-up again to cover a path no recipe takes."""
     cfg = _config(tiny_model, prepared, tmp_path / "out")
     cfg["deepspeed"] = "yaml_recipes/deepspeed/ds_z2_config.json"  # relative to the repo root, as in the recipes
-    proc = _launch(tmp_path, cfg, 29533)
+    proc = _launch(tmp_path, cfg, free_port)
     log = proc.stdout + proc.stderr
     assert proc.returncode == 0, log[-4000:]
     assert "world size: 2" in log.lower() or "world_size" in log  # two workers from the env form
@@ -77,13 +77,13 @@ def test_shipped_zero2_config_runs_on_cpu_with_two_processes(tiny_model, prepare
     assert (tmp_path / "out" / "adapter_model.safetensors").exists()
 
 
-def test_zero3_on_cpu_fails_for_the_documented_reason(tiny_model, prepared, tmp_path):
+def test_zero3_on_cpu_fails_for_the_documented_reason(tiny_model, prepared, tmp_path, free_port):
     """ZeRO-3 cannot run on CPU here (docs/tuning.md): transformers/accelerate start torch.distributed
     (gloo) without DeepSpeed's comm backend, so `zero.Init` at model load sees world size 1 and rejects
     the batch config. If DeepSpeed fixes this, this test fails and the docs should change."""
     cfg = _config(tiny_model, prepared, tmp_path / "out")
     cfg["deepspeed"] = "yaml_recipes/deepspeed/ds_z3_config.json"
-    proc = _launch(tmp_path, cfg, 29535)
+    proc = _launch(tmp_path, cfg, free_port)
     log = proc.stdout + proc.stderr
     assert proc.returncode != 0
     assert "train_batch_size is not equal to micro_batch_per_gpu * gradient_acc_step * world_size 4 != 2 * 1 * 1" in log
