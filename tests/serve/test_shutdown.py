@@ -24,7 +24,9 @@ IN_FLIGHT = 8
 # The child serves the fake scorer through server.serve_app (the code path of `behaviorlm serve`); every batch
 # waits until the parent writes a line to the child's stdin, so requests stay in flight as long as the test needs.
 CHILD = f"""
-import sys, threading
+import signal, sys, threading
+# A foreground process's Ctrl-C, even when the suite runs as a background job (which starts with SIGINT ignored).
+signal.signal(signal.SIGINT, signal.default_int_handler)
 sys.path.insert(0, {str(HERE)!r})
 from serve_fakes import FakeScorer, make_app
 from behaviorlm_plugin.hparams.serve_args import ServeArguments
