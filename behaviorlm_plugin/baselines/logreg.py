@@ -16,7 +16,7 @@ from scipy import sparse
 from behaviorlm_plugin.data.dataset import PreparedDataset
 from behaviorlm_plugin.eval.evaluate import evaluate_file
 from behaviorlm_plugin.eval.metrics import SUMMARY_KEYS
-from behaviorlm_plugin.eval.rows import row_from_probs
+from behaviorlm_plugin.eval.rows import rows_from_class_probs
 from behaviorlm_plugin.extras.fileio import atomic_write_json, atomic_write_jsonl, read_jsonl
 from behaviorlm_plugin.hparams.logreg_args import LogRegConfig
 
@@ -80,11 +80,7 @@ def write_predictions(probs: np.ndarray, behaviors: list[str], meta_path: Path, 
     metas = read_jsonl(meta_path)
     if len(metas) != len(probs):
         raise ValueError(f"{meta_path} has {len(metas)} rows but the features have {len(probs)}; re-run prepare")
-    index = {b: i for i, b in enumerate(behaviors)}
-    rows = []
-    for m, p in zip(metas, probs, strict=True):
-        cand = [b for b in m["candidates"] if b in index]
-        rows.append(row_from_probs(m, cand, np.array([p[index[b]] for b in cand]), method="score", fmt="logreg"))
+    rows = rows_from_class_probs(probs, behaviors, metas, fmt="logreg")
     atomic_write_jsonl(out, rows)
     return rows
 

@@ -23,7 +23,7 @@ from torch import nn
 from behaviorlm_plugin.data.dataset import PreparedDataset
 from behaviorlm_plugin.eval.evaluate import evaluate_file
 from behaviorlm_plugin.eval.metrics import SUMMARY_KEYS
-from behaviorlm_plugin.eval.rows import row_from_probs
+from behaviorlm_plugin.eval.rows import rows_from_class_probs
 from behaviorlm_plugin.extras.fileio import atomic_write_json, atomic_write_jsonl, read_jsonl
 from behaviorlm_plugin.hparams.sasrec_args import DEFAULT_SASREC_GRID, SASRecConfig
 
@@ -199,12 +199,7 @@ def write_predictions(model: SASRec, f: Features, meta_path: Path, out: Path) ->
     metas = read_jsonl(meta_path)
     if len(metas) != len(f):
         raise ValueError(f"{meta_path} has {len(metas)} rows but the features have {len(f)}; re-run prepare")
-    probs = predict_proba(model, f)
-    index = {b: i for i, b in enumerate(f.behaviors)}
-    rows = []
-    for m, p in zip(metas, probs, strict=True):
-        cand = [b for b in m["candidates"] if b in index]
-        rows.append(row_from_probs(m, cand, np.array([p[index[b]] for b in cand]), method="score", fmt="sasrec"))
+    rows = rows_from_class_probs(predict_proba(model, f), f.behaviors, metas, fmt="sasrec")
     atomic_write_jsonl(out, rows)
     return rows
 

@@ -51,3 +51,16 @@ def row_from_probs(meta: dict, candidates: list[str], probs: np.ndarray, *, meth
         fmt=fmt,
         n_candidates=len(candidates),
     )
+
+
+def rows_from_class_probs(probs: np.ndarray, behaviors: list[str], metas: list[dict], *, fmt: str) -> list[dict]:
+    """Scored rows of a classifier over all ``behaviors`` (``probs``: [samples, behaviors]), each ranked over its own
+    candidates (the baselines' predictions, in ``behaviorlm predict``'s format)."""
+    if len(metas) != len(probs):
+        raise ValueError(f"{len(metas)} samples but {len(probs)} rows of probabilities; re-run prepare")
+    index = {b: i for i, b in enumerate(behaviors)}
+    rows = []
+    for m, p in zip(metas, probs, strict=True):
+        cand = [b for b in m["candidates"] if b in index]
+        rows.append(row_from_probs(m, cand, np.array([p[index[b]] for b in cand]), method="score", fmt=fmt))
+    return rows

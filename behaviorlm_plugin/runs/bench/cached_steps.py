@@ -26,41 +26,42 @@ RUN_OWNED_PATHS = ("output_dir", "dataset_dir", "dataset", "adapter_name_or_path
 """Arguments a train step's key leaves out: where things live, never what is trained."""
 
 
-def mix(ctx: BenchContext, anchors: int | None, aux_ratio: float, seed: int) -> Step:
-    def build(out: Path) -> dict:
-        return steps.mix(ctx.data, out / "data.jsonl", anchors=anchors, aux_ratio=aux_ratio, seed=seed)
-
-    spec = {"data": ctx.fp, "anchors": anchors, "aux_ratio": aux_ratio, "seed": seed}
-    step = ctx.cache.run("mix", spec, build, f"(anchors={anchors}, λ={aux_ratio}, seed={seed})")
-    ctx.register(f"bench_{step.key}", step.dir / "data.jsonl", "sharegpt")
+def _dataset_step(ctx: BenchContext, kind: str, spec: dict, write, label: str, formatting: str = "alpaca") -> Step:
+    """A cached step whose output is a training dataset (``write(path) -> info``), registered for LLaMA-Factory."""
+    step = ctx.cache.run(kind, {"data": ctx.fp, **spec}, lambda out: write(out / "data.jsonl"), label)
+    ctx.register(f"bench_{step.key}", step.dir / "data.jsonl", formatting)
     return step
+
+
+def mix(ctx: BenchContext, anchors: int | None, aux_ratio: float, seed: int) -> Step:
+    def write(path: Path) -> dict:
+        return steps.mix(ctx.data, path, anchors=anchors, aux_ratio=aux_ratio, seed=seed)
+
+    spec = {"anchors": anchors, "aux_ratio": aux_ratio, "seed": seed}
+    return _dataset_step(ctx, "mix", spec, write, f"(anchors={anchors}, λ={aux_ratio}, seed={seed})", "sharegpt")
 
 
 def subset(ctx: BenchContext, split: str, n: int, seed: int, categories: tuple[str, ...] | None = None) -> Step:
     """``n`` random samples of a split (see :func:`behaviorlm_plugin.runs.steps.subset`)."""
 
-    def build(out: Path) -> dict:
-        return steps.subset(ctx.data, out / "data.jsonl", split=split, n=n, seed=seed, categories=categories)
+    def write(path: Path) -> dict:
+        return steps.subset(ctx.data, path, split=split, n=n, seed=seed, categories=categories)
 
-    spec = {"data": ctx.fp, "split": split, "n": n, "seed": seed}
+    spec = {"split": split, "n": n, "seed": seed}
     if categories is not None:
         spec["categories"] = list(categories)
     label = f"({split}, n={n}{', ' + '+'.join(categories) if categories else ''})"
-    step = ctx.cache.run("subset", spec, build, label)
-    ctx.register(f"bench_{step.key}", step.dir / "data.jsonl", "alpaca")
-    return step
+    return _dataset_step(ctx, "subset", spec, write, label)
 
 
 def balanced_subset(ctx: BenchContext, split: str, n: int, seed: int) -> Step:
     """``n`` samples of a split, equal counts per behavior (:func:`behaviorlm_plugin.runs.steps.balanced_subset`)."""
 
-    def build(out: Path) -> dict:
-        return steps.balanced_subset(ctx.data, out / "data.jsonl", split=split, n=n, seed=seed)
+    def write(path: Path) -> dict:
+        return steps.balanced_subset(ctx.data, path, split=split, n=n, seed=seed)
 
-    spec = {"data": ctx.fp, "split": split, "n": n, "seed": seed}
-    step = ctx.cache.run("balanced_subset", spec, build, f"({split}, n={n}, equal per behavior)")
-    ctx.register(f"bench_{step.key}", step.dir / "data.jsonl", "alpaca")
-    return step
+    spec = {"split": split, "n": n, "seed": seed}
+    return _dataset_step(ctx, "balanced_subset", spec, write, f"({split}, n={n}, equal per behavior)")
 
 
 def datasets(data: Step | list[Step]) -> list[Step]:

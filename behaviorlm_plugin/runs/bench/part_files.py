@@ -18,12 +18,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import subprocess
 from dataclasses import asdict
 from importlib import metadata
 from pathlib import Path
 
 from behaviorlm_plugin.extras.fileio import atomic_write_json
+from behaviorlm_plugin.extras.git import git
 from behaviorlm_plugin.extras.hashing import digest, file_hash
 from behaviorlm_plugin.hparams.bench_args import SuiteConfig
 from behaviorlm_plugin.hparams.parser import ConfigError
@@ -53,21 +53,11 @@ def config_fingerprint(suite: SuiteConfig) -> str:
 
 def git_state(repo: Path = REPO) -> dict:
     """The commit and a dirty flag (``None`` outside a git checkout)."""
-    try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True, timeout=10, check=True
-        ).stdout.strip()
-        status = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=repo,
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=True,
-        ).stdout
-    except (OSError, subprocess.SubprocessError):
+    commit = git(["rev-parse", "HEAD"], repo)
+    status = git(["status", "--porcelain", "--untracked-files=no"], repo)
+    if commit is None or status is None:
         return {"commit": None, "dirty": None}
-    return {"commit": commit, "dirty": bool(status.strip())}
+    return {"commit": commit, "dirty": bool(status)}
 
 
 def versions() -> dict[str, str | None]:

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import os
 import platform
-import subprocess
 from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 
 from behaviorlm_plugin.eval.metrics import REPORT_COLUMNS
+from behaviorlm_plugin.extras.git import git
 from behaviorlm_plugin.hparams.bench_args import SuiteConfig
 from behaviorlm_plugin.runs.bench.cache import Step
 
@@ -54,28 +54,18 @@ def preregistration(source: str) -> dict | None:
     the file has changes not yet committed; None outside a git checkout."""
     if not source:
         return None
-    folder = str(Path(source).resolve().parent)
-    try:
-        commit = subprocess.run(
-            ["git", "log", "-1", "--format=%H %cs", "--", str(Path(source).resolve())],
-            cwd=folder,
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=True,
-        ).stdout.split()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--", str(Path(source).resolve())],
-            cwd=folder,
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=True,
-        ).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
+    path = Path(source).resolve()
+    logged = git(["log", "-1", "--format=%H %cs", "--", str(path)], path.parent)
+    dirty = git(["status", "--porcelain", "--", str(path)], path.parent)
+    if logged is None or dirty is None:
         return None
-    return {"file": source, "commit": commit[0] if commit else None, "date": commit[1] if len(commit) > 1 else None,
-            "uncommitted_changes": bool(dirty)}  # fmt: skip
+    commit = logged.split()
+    return {
+        "file": source,
+        "commit": commit[0] if commit else None,
+        "date": commit[1] if len(commit) > 1 else None,
+        "uncommitted_changes": bool(dirty),
+    }
 
 
 def machine_info() -> dict:
