@@ -292,7 +292,7 @@ def _disk_full_cleans(staging: Path) -> Iterator[None]:
 
 
 NOT_DATA = ("overwrite", "engine", "engine_memory_limit", "engine_threads", "engine_temp_dir")  # speed, not data
-ADDED_LATER = {"split_by": "user", "time_split": "0.1,0.1"}  # absent from older stats.json: their defaults
+ADDED_LATER = {"split_by": "user", "time_split": "0.1,0.1", "pool_per_class": 200}  # older stats.json: defaults
 
 
 def _comparable(arguments: dict) -> dict:
@@ -302,7 +302,7 @@ def _comparable(arguments: dict) -> dict:
 def _missing_files(args: PrepareArguments, folder: Path) -> str | None:
     """What a dataset prepared by an earlier version lacks (the same data otherwise), or None."""
     if not all((folder / f"{s}.jsonl").exists() for s in BEHAVIOR_SPLITS):
-        return "split files of this version (val_balanced)"
+        return "split files of this version (val_balanced, train_pool)"
     if args.synthetic and not all((folder / f"{s}{ORACLE_SUFFIX}").exists() for s in ORACLE_SPLITS):
         return "simulator oracle files"
     return None

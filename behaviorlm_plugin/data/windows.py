@@ -126,6 +126,9 @@ def build_windows(table: EventTable, args: PrepareArguments, source: str, log=No
     # val_balanced: the same draw on val users, on a stream of its own (the other splits keep their bytes).
     val_picks = _balanced_picks(by_label[1], args.balanced_per_class, split_rng(args, 5))
     picked["val_balanced"] = balanced_positions(table, val_picks, split=1)
+    # train_pool: selection's pool, every behavior's share of the train users' windows (a stream of its own).
+    pool_picks = _balanced_picks(by_label[0], args.pool_per_class, split_rng(args, 6))
+    picked["train_pool"] = balanced_positions(table, pool_picks, split=0)
     users_all = np.concatenate([u for u, _ in picked.values()])
     pos_all = np.concatenate([p for _, p in picked.values()])
     enc, keys = fetch_windows(table, users_all, pos_all, args.history_len)

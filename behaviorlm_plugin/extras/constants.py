@@ -7,11 +7,22 @@ method's defaults that more than one config block uses.
 from __future__ import annotations
 
 # ----------------------------------------------------------------------------- splits
-BEHAVIOR_SPLITS = ("train_all", "train_anchor", "train_tail", "val", "test", "test_balanced", "val_balanced")
+BEHAVIOR_SPLITS = (
+    "train_all",
+    "train_anchor",
+    "train_tail",
+    "val",
+    "test",
+    "test_balanced",
+    "val_balanced",
+    "train_pool",
+)
 """Alpaca JSONL splits that ``prepare`` writes, each with a line-aligned ``.meta.jsonl`` sidecar. ``val_balanced``
 (val users, at most ``balanced_per_class`` per behavior) came last, on a random stream of its own, so the other
-splits kept their bytes: it is where a class-balanced choice (alpha, a learning rate) is made, never on a test."""
-FEATURE_SPLITS = ("train_all", "val", "test", "test_balanced", "val_balanced")
+splits kept their bytes: it is where a class-balanced choice (alpha, a learning rate) is made, never on a test.
+``train_pool`` (train users, at most ``pool_per_class`` per behavior, its own stream) is selection's pool when a run
+asks for it: every behavior has its share there, where ``train_all``'s cap leaves a rare one a handful."""
+FEATURE_SPLITS = ("train_all", "val", "test", "test_balanced", "val_balanced", "train_pool")
 """Splits with a ``.features.npz`` (integer features for non-LLM baselines)."""
 EVAL_SPLITS = ("val", "test", "test_balanced", "val_balanced")
 """Splits a run or a suite may evaluate on (the training splits are not evaluation data)."""

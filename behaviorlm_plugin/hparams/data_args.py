@@ -177,7 +177,16 @@ class PrepareArguments:
     )
     max_val_samples: int | None = field(default=2000, metadata={"help": "Cap on val samples."})
     max_test_samples: int | None = field(default=5000, metadata={"help": "Cap on test samples."})
-    balanced_per_class: int = field(default=500, metadata={"help": "Max samples per behavior in test_balanced."})
+    balanced_per_class: int = field(
+        default=500, metadata={"help": "Max samples per behavior in test_balanced and val_balanced."}
+    )
+    pool_per_class: int = field(
+        default=200,
+        metadata={
+            "help": "Max samples per behavior in train_pool (train users): a selection pool where every behavior has "
+            "its share (selection.pool: train_pool), however few the train_all cap leaves a rare one."
+        },
+    )
     anchor_threshold: float = field(
         default=ANCHOR_THRESHOLD, metadata={"help": "Anchor = training frequency above this."}
     )
@@ -244,6 +253,8 @@ class PrepareArguments:
             value = getattr(self, key)
             if value is not None and value < 1:
                 raise ValueError(f"--{key} must be >= 1 or None, got {value}")
+        if self.pool_per_class < 1:
+            raise ValueError("--pool_per_class must be >= 1")
         if self.balanced_per_class < 1:
             raise ValueError("--balanced_per_class must be >= 1")
         if not 0 < self.anchor_threshold < 1:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
 from behaviorlm_plugin.extras.constants import K_PER_BEHAVIOR
 
@@ -32,6 +33,13 @@ class SelectionArguments:
         default=200, metadata={"help": "Stop scoring a behavior after this many samples (None = no limit)."}
     )
     batch_size: int = field(default=4, metadata={"help": "Scorer batch size."})
+    pool: Literal["train_all", "train_pool"] = field(
+        default="train_all",
+        metadata={
+            "help": "The pool picked from: train_all (the natural sample, the paper's) or train_pool (every behavior's "
+            "share, up to prepare.pool_per_class: k for every class)."
+        },
+    )
 
     def __post_init__(self) -> None:
         # ``strategy`` is checked against the registry where it is used (tuning.strategies.check_strategy_name):

@@ -18,7 +18,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from behaviorlm_plugin.data.dataset import PreparedDataset
-from behaviorlm_plugin.data.prepare import ensure_prepared
+from behaviorlm_plugin.data.prepare import ADDED_LATER, ensure_prepared
 from behaviorlm_plugin.eval.evaluate import summary_text
 from behaviorlm_plugin.extras.constants import btuning_dataset_name, dataset_file_stem
 from behaviorlm_plugin.extras.hashing import digest, maybe_hash
@@ -58,6 +58,8 @@ def prepare_record(args: PrepareArguments) -> dict:
     """The prepare stage's fingerprinted arguments, in the flat shape runs recorded before the ``engine:`` block,
     so a run made before it is still up to date (the engine settings change speed, never the data)."""
     rec = asdict(args)
+    if rec.get("pool_per_class") == ADDED_LATER["pool_per_class"]:
+        del rec["pool_per_class"]  # added later: at its default it leaves the fingerprint as it was
     engine = rec.pop("engine")
     rec.update({f"engine_{k}": engine[k] for k in ("memory_limit", "threads", "temp_dir")})
     return rec
@@ -166,8 +168,8 @@ class PipelineRunner:
     def _spec_selection(self) -> dict:
         adapter = self._stage1_adapter()
         return {
-            "arguments": asdict(self.cfg.selection),
-            "pool_hash": maybe_hash(self.data.path("train_all")),
+            "arguments": steps.selection_record(self.cfg.selection),
+            "pool_hash": maybe_hash(self.data.path(self.cfg.selection.pool)),
             "adapter_hash": maybe_hash(Path(adapter) / ADAPTER_FILE) if adapter else None,
         }
 

@@ -11,7 +11,7 @@ rule) holds in both.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -195,6 +195,15 @@ def train(cfg: dict, yaml_path: Path, *, clean: bool = True, reuse: FrozenReuseA
 
 
 # ----------------------------------------------------------------------------- selection
+def selection_record(args: SelectionArguments) -> dict:
+    """The selection settings a fingerprint or a step key holds: ``pool`` only when it is not the original
+    ``train_all``, so keys made before the choice existed stay valid."""
+    rec = asdict(args)
+    if rec.get("pool") == "train_all":
+        del rec["pool"]
+    return rec
+
+
 def select(
     model: ModelSpec,
     adapter: str | None,

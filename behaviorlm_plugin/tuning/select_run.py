@@ -1,4 +1,5 @@
-"""Selection's I/O edge: score a pool from ``NAME_train_all`` with the stage-1 model, pick, write, register."""
+"""Selection's I/O edge: score a pool (``NAME_train_all``, or ``NAME_train_pool``) with the stage-1 model, pick,
+write, register."""
 
 from __future__ import annotations
 
@@ -83,7 +84,7 @@ def run_selection(
     _check_output(name, output_name, out_path)
     data = PreparedDataset(dataset_dir, name)
     anchor_tail = data.stats.anchor_tail
-    recs, metas = data.load("train_all")
+    recs, metas = data.load(args.pool)
     labels = [m["label"] for m in metas]
     scores = get_strategy(args.strategy).scores
     score = _score_fn(model, adapter, template, args, device, recs, metas, labels) if scores else None

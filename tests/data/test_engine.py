@@ -175,6 +175,9 @@ def _reference_draws(df: pd.DataFrame, args: PrepareArguments) -> dict[str, list
     chosen["val_balanced"], _ = balanced_subset(  # the same draw on val users, its own stream
         by["val"], enc.behavior, len(enc.behaviors), args.balanced_per_class, split_rng(args, 5)
     )
+    chosen["train_pool"], _ = balanced_subset(  # selection's pool: train users, pool_per_class each
+        by["train"], enc.behavior, len(enc.behaviors), args.pool_per_class, split_rng(args, 6)
+    )
     return {s: [(enc.users[enc.user[t]], enc.timestamp[t]) for t in c] for s, c in chosen.items()}
 
 

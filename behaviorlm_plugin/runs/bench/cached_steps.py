@@ -12,15 +12,17 @@ and registers any training data it writes in the bench's own ``dataset_info.json
 
 from __future__ import annotations
 
-from dataclasses import asdict, replace
+from dataclasses import replace
 from pathlib import Path
 
 from behaviorlm_plugin.eval.metrics import SUMMARY_KEYS
+from behaviorlm_plugin.extras.hashing import file_hash
 from behaviorlm_plugin.hparams.prior_correction_args import PriorCorrectionArguments
 from behaviorlm_plugin.hparams.selection_args import SelectionArguments
 from behaviorlm_plugin.runs import steps
 from behaviorlm_plugin.runs.bench.cache import Step
 from behaviorlm_plugin.runs.bench.context import BenchContext
+from behaviorlm_plugin.runs.steps import selection_record
 
 RUN_OWNED_PATHS = ("output_dir", "dataset_dir", "dataset", "adapter_name_or_path", "eval_dataset")
 """Arguments a train step's key leaves out: where things live, never what is trained."""
@@ -124,7 +126,9 @@ def select(ctx: BenchContext, model: Step | None, selection: SelectionArguments,
         )
         return {"n": report["picked_total"], "scored": report["scored_total"], "pool": report["pool_size"]}
 
-    spec = {**ctx.model_id, "data": ctx.fp, "model": model.key if model else None, "arguments": asdict(args)}
+    spec = {**ctx.model_id, "data": ctx.fp, "model": model.key if model else None, "arguments": selection_record(args)}
+    if args.pool != "train_all":
+        spec["pool_content"] = file_hash(ctx.data.path(args.pool))
     label = f"({args.strategy}, k={args.k}, from {'base' if model is None else model.key})"
     step = ctx.cache.run("select", spec, build, label)
     ctx.register(f"bench_{step.key}", step.dir / "data.jsonl", "alpaca")
