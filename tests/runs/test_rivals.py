@@ -93,3 +93,18 @@ def test_the_logistic_regression_sees_the_full_ft_subset_and_ranks_every_candida
     recs = read_jsonl(data.path("train_all"))
     idx = subset_index(len(recs), 120, 3)
     assert [recs[i] for i in idx] == read_jsonl(tmp_path / "sub.jsonl")
+
+
+def test_a_balanced_row_too_small_for_every_behavior_fails_before_any_step(tmp_path, tiny_model, small_data_dir):
+    import pytest
+    from test_bench import write_suite
+
+    from behaviorlm_plugin.runs.bench.runner import BenchError
+
+    rows = [VARIANTS[0], {"name": "tiny balanced", "kind": "balanced_ft", "group": "baseline", "train_samples": 3}]
+    path = write_suite(tmp_path, tiny_model, small_data_dir, variants=rows, seeds=[0], sweeps={},
+                       sasrec={"enabled": False}, prepare=small_synthetic_prepare(small_data_dir))  # fmt: skip
+    logs: list[str] = []
+    with pytest.raises(BenchError, match=r"cannot give each of the \d+ behaviors a sample"):
+        BenchRunner(load_suite(path), log=logs.append).run()
+    assert not any(": running" in line and "[bench] train" in line for line in logs)  # no training started

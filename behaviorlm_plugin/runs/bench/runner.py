@@ -42,7 +42,13 @@ from behaviorlm_plugin.runs.bench.parts import (
 from behaviorlm_plugin.runs.bench.report import write_outputs
 from behaviorlm_plugin.runs.bench.results import assemble_results
 from behaviorlm_plugin.runs.bench.sasrec_steps import run_sasrec_steps
-from behaviorlm_plugin.runs.bench.variants import Given, VariantKind, check_variant_kinds, get_variant_kind
+from behaviorlm_plugin.runs.bench.variants import (
+    Given,
+    VariantKind,
+    check_rows_against_data,
+    check_variant_kinds,
+    get_variant_kind,
+)
 
 BenchError = ConfigError
 """A bad suite file or a request the data cannot meet; the message names the key and the fix."""
@@ -184,7 +190,12 @@ class BenchRunner:
             [self.suite.recipe_path(stage) for stage in ("a_tuning", "b_tuning")],
         )
         ensure_prepared(self.suite.prepare, self.log)
-        return build_context(self.suite, self.cache, self.log)
+        ctx = build_context(self.suite, self.cache, self.log)
+        try:
+            check_rows_against_data(ctx, [v for v in self.suite.variants if self.only is None or v.name in self.only])
+        except ValueError as err:
+            raise BenchError(f"{self.suite.source or 'suite'}: {err}") from err
+        return ctx
 
     def run(self) -> dict:
         t0 = time.time()

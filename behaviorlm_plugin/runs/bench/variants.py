@@ -117,6 +117,18 @@ def check_variant_kinds(variants: list[VariantConfig]) -> None:
             raise ValueError(f"variant {v.name!r}: train_samples only applies to kinds {takers}")
 
 
+def check_rows_against_data(ctx: BenchContext, variants: list[VariantConfig]) -> None:
+    """What only the prepared data can tell, checked before any step: a class-balanced row needs at least one
+    sample per behavior."""
+    n_behaviors = len(ctx.data.stats.behavior_list)
+    for v in variants:
+        if v.kind == "balanced_ft" and isinstance(v.train_samples, int) and v.train_samples < n_behaviors:
+            raise ValueError(
+                f"variant {v.name!r}: balanced_ft with train_samples {v.train_samples} cannot give each of the "
+                f"{n_behaviors} behaviors a sample; give at least {n_behaviors} (or matched)"
+            )
+
+
 # ----------------------------------------------------------------------------- built-in kinds
 def _no_stage1(ctx, v, seed, given):
     return None
