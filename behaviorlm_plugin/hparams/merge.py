@@ -19,20 +19,6 @@ class MovedKeyWarning(FutureWarning):
     """A config key that moved: it still loads, into its new place; the message names the new key."""
 
 
-def move_key(raw: dict, old: str, new: str, prefix: str) -> None:
-    """``raw[old]`` into the dotted place ``new`` (relative to ``raw``), with a warning."""
-    value = raw.pop(old)
-    warnings.warn(
-        f"{prefix}{old}: this key moved to '{prefix}{new}'; it still loads, but write '{prefix}{new}'",
-        MovedKeyWarning,
-        stacklevel=2,
-    )
-    block = raw.get(head := new.partition(".")[0])
-    if "." in new and block is not None and not isinstance(block, dict):
-        raise ConfigError(f"{prefix}{head}: expected a mapping next to the moved key {old!r}, got {block!r}")
-    _set_path(raw, new, value)
-
-
 def _set_path(d: dict, dotted: str, value: Any) -> None:
     head, _, rest = dotted.partition(".")
     if not rest:

@@ -35,8 +35,8 @@ from behaviorlm_plugin.hparams.merge import (
     MovedKeyWarning,
     canonical_key,
     merge_sources,
-    move_key,
     moved_keys,
+    normalize_source,
     reissue,
     shorthand_fields,
 )
@@ -170,18 +170,13 @@ def build(cls: type[T], raw: Any, *, where: str, context: dict | None = None) ->
     ``__prebuild__(raw, prefix) -> raw`` to resolve its block before typing (e.g. variants that
     inherit the suite's defaults).
     """
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", MovedKeyWarning)
-        try:
-            built = _build(cls, raw, prefix="", context=context)
-        except ConfigError as err:
-            raise ConfigError(f"{where}: {err}") from err
-    for w in caught:  # re-issued with the file (or "arguments") that holds the key
-        if issubclass(w.category, MovedKeyWarning):
-            warnings.warn(f"{where}: {w.message}", MovedKeyWarning, stacklevel=2)
-        else:
-            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
-    return built
+    # Moved keys (at any depth) go to their new places first, warning with ``where``: one mechanism for a config
+    # file's sources (merge_sources, so this is a no-op there) and for a mapping built directly.
+    raw = normalize_source(cls, raw, where=where)
+    try:
+        return _build(cls, raw, prefix="", context=context)
+    except ConfigError as err:
+        raise ConfigError(f"{where}: {err}") from err
 
 
 def _build(cls: type[T], raw: Any, *, prefix: str, context: dict | None = None) -> T:
@@ -197,16 +192,8 @@ def _build(cls: type[T], raw: Any, *, prefix: str, context: dict | None = None) 
         raise ConfigError(f"{label}: expected a mapping of keys to values, got {type(raw).__name__} {raw!r:.80}")
     raw = dict(raw)
     renamed: dict[str, str] = getattr(cls, "RENAMED", {})
-    moved: dict[str, str] = getattr(cls, "MOVED", {})
     fields = {f.name: f for f in user_fields(cls)}
     hints = type_hints(cls)
-    for key in [k for k in raw if k in moved and k not in fields]:
-        head = moved[key].partition(".")[0]
-        sub = hints.get(head)
-        sub_short = getattr(sub, "SHORTHAND", None) if is_dataclass_type(sub) else None
-        if sub_short and head in raw and not isinstance(raw[head], dict):
-            raw[head] = {sub_short: raw[head]}
-        move_key(raw, key, moved[key], prefix)
     for key in list(raw):
         if key in renamed and key not in fields:
             raise ConfigError(f"{prefix}{key}: this key was renamed; use '{renamed[key]}' instead")
