@@ -22,6 +22,7 @@ import os
 import shutil
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -86,19 +87,13 @@ def main() -> None:
 
     from behaviorlm_plugin.data.prepare import ensure_prepared
     from behaviorlm_plugin.runs import steps
-    from behaviorlm_plugin.runs.pipeline import load_pipeline
+    from behaviorlm_plugin.runs.pipeline import PipelineRunner, load_pipeline
 
     pipe = load_pipeline(ROOT / "yaml_recipes" / "smollm2-135m-cpu" / "pipeline.yaml")
     ensure_prepared(pipe.prepare)  # the quick-start's data (5-event history), prepared once
     work = Path(tempfile.mkdtemp(prefix="bench-frozen-reuse-"))
-    settings = steps.TrainSettings(
-        model=steps.ModelSpec(a.model, pipe.template),
-        recipes=pipe.recipes,
-        base_dir=pipe.base_dir,
-        overrides=pipe.overrides,
-        dataset_dir=pipe.dataset_dir,
-        eval_dataset=f"{pipe.name}_val",
-        lora_top_layers=a.top_layers,
+    settings = replace(  # the quick-start pipeline's own training settings, on this model and layer count
+        PipelineRunner(pipe).training, model=steps.ModelSpec(a.model, pipe.template), lora_top_layers=a.top_layers
     )
     cfg = steps.train_config(
         settings, "a_tuning", dataset=f"{pipe.name}_train_anchor", output_dir=str(work / "out"), seed=0

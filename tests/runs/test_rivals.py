@@ -29,9 +29,9 @@ def test_balanced_subset_draws_equal_counts_with_replacement_where_short(prepare
     n = 3 * len(labels) + 2
     info = steps.balanced_subset(data, tmp_path / "a.jsonl", split="train_all", n=n, seed=1)
     assert info["n"] == n and info["classes"] == len(labels)
-    assert info["classes_drawn_with_replacement"] == sum(c < 3 for c in labels.values()) + (
-        info["classes_drawn_with_replacement"] - sum(c < 3 for c in labels.values())
-    )  # at least the classes with fewer than 3 samples
+    # Every class short of its 3 (or 4) draws is drawn with replacement; none with 5 or more is.
+    short = info["classes_drawn_with_replacement"]
+    assert sum(c < 3 for c in labels.values()) <= short <= sum(c < 4 for c in labels.values())
     outputs = {r["output"] for r in read_jsonl(tmp_path / "a.jsonl")}
     assert outputs == set(labels)  # every behavior, the rarest included
     counts = Counter(r["output"] for r in read_jsonl(tmp_path / "a.jsonl"))

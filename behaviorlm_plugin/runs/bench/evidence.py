@@ -44,28 +44,31 @@ def bootstrap_table(results: dict, *, n_boot: int = 1000) -> dict:
     variants, ours = results.get("variants", {}), results.get("ours")
     if ours not in variants or "eval_samples" not in results:
         return {}
-    cats = results["categories"]
-    ours_seeds = variants[ours]["per_seed"].values()
     table = {}
-    for name, v in variants.items():
+    for name in variants:
         if name == ours:
             continue
-        row = {}
-        for col, want, metric in CI_COLUMNS:
-            split = _split_of(results, want)
-            a = [r["predictions"][split] for r in v["per_seed"].values() if split in r.get("predictions", {})]
-            b = [r["predictions"][split] for r in ours_seeds if split in r.get("predictions", {})]
-            if not split or not a or not b:
-                continue
-            samples = results["eval_samples"][split]
-            # Users and seeds resampled (windows cluster by user); results from before users were recorded:
-            # windows.
-            res = paired_bootstrap(
-                samples["labels"], a, b, cats, metric, n_boot=n_boot, groups=samples.get("users"), resample_seeds=True
-            )
-            row[col] = {**res, "verdict": ci_verdict(res)}
-        table[name] = row
+        cells = {col: bootstrap_cell(results, name, col, n_boot=n_boot) for col, _, _ in CI_COLUMNS}
+        table[name] = {col: cell for col, cell in cells.items() if cell is not None}
     return table
+
+
+def bootstrap_cell(results: dict, name: str, col: str, *, n_boot: int = 1000) -> dict | None:
+    """Row ``name`` minus ``ours`` on one report column (:data:`CI_COLUMNS`), or None when its split is missing."""
+    want, metric = next((w, m) for c, w, m in CI_COLUMNS if c == col)
+    variants, split = results["variants"], _split_of(results, want)
+    a = [r["predictions"][split] for r in variants[name]["per_seed"].values() if split in r.get("predictions", {})]
+    b = [r["predictions"][split] for r in variants[results["ours"]]["per_seed"].values()
+         if split in r.get("predictions", {})]  # fmt: skip
+    if not split or not a or not b:
+        return None
+    samples = results["eval_samples"][split]
+    # Users and seeds resampled (windows cluster by user); results from before users were recorded: windows.
+    res = paired_bootstrap(
+        samples["labels"], a, b, results["categories"], metric, n_boot=n_boot, groups=samples.get("users"),
+        resample_seeds=True,
+    )  # fmt: skip
+    return {**res, "verdict": ci_verdict(res)}
 
 
 def oracle_best_point(results: dict) -> dict | None:
@@ -117,7 +120,7 @@ def primary_table(results: dict, *, n_boot: int = 1000) -> dict:
         if p["measure"] == "tail_at_matched_head":
             res = matched_head_delta(results, p["row"], val=p["val"], n_boot=n_boot)
         else:
-            res = (bootstrap_table(results, n_boot=n_boot).get(p["row"]) or {}).get("Acc_avg")
+            res = bootstrap_cell(results, p["row"], "Acc_avg", n_boot=n_boot) if "eval_samples" in results else None
         rows[key] = res or {"delta": None, "ci95": None, "p": None, "note": "no curve or split for it"}
     adjusted = holm({k: r.get("p") for k, r in rows.items()})
     for k, r in rows.items():
