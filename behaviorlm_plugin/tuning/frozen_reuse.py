@@ -25,7 +25,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
-import shutil
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -277,7 +276,3 @@ def frozen_reuse_callback(cfg: dict, cache_dir: str | Path, max_gb: float, log=p
                 log(f"[frozen-reuse] served {reuse.served} samples from the cache; {reuse.cache.stats}")
 
     return ReuseFrozenLayers()
-
-
-def clear_cache(cache_dir: str | Path) -> None:
-    shutil.rmtree(cache_dir, ignore_errors=True)
