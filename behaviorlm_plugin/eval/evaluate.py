@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -142,21 +143,54 @@ def evaluate_with_zero_shot(
     zero_shot_dir: Path,
 ) -> tuple[dict[str, dict], dict[str, dict]]:
     """:func:`evaluate_splits` of the tuned model into ``out_dir`` and of its base model (zero-shot) into
-    ``zero_shot_dir``, on the same samples. Where the adapter leaves the lower layers alone, both come from one
-    pass that runs those layers once (:mod:`behaviorlm_plugin.model.twin`); otherwise from two."""
+    ``zero_shot_dir``, on the same samples, in one pass where the adapter allows it (:func:`evaluate_together`)."""
+    tuned, base = evaluate_together(
+        model=model,
+        adapters=[adapter],
+        template=template,
+        data=data,
+        evaluation=evaluation,
+        out_dirs=[Path(out_dir)],
+        zero_shot_dir=Path(zero_shot_dir),
+    )
+    return tuned[0], base
+
+
+def evaluate_together(
+    *,
+    model: str,
+    adapters: Sequence[str],
+    template: str | None,
+    data: PreparedDataset,
+    evaluation: EvaluationArguments,
+    out_dirs: Sequence[Path],
+    zero_shot_dir: Path | None = None,
+) -> tuple[list[dict[str, dict]], dict[str, dict] | None]:
+    """:func:`evaluate_splits` of each adapter into its ``out_dirs`` entry and, with ``zero_shot_dir``, of the
+    base model too, on the same samples. Where every adapter leaves the lower layers alone, all of them come
+    from one pass that runs those layers once (:mod:`behaviorlm_plugin.model.twin`); otherwise each model is
+    scored on its own. Returns each adapter's metrics by split, then the base model's (or ``None``)."""
     from behaviorlm_plugin.model.twin import twin_scorer  # deferred: torch (evaluate --preds needs none)
 
+    if len(adapters) != len(out_dirs) or not adapters:
+        raise ValueError(f"{len(adapters)} adapters but {len(out_dirs)} output folders; give one folder per adapter")
     twin = None
+    with_base = zero_shot_dir is not None  # otherwise the pass skips the base model's own top layers
     if rank_and_world()[1] == 1:
-        twin = twin_scorer(model, adapter, batch_size=evaluation.batch_size, template=resolve_template(model, template))
+        names = [f"tuned_{k}" for k in range(len(adapters))] if len(adapters) > 1 else None
+        twin = twin_scorer(
+            model, list(adapters), names, with_base=with_base, batch_size=evaluation.batch_size,
+            template=resolve_template(model, template),
+        )  # fmt: skip
     if twin is not None:
-        tuned, base = _Job(model, adapter, template, data, evaluation).run(twin, [Path(out_dir), Path(zero_shot_dir)])
-        return tuned, base
+        dirs = [Path(d) for d in out_dirs] + ([Path(zero_shot_dir)] if with_base else [])
+        models = [*adapters, None] if with_base else list(adapters)
+        results = _Job(model, adapters[0], template, data, evaluation).run(twin, dirs, models)
+        return (results[:-1], results[-1]) if with_base else (results, None)
     common = {"model": model, "template": template, "data": data, "evaluation": evaluation}
-    return (
-        evaluate_splits(adapter=adapter, out_dir=out_dir, **common),
-        evaluate_splits(adapter=None, out_dir=zero_shot_dir, **common),
-    )
+    tuned = [evaluate_splits(adapter=a, out_dir=d, **common) for a, d in zip(adapters, out_dirs, strict=True)]
+    base = None if zero_shot_dir is None else evaluate_splits(adapter=None, out_dir=zero_shot_dir, **common)
+    return tuned, base
 
 
 @dataclass(frozen=True)
@@ -184,16 +218,19 @@ class _Job:
             seed=self.evaluation.seed,
         )
 
-    def run(self, scorer: CandidateScorer | None, dirs: list[Path]) -> list[dict[str, dict]]:
+    def run(
+        self, scorer: CandidateScorer | None, dirs: list[Path], adapters: list[str | None] | None = None
+    ) -> list[dict[str, dict]]:
         """Each split scored once (by ``scorer``, or a fresh one per split when ``None``); variant ``v`` of the
-        scorer is written and evaluated into ``dirs[v]``."""
+        scorer (whose adapter is ``adapters[v]``, for the run record) is written and evaluated into ``dirs[v]``."""
         ev = self.evaluation
+        adapters = adapters if adapters is not None else [self.adapter]
         results: list[dict] = [{} for _ in dirs]
         val_rows: list[list[dict] | None] = [None for _ in dirs]  # each variant's val rows, for the rule's auto
         choose_on = ev.prior_correction.choose_on
         for split in sorted(ev.splits, key=lambda s: s != choose_on):
             outs = [d / split / "preds.jsonl" for d in dirs]
-            predict(self.args(split, outs[0]), scorer=scorer, base_out=outs[1] if len(outs) > 1 else None)
+            predict(self.args(split, outs[0]), scorer=scorer, others=list(zip(outs[1:], adapters[1:], strict=True)))
             for v, (d, out, res) in enumerate(zip(dirs, outs, results, strict=True)):
                 if split == choose_on:
                     val_rows[v] = read_jsonl(out)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -48,21 +49,26 @@ def load_scorer(args: PredictArguments, *, show_progress: bool = True) -> Candid
 
 
 def predict(
-    args: PredictArguments, *, scorer: CandidateScorer | None = None, base_out: str | Path | None = None
+    args: PredictArguments,
+    *,
+    scorer: CandidateScorer | None = None,
+    others: Sequence[tuple[str | Path, str | None]] = (),
 ) -> list[dict] | None:
     """Write ``args.out``; returns the rows (on rank 0; ``None`` on other ranks).
 
     ``scorer`` reuses a loaded scorer (one process). A :class:`~behaviorlm_plugin.model.twin.TwinModel` scorer
-    also scores the base model in the same pass; its rows go to ``base_out``.
+    scores several models in the same pass: ``args.out`` gets its first variant's rows, and ``others`` gives,
+    for each further variant in order, where its rows go and its adapter (for the run record; ``None`` for the
+    base model).
     """
     recs, metas = load_split(args.data, args.max_samples, args.max_per_class, args.seed)
     rank, world = rank_and_world()
     if scorer is not None:
         if world > 1 or args.method != "score":
             raise ValueError("a shared scorer serves one process and method=score only")
-        outs = [Path(args.out)] + ([Path(base_out)] if base_out is not None else [])
+        outs = [(Path(args.out), args.adapter)] + [(Path(o), a) for o, a in others]
         if len(outs) != len(scorer.variants):
-            raise ValueError(f"a scorer of variants {scorer.variants} needs base_out exactly when it has two")
+            raise ValueError(f"a scorer of variants {scorer.variants} needs {len(scorer.variants) - 1} other outputs")
         return _predict_variants(scorer, args, recs, metas, outs)
     if world > 1:
         import torch
@@ -131,8 +137,9 @@ def _score_rows(preds, metas: list[dict]) -> list[dict]:
     return rows
 
 
-def _predict_variants(scorer, args: PredictArguments, recs, metas, outs: list[Path]) -> list[dict]:
-    """One pass of ``scorer`` over the split; variant ``v``'s rows go to ``outs[v]``; returns the first's."""
+def _predict_variants(scorer, args: PredictArguments, recs, metas, outs: list[tuple[Path, str | None]]):
+    """One pass of ``scorer`` over the split; variant ``v``'s rows go to ``outs[v]`` (path, adapter); returns the
+    first's."""
     t0 = time.perf_counter()
     prompts = [(r.get("system"), r["instruction"]) for r in recs]
     per_variant = scorer.predict_variants(
@@ -141,13 +148,13 @@ def _predict_variants(scorer, args: PredictArguments, recs, metas, outs: list[Pa
     )  # fmt: skip
     seconds = time.perf_counter() - t0
     first = None
-    for v, (out, preds) in enumerate(zip(outs, per_variant, strict=True)):
+    for (out, adapter), preds in zip(outs, per_variant, strict=True):
         rows = _under_rule(_score_rows(preds, metas), args)
-        atomic_write_jsonl(out, rows)
-        # The base variant is the model without the adapter; both share the pass's time.
-        info_args = replace(args, out=str(out), adapter=args.adapter if v == 0 else None)
-        _write_run_info(out, info_args, len(rows), seconds, 1, shared=getattr(scorer.model, "split", None))
         first = rows if first is None else first
+        atomic_write_jsonl(out, rows)
+        info_args = replace(args, out=str(out), adapter=adapter)
+        shared = getattr(scorer.model, "split", None)
+        _write_run_info(out, info_args, len(rows), seconds, 1, shared=shared, models=len(outs))
     return first
 
 
@@ -162,7 +169,7 @@ def _under_rule(rows: list[dict], args: PredictArguments) -> list[dict]:
 
 
 def _write_run_info(
-    out: Path, args: PredictArguments, n: int, seconds: float, world: int, shared: int | None = None
+    out: Path, args: PredictArguments, n: int, seconds: float, world: int, shared: int | None = None, models: int = 1
 ) -> None:
     info = {
         "samples": n,
@@ -171,6 +178,6 @@ def _write_run_info(
         "processes": world,
         "arguments": asdict(args),
     }
-    if shared is not None:  # a TwinModel pass: both models' rows, one time
-        info["shared_pass"] = {"layers_run_once": shared, "seconds_are_for_both_models": True}
+    if shared is not None:  # a TwinModel pass: every model's rows, one time
+        info["shared_pass"] = {"layers_run_once": shared, "models": models, "seconds_are_for_all_models": True}
     atomic_write_json(out.with_name(out.name.removesuffix(".jsonl") + ".run.json"), info)

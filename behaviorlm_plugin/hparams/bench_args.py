@@ -260,6 +260,13 @@ class SuiteConfig:
     frozen_reuse: FrozenReuseArguments = field(
         default_factory=FrozenReuseArguments, metadata={"help": "Reuse of the frozen layers' output in training."}
     )
+    score_together: int = field(
+        default=8,
+        metadata={
+            "help": "Trained models one evaluation pass scores together, sharing the layers their adapters leave "
+            "alone (model/twin.py): a part scores its models at once. The same scores either way; 1: each alone."
+        },
+    )
     primary: list[PrimaryComparison] = field(
         default_factory=list,
         metadata={"help": "Pre-registered comparisons, Holm-corrected together; every other row is exploratory."},
@@ -293,6 +300,8 @@ class SuiteConfig:
 
     def __post_init__(self) -> None:
         check_lora_top_layers(self.lora_top_layers)
+        if self.score_together < 1:
+            raise ValueError(f"score_together must be >= 1 (1: each model scored alone), got {self.score_together}")
         for stage in ("a_tuning", "b_tuning"):
             if not self.recipe_path(stage).is_file():
                 raise ValueError(f"recipes.{stage}: {self.recipe_path(stage)} not found")

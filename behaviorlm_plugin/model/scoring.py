@@ -323,12 +323,13 @@ class CandidateScorer:
             past_key_values=cache,
             use_cache=False,
         ).logits
-        # log p(token | node) = logit - logsumexp(node): gather the few (node, token) pairs needed on the
-        # device instead of copying a [batch, nodes, vocab] log-softmax to the host.
+        # log p(token | node) = logit - logsumexp(node): one logsumexp per node (candidates sharing a prefix share
+        # its node), then a gather of the few (node, token) pairs needed, on the device, with no [pairs, vocab] copy.
         row, node, tok, cand = continuation_index(batch, tries)
         n_var, n_cands = len(self.variants), sum(len(c) for _, c in batch)
         row, node, tok = _stacked(row, b, n_var).to(dev), node.repeat(n_var).to(dev), tok.repeat(n_var).to(dev)
-        picked = logits[row, node, tok].float() - torch.logsumexp(logits[row, node].float(), dim=-1)
+        lse = torch.logsumexp(logits.float(), dim=-1)
+        picked = logits[row, node, tok].float() - lse[row, node]
         out = torch.zeros(n_var * n_cands, dtype=torch.float64, device=dev)
         return out.index_add_(0, _stacked(cand, n_cands, n_var).to(dev), picked.double())
 

@@ -19,7 +19,12 @@ import numpy as np
 from behaviorlm_plugin.data.aux_data import build_atuning_mix
 from behaviorlm_plugin.data.dataset import PreparedDataset
 from behaviorlm_plugin.data.loaders import check_format_name
-from behaviorlm_plugin.eval.evaluate import evaluate_predictions, evaluate_splits, evaluate_with_zero_shot
+from behaviorlm_plugin.eval.evaluate import (
+    evaluate_predictions,
+    evaluate_splits,
+    evaluate_together,
+    evaluate_with_zero_shot,
+)
 from behaviorlm_plugin.eval.metrics import SUMMARY_KEYS
 from behaviorlm_plugin.eval.reference import reference_rows as context_rule_rows
 from behaviorlm_plugin.extras.constants import AUX_SPLIT
@@ -245,6 +250,28 @@ def evaluate(
     if zero_shot_dir is not None and adapter is not None:
         return evaluate_with_zero_shot(adapter=adapter, out_dir=out_dir, zero_shot_dir=zero_shot_dir, **common)
     return evaluate_splits(adapter=adapter, out_dir=out_dir, **common), None
+
+
+def evaluate_many(
+    model: ModelSpec,
+    adapters: list[str],
+    data: PreparedDataset,
+    evaluation: EvaluationArguments,
+    out_dirs: list[Path],
+    *,
+    zero_shot_dir: Path | None = None,
+) -> tuple[list[dict[str, dict]], dict[str, dict] | None]:
+    """:func:`evaluate` of several adapters on the same samples (and the base model with ``zero_shot_dir``), in
+    one pass over the layers they all leave alone where they allow it: the same scores as one by one."""
+    return evaluate_together(
+        model=model.model_name_or_path,
+        adapters=adapters,
+        template=model.template,
+        data=data,
+        evaluation=evaluation,
+        out_dirs=out_dirs,
+        zero_shot_dir=zero_shot_dir,
+    )
 
 
 def summary(m: dict) -> dict:

@@ -19,13 +19,13 @@ CAND_LISTS = [["Watching video", "Watching video clip", "Cooking", "Go"], ["Go",
 KW = {"batch_size": 3, "device": "cpu", "show_progress": False}
 
 
-def _adapter(tiny_model, path, **lora):
+def _adapter(tiny_model, path, seed=1, **lora):
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
 
     base = AutoModelForCausalLM.from_pretrained(tiny_model, dtype=torch.float32)
     peft_model = get_peft_model(base, LoraConfig(r=4, lora_alpha=8, **lora))
-    torch.manual_seed(1)
+    torch.manual_seed(seed)
     with torch.no_grad():
         for name, param in peft_model.named_parameters():
             if "lora_B" in name:
@@ -55,6 +55,68 @@ def test_each_variant_scores_as_its_own_model(tiny_model, tmp_path, merge):
     p_tuned, p_base = twin.predict_variants(PROMPTS, CAND_LISTS, labels=labels, ids=list("abc"))
     assert [p.label for p in p_base] == [c[int(np.argmax(s))] for c, s in zip(CAND_LISTS, alone_base, strict=True)]
     assert [p.label for p in twin.predict(PROMPTS, CAND_LISTS)] == [p.label for p in p_tuned]
+
+
+def test_several_adapters_in_one_pass_score_as_each_alone(tiny_model, tmp_path):
+    """A part's models in one pass over the shared layers: each branch gives its own model's scores."""
+    lora = {"target_modules": ["q_proj", "v_proj", "down_proj"], "layers_to_transform": [1]}
+    adapters = [_adapter(tiny_model, tmp_path / f"a{k}", seed=k, **lora) for k in range(3)]
+    twin = twin_scorer(tiny_model, adapters, names=["x", "y", "z"], **KW)
+    assert twin is not None and twin.variants == ("x", "y", "z", "base")
+    scored = twin.score_variants(PROMPTS, CAND_LISTS)
+    alone = [
+        CandidateScorer.from_pretrained(tiny_model, a, merge_adapter="never", **KW).score(PROMPTS, CAND_LISTS)
+        for a in adapters
+    ]
+    alone.append(CandidateScorer.from_pretrained(tiny_model, **KW).score(PROMPTS, CAND_LISTS))
+    for got, want in zip(scored, alone, strict=True):
+        for g, w in zip(got, want, strict=True):
+            np.testing.assert_allclose(g, w, atol=1e-4, rtol=0)
+    for k in range(2):  # the branches really differ: each reads its own adapter
+        assert max(np.abs(a - b).max() for a, b in zip(scored[k], scored[k + 1], strict=True)) > 1e-3
+    with pytest.raises(ValueError, match="distinct names"):
+        twin_scorer(tiny_model, adapters, names=["x", "x", "z"], **KW)
+    # Without the base model's rows the pass skips its top layers: the tuned models' scores do not change.
+    lean = twin_scorer(tiny_model, adapters, names=["x", "y", "z"], with_base=False, **KW)
+    assert lean.variants == ("x", "y", "z")
+    for got, want in zip(lean.score_variants(PROMPTS, CAND_LISTS), scored[:3], strict=True):
+        for g, w in zip(got, want, strict=True):
+            np.testing.assert_allclose(g, w, atol=1e-6, rtol=0)
+
+
+def test_branches_from_different_layers_match_their_own_models():
+    """A branch whose lower tuned layers equal the base's (an adapter that starts higher than the shared split)
+    still gives exactly its own model: every branch row equals a whole model with those top layers."""
+    import copy
+
+    base = _qwen_mixed()
+    branches = [_copy_top(base, 1), _copy_top(base, 1)]
+    torch.manual_seed(3)
+    with torch.no_grad():
+        for layer in branches[0]:  # adapter 0: layers 1..3
+            for param in layer.parameters():
+                param.add_(0.05 * torch.randn_like(param))
+        for param in branches[1][1].parameters():  # adapter 1: layer 2 only
+            param.add_(0.05 * torch.randn_like(param))
+    twin = TwinModel(base, branches, 1).eval()
+    assert twin.variants == ("tuned_0", "tuned_1", "base")
+    ids = torch.randint(2, 50, (2, 12))
+    att = torch.ones_like(ids)
+    att[1, :3] = 0
+    pos = (att.cumsum(-1) - 1).clamp(min=0)
+    with torch.no_grad():
+        out = twin(input_ids=ids, attention_mask=att, position_ids=pos, logits_to_keep=0).logits
+        for k, branch in enumerate(branches):
+            whole = copy.deepcopy(base)
+            whole.model.layers = torch.nn.ModuleList([*list(whole.model.layers)[:1], *copy.deepcopy(list(branch))])
+            want = whole(input_ids=ids, attention_mask=att, position_ids=pos).logits
+            torch.testing.assert_close(out[2 * k : 2 * k + 2], want, rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(out[4:], base(input_ids=ids, attention_mask=att, position_ids=pos).logits)
+        assert (out[0:2] - out[2:4]).abs().max() > 1e-3
+        # Without the base's rows: stand-ins replace its top layers (sliding and full masks alike), then go.
+        lean = TwinModel(base, branches, 1, with_base=False).eval()
+        torch.testing.assert_close(lean(input_ids=ids, attention_mask=att, position_ids=pos).logits, out[:4])
+        assert all(type(layer).__name__ != "_Recorder" for layer in base.model.layers)
 
 
 @pytest.mark.parametrize(

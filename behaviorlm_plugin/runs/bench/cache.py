@@ -52,24 +52,50 @@ class StepCache:
         self.log = log
         self.ran: list[Step] = []
 
+    def key(self, kind: str, spec: dict) -> str:
+        return digest({"kind": kind, "cache_version": CACHE_VERSION, **spec})
+
     def run(self, kind: str, spec: dict, fn: Callable[[Path], dict], label: str = "") -> Step:
-        key = digest({"kind": kind, "cache_version": CACHE_VERSION, **spec})
-        final = self.root / kind / key
-        final.parent.mkdir(parents=True, exist_ok=True)
+        return self.run_together(kind, [spec], lambda todo: [fn(todo[0][1])], [label])[0]
+
+    def run_together(
+        self, kind: str, specs: list[dict], fn: Callable[[list[tuple[int, Path]]], list[dict]], labels: list[str]
+    ) -> list[Step]:
+        """:meth:`run` for several steps of one kind that are cheaper built together (a part's evaluations in one
+        pass): ``fn`` gets ``(index in specs, folder)`` of each step not yet cached, once per key, and returns
+        their infos in that order. Each step is still its own entry, under its own key and lock, exactly as
+        :meth:`run` would make it."""
+        keys = [self.key(kind, spec) for spec in specs]
         locks = self.root / LOCKS_DIR  # beside the entries, not among them: a kind's folder holds only steps
         locks.mkdir(parents=True, exist_ok=True)
-        lock = FileLock(str(locks / f"{kind}-{key}.lock"))
+        (self.root / kind).mkdir(parents=True, exist_ok=True)
+        held = []
         try:
-            lock.acquire(timeout=0)
-        except Timeout:
-            self.log(f"[bench] {kind} {key} {label}: another process is running this step; waiting for it")
-            lock.acquire()
-        try:
-            step = self._cached(kind, key, final, label) or self._build(kind, key, spec, fn, final, label)
+            for key in sorted(set(keys)):  # one order for every process: two runs never wait on each other
+                lock = FileLock(str(locks / f"{kind}-{key}.lock"))
+                try:
+                    lock.acquire(timeout=0)
+                except Timeout:
+                    self.log(f"[bench] {kind} {key}: another process is running this step; waiting for it")
+                    lock.acquire()
+                held.append(lock)
+            found = {k: self._cached(kind, k, self.root / kind / k, lb) for k, lb in zip(keys, labels, strict=True)}
+            todo = list(dict.fromkeys(k for k in keys if found[k] is None))
+            if todo:
+                at = {k: keys.index(k) for k in todo}
+                where = [at[k] for k in todo]
+
+                def build(outs: list[Path]) -> list[dict]:
+                    return fn(list(zip(where, outs, strict=True)))
+
+                built = self._build(kind, todo, [specs[i] for i in where], build, [labels[i] for i in where])
+                found.update(zip(todo, built, strict=True))
         finally:
-            lock.release()
-        self.ran.append(step)
-        return step
+            for lock in held:
+                lock.release()
+        steps = [found[k] for k in keys]
+        self.ran.extend(steps)
+        return steps
 
     def _cached(self, kind: str, key: str, final: Path, label: str) -> Step | None:
         marker = final / "step.json"
@@ -79,29 +105,42 @@ class StepCache:
         self.log(f"[bench] {kind} {key} {label}: cached ({rec['seconds']:.1f} s saved)")
         return Step(kind, key, final, rec["info"], rec["seconds"], True)
 
-    def _build(self, kind: str, key: str, spec: dict, fn: Callable[[Path], dict], final: Path, label: str) -> Step:
-        tmp = final.parent / f"{key}.partial"
-        shutil.rmtree(tmp, ignore_errors=True)  # a killed run's leftovers: safe, this process holds the key's lock
-        tmp.mkdir(parents=True)
-        self.log(f"[bench] {kind} {key} {label}: running")
+    def _build(self, kind: str, keys: list[str], specs: list[dict], fn, labels: list[str]) -> list[Step]:
+        finals = [self.root / kind / key for key in keys]
+        tmps = [final.parent / f"{key}.partial" for key, final in zip(keys, finals, strict=True)]
+        for tmp in tmps:
+            shutil.rmtree(tmp, ignore_errors=True)  # a killed run's leftovers: safe, this process holds the lock
+            tmp.mkdir(parents=True)
+        for key, label in zip(keys, labels, strict=True):
+            self.log(f"[bench] {kind} {key} {label}: running{f' (with {len(keys) - 1} more)' if len(keys) > 1 else ''}")
         t0 = time.time()
         try:
-            info = fn(tmp)
-            seconds = round(time.time() - t0, 2)
+            infos = fn(tmps)
+            if len(infos) != len(keys):
+                raise RuntimeError(f"a {kind} step built {len(infos)} entries for {len(keys)} keys")
+            # A shared build's time is split evenly: what each entry saves when it is found cached.
+            seconds = round((time.time() - t0) / len(keys), 2)
             # step.json last: a partial entry (a kill, a full disk) never has the marker that makes it complete.
-            record = {"kind": kind, "key": key, "spec": spec, "info": info, "seconds": seconds}
-            atomic_write_json(tmp / "step.json", record)
+            for key, spec, info, tmp in zip(keys, specs, infos, tmps, strict=True):
+                record = {"kind": kind, "key": key, "spec": spec, "info": info, "seconds": seconds}
+                if len(keys) > 1:
+                    record["built_with"] = len(keys)
+                atomic_write_json(tmp / "step.json", record)
         except OSError as err:
             if not is_disk_full(err):
                 raise
-            written = sum(f.stat().st_size for f in tmp.rglob("*") if f.is_file())
-            shutil.rmtree(tmp, ignore_errors=True)  # this process holds the key's lock: no one else writes it
-            what = f"running the {kind} step {key} (it had written {written / 1e6:.1f} MB; it needs more than that)"
-            raise disk_full(tmp, None, what) from err
-        shutil.rmtree(final, ignore_errors=True)
-        tmp.rename(final)
-        self.log(f"[bench] {kind} {key} {label}: done in {seconds:.1f} s")
-        return Step(kind, key, final, info, seconds, False)
+            written = sum(f.stat().st_size for tmp in tmps for f in tmp.rglob("*") if f.is_file())
+            for tmp in tmps:
+                shutil.rmtree(tmp, ignore_errors=True)  # this process holds the keys' locks: no one else writes them
+            what = f"running the {kind} step {', '.join(keys)} (it had written {written / 1e6:.1f} MB; it needs more)"
+            raise disk_full(tmps[0], None, what) from err
+        steps = []
+        for key, info, tmp, final, label in zip(keys, infos, tmps, finals, labels, strict=True):
+            shutil.rmtree(final, ignore_errors=True)
+            tmp.rename(final)
+            self.log(f"[bench] {kind} {key} {label}: done in {seconds:.1f} s")
+            steps.append(Step(kind, key, final, info, seconds, False))
+        return steps
 
 
 ADDED_SPLITS = ("val_balanced", "train_pool")

@@ -135,13 +135,51 @@ def select(ctx: BenchContext, model: Step | None, selection: SelectionArguments,
     return step
 
 
+def _evaluation(ctx: BenchContext):
+    """The suite's evaluation at plain argmax: a row's prior correction re-ranks its plain scores."""
+    return replace(ctx.suite.evaluation, prior_correction=PriorCorrectionArguments(alpha=0.0))
+
+
+def _eval_spec(ctx: BenchContext, model: Step | None) -> dict:
+    ev = _evaluation(ctx)
+    return {**ctx.model_id, "data": ctx.fp, "model": model.key if model else None, "caps": ev.caps(), "seed": ev.seed}
+
+
+def _eval_info(metrics: dict[str, dict]) -> dict:
+    return {"metrics": {split: {k: m.get(k) for k in SUMMARY_KEYS} for split, m in metrics.items()}}
+
+
 def evaluate(ctx: BenchContext, model: Step | None) -> Step:
     """The plain scores (alpha 0) of every evaluation split; a row's prior correction re-ranks them."""
-    ev = replace(ctx.suite.evaluation, prior_correction=PriorCorrectionArguments(alpha=0.0))
 
     def build(out: Path) -> dict:
-        metrics, _ = steps.evaluate(ctx.model, str(model.dir) if model else None, ctx.data, ev, out)
-        return {"metrics": {split: {k: m.get(k) for k in SUMMARY_KEYS} for split, m in metrics.items()}}
+        metrics, _ = steps.evaluate(ctx.model, str(model.dir) if model else None, ctx.data, _evaluation(ctx), out)
+        return _eval_info(metrics)
 
-    spec = {**ctx.model_id, "data": ctx.fp, "model": model.key if model else None, "caps": ev.caps(), "seed": ev.seed}
-    return ctx.cache.run("eval", spec, build, f"({'base' if model is None else model.key})")
+    return ctx.cache.run("eval", _eval_spec(ctx, model), build, f"({'base' if model is None else model.key})")
+
+
+def evaluate_together(ctx: BenchContext, models: list[Step | None]) -> list[Step]:
+    """:func:`evaluate` of each of ``models`` (``None``: the base model), the ones not yet cached scored in one
+    pass over the layers their adapters leave alone (``model/twin.py``): each entry is the one :func:`evaluate`
+    would make, with the same key, so a later :func:`evaluate` finds it."""
+    models = list({None if m is None else m.key: m for m in models}.values())  # each model once
+
+    def build(todo: list[tuple[int, Path]]) -> list[dict]:
+        mine = [(models[i], out) for i, out in todo if models[i] is not None]
+        base_out = next((out for i, out in todo if models[i] is None), None)
+        if not mine:  # the base model alone
+            metrics, _ = steps.evaluate(ctx.model, None, ctx.data, _evaluation(ctx), base_out)
+            return [_eval_info(metrics)]
+        per_model, base = steps.evaluate_many(
+            ctx.model, [str(m.dir) for m, _ in mine], ctx.data, _evaluation(ctx), [o for _, o in mine],
+            zero_shot_dir=base_out,
+        )  # fmt: skip
+        infos = {m.key: _eval_info(metrics) for (m, _), metrics in zip(mine, per_model, strict=True)}
+        if base_out is not None:
+            infos[None] = _eval_info(base)
+        return [infos[None if models[i] is None else models[i].key] for i, _ in todo]
+
+    specs = [_eval_spec(ctx, m) for m in models]
+    labels = [f"({'base' if m is None else m.key})" for m in models]
+    return ctx.cache.run_together("eval", specs, build, labels)

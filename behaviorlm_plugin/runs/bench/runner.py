@@ -135,9 +135,16 @@ class BenchRunner:
         }
 
     def _trained_eval(self, kind: VariantKind, v: VariantConfig, seed: int, chain: list[Step]) -> tuple[Step, int]:
+        model, samples, trained = self._trained_model(kind, v, seed)
+        chain += trained
+        return cached_steps.evaluate(self._context(), model), samples
+
+    def _trained_model(self, kind: VariantKind, v: VariantConfig, seed: int) -> tuple[Step | None, int, list[Step]]:
+        """The model a trained row evaluates (``None``: the base model), its training-sample count and its steps."""
         ctx = self._context()
         model: Step | None = None
         samples = 0
+        chain: list[Step] = []
         matched = self.matched_samples(seed) if v.train_samples == "matched" else None
         stage1 = kind.stage1(ctx, v, seed, Given(matched=matched, learning_rates=dict(self.searched_lr)))
         if stage1 is not None:
@@ -151,18 +158,35 @@ class BenchRunner:
             model = cached_steps.train(ctx, "b_tuning", picked, model, seed, lr=self.searched_lr.get("b_tuning"))
             chain += [picked, model]
             samples += picked.info["n"]
-        return cached_steps.evaluate(ctx, model), samples
+        return model, samples, chain
+
+    def score_together(self, order: list[VariantConfig], seeds: list[int]) -> None:
+        """Train every LLM row of this run first, then score their models together, ``score_together`` at a time,
+        in passes that run the layers their adapters leave alone once (``cached_steps.evaluate_together``); the
+        rows then find their evaluations cached. The same entries, keys and scores as one by one."""
+        ctx = self._context()
+        models: dict[str | None, Step | None] = {}
+        for seed in seeds:
+            for v in (v for v in order if seed in self.suite.seeds_of(v)):
+                kind = get_variant_kind(v.kind)
+                if kind.evaluator is None and kind.scorer is None:
+                    model = self._trained_model(kind, v, seed)[0]
+                    models[None if model is None else model.key] = model
+        group = self.suite.score_together
+        todo = list(models.values())
+        for start in range(0, len(todo), group):
+            cached_steps.evaluate_together(ctx, todo[start : start + group])
 
     def matched_samples(self, seed: int) -> int:
         """How many samples ``ours`` trained on at ``seed`` (its two stages): from this run, else from an earlier
-        part's file, else by running ``ours`` now."""
+        part's file, else by training ``ours`` now."""
         ours = self.suite.ours
-        if seed not in self.results.get(ours, {}):
-            earlier = earlier_train_samples(self.suite, ours, seed)
-            if earlier is not None:
-                return earlier
-            self.results.setdefault(ours, {})[seed] = self.run_variant(self.suite.variant(ours), seed)
-        return self.results[ours][seed]["train_samples"]
+        if seed in self.results.get(ours, {}):
+            return self.results[ours][seed]["train_samples"]
+        earlier = earlier_train_samples(self.suite, ours, seed)
+        if earlier is not None:
+            return earlier
+        return self._trained_model(get_variant_kind("behaviorlm"), self.suite.variant(ours), seed)[1]
 
     def _variant_order(self) -> list[VariantConfig]:
         chosen = [v for v in self.suite.variants if self.only is None or v.name in self.only]
@@ -223,6 +247,8 @@ class BenchRunner:
             }
 
         seeds = self.part.seeds if self.part and self.part.seeds else self.suite.seeds
+        if self.suite.score_together > 1:
+            self.score_together(order, seeds)
         total = sum(len(set(self.suite.seeds_of(v)) & set(seeds)) for v in order)
         with tqdm(total=total, desc="bench", unit="run") as bar:
             for seed in seeds:
