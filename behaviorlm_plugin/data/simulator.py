@@ -57,6 +57,7 @@ __all__ = [
     "SimulatorConfig",
     "calibrated_bias",
     "simulate_events",
+    "simulate_places",
     "simulate_with_truth",
     "total_variation",
     "user_personas",
@@ -232,23 +233,36 @@ def simulate_with_truth(cfg: SimulatorConfig | None = None) -> tuple[pd.DataFram
     return _simulate(cfg or SimulatorConfig(), truth=True)
 
 
+def simulate_places(cfg: SimulatorConfig | None = None) -> pd.DataFrame:
+    """The events of :func:`simulate_events` without their behaviors: the same users, times and places
+    (user_id, timestamp, place), drawn from the same seed, so a rule can put its own behaviors on them
+    (the canary, ``data/canary.py``). The behavior walk is skipped, so no calibration runs."""
+    cfg = cfg or SimulatorConfig()
+    return _frame(cfg, _skeleton(cfg, np.random.default_rng(cfg.seed)))
+
+
+def _frame(cfg: SimulatorConfig, sk: _Skeleton) -> pd.DataFrame:
+    """The who/when/where columns of a skeleton (string columns as Categoricals, sorted by user then time)."""
+    width = max(5, len(str(cfg.num_users - 1)))
+    user_labels = np.array([f"u{i:0{width}d}" for i in range(cfg.num_users)])
+    timestamp = pd.Timestamp(cfg.start_date).to_datetime64() + sk.minutes.astype("timedelta64[m]")
+    return pd.DataFrame(
+        {
+            "user_id": pd.Categorical.from_codes(sk.user, categories=user_labels),
+            "timestamp": timestamp.astype("datetime64[ns]"),
+            "place": pd.Categorical.from_codes(sk.place, categories=list(PLACES)),
+        }
+    )
+
+
 def _simulate(cfg: SimulatorConfig, truth: bool) -> tuple[pd.DataFrame, np.ndarray | None]:
     bias = np.array(calibrated_bias(cfg.persona_weights, cfg.preference_noise, cfg.events_per_day), np.float32)
     rng = np.random.default_rng(cfg.seed)
     sk = _skeleton(cfg, rng)
     record = np.empty((len(sk.user), len(BEHAVIORS)), dtype=np.float32) if truth else None
     behavior, _ = _walk(sk, bias, rng, record)
-    width = max(5, len(str(cfg.num_users - 1)))
-    user_labels = np.array([f"u{i:0{width}d}" for i in range(cfg.num_users)])
-    timestamp = pd.Timestamp(cfg.start_date).to_datetime64() + sk.minutes.astype("timedelta64[m]")
-    df = pd.DataFrame(
-        {
-            "user_id": pd.Categorical.from_codes(sk.user, categories=user_labels),
-            "timestamp": timestamp.astype("datetime64[ns]"),
-            "place": pd.Categorical.from_codes(sk.place, categories=list(PLACES)),
-            "behavior": pd.Categorical.from_codes(behavior, categories=list(BEHAVIORS)),
-        }
-    )
+    df = _frame(cfg, sk)
+    df["behavior"] = pd.Categorical.from_codes(behavior, categories=list(BEHAVIORS))
     return df, record
 
 
