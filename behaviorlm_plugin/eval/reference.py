@@ -33,7 +33,9 @@ def reference_rows(data: PreparedDataset, split: str, ids: list) -> dict[str, li
     n_b, n_p = len(behaviors), len(train["places"])
     prior = np.bincount(train["label"], minlength=n_b).astype(float) + SMOOTHING
     table = np.zeros((24 * n_p, n_b))
-    np.add.at(table, (train["next_hour"] * n_p + train["next_place"], train["label"]), 1.0)
+    # int64 first: the features are int8 hours, and hour * places past 127 would wrap round to another cell
+    cell = train["next_hour"].astype(np.int64) * n_p + train["next_place"].astype(np.int64)
+    np.add.at(table, (cell, train["label"]), 1.0)
     metas = read_jsonl(data.path(split).with_suffix(".meta.jsonl"))
     index = {m["id"]: i for i, m in enumerate(metas)}
     missing = [i for i in ids if i not in index]
