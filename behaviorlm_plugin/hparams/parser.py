@@ -273,9 +273,10 @@ def add_flags(parser: argparse.ArgumentParser, cls: type, *, group_title: str | 
             "default": argparse.SUPPRESS,
             "metavar": name.split(".")[-1].upper(),
         }
-        if tp is bool:
-            kw.update(nargs="?", const="true", metavar="BOOL")
-        choices = get_args(tp) if get_origin(tp) is Literal else None
+        words = _bool_words(tp)
+        if words is not None:  # --synthetic alone is true; --synthetic canary gives the word
+            kw.update(nargs="?", const="true", metavar="|".join(("BOOL", *words)))
+        choices = get_args(tp) if get_origin(tp) is Literal else ("true", "false", *words) if words else None
         help_text = f.metadata.get("help", "") + (f" Choices: {', '.join(map(str, choices))}." if choices else "")
         group.add_argument(*names, help=help_text + _default_text(f), **kw)
     types_by_name = {name: tp for name, _, tp in flag_fields(cls)}
@@ -286,6 +287,18 @@ def add_flags(parser: argparse.ArgumentParser, cls: type, *, group_title: str | 
         names = [f"--{old}"] + ([f"--{old.replace('_', '-')}"] if "_" in old else [])
         extra: dict[str, Any] = {"nargs": "?", "const": "true"} if types_by_name.get(new) is bool else {}
         group.add_argument(*names, dest=f"cfg:{old}", default=argparse.SUPPRESS, help=argparse.SUPPRESS, **extra)
+
+
+def _bool_words(tp: Any) -> tuple[str, ...] | None:
+    """A flag that may stand alone (meaning true): ``()`` for ``bool``, the words for ``bool | Literal[words]``
+    (``bool | Literal["canary"]`` -> ``("canary",)``), None for any other type."""
+    if tp is bool:
+        return ()
+    options = get_args(tp) if get_origin(tp) in (Union, types.UnionType) else ()
+    rest = [o for o in options if o is not bool]
+    if bool not in options or not rest or any(get_origin(o) is not Literal for o in rest):
+        return None
+    return tuple(str(w) for o in rest for w in get_args(o))
 
 
 def flags_from_namespace(ns: argparse.Namespace) -> dict[str, Any]:
