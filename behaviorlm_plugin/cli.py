@@ -1,7 +1,7 @@
 """``behaviorlm`` command line: parse -> one call -> print.
 
 Subcommands:
-  prepare       events (or --synthetic) -> registered LLaMA-Factory datasets + stats.json
+  prepare       events (or --synthetic, or --synthetic canary) -> registered LLaMA-Factory datasets + stats.json
   simulate      write a synthetic event log (the embedded default) to a file
   register-aux  register your own ShareGPT/alpaca conversations as an aux dataset
   predict       --model M [--adapter A] --data SPLIT.jsonl --out preds.jsonl [--top-k K] [--method score|generate]
@@ -52,6 +52,12 @@ def _print_prepare_summary(stats: dict) -> None:
     )
     if "synthetic" in stats:
         print(f"  TV distance to the paper's table: {stats['synthetic']['tv_distance_to_paper']:.4f}")
+    if "canary" in stats:
+        rule = {"place": "place", "place_hour": "place, part of the day"}.get(stats["canary"]["rule"])
+        print(
+            f"  canary: behavior = f({rule}) over {stats['canary']['behaviors']} behaviors; "
+            "hour+place should be ~1.000, and so should a set-up that learns"
+        )
     print(
         f"  aux: {aux['kept']}/{aux['loaded']} kept (≤{aux['max_tokens']} tok), "
         f"{aux['used_in_mix']} in the A-Tuning mix (λ={aux['ratio']})"

@@ -11,7 +11,7 @@ from behaviorlm_plugin.data import aux_data
 from behaviorlm_plugin.data.samples import EncodedEvents, sorted_unique
 from behaviorlm_plugin.data.simulator import PAPER_BEHAVIOR_PROPORTIONS, total_variation
 from behaviorlm_plugin.data.windows import Windows, split_rng
-from behaviorlm_plugin.extras.constants import BEHAVIOR_SPLITS
+from behaviorlm_plugin.extras.constants import BEHAVIOR_SPLITS, SYNTHETIC_CANARY
 from behaviorlm_plugin.hparams.data_args import PrepareArguments
 
 
@@ -101,7 +101,9 @@ def build_stats(w: Windows, args: PrepareArguments, source_stats: dict, rows, au
         },
         "prompt_formats": list(args.format_list),
     }
-    if args.synthetic:
+    if args.synthetic == SYNTHETIC_CANARY:
+        stats["canary"] = {"rule": args.canary_rule, "behaviors": len(enc.behaviors)}
+    elif args.synthetic:
         stats["synthetic"] = _synthetic_stats(w)
     return stats
 

@@ -4,6 +4,8 @@ For every window ``prepare --synthetic`` writes, the simulator knows the exact d
 event was drawn from (persona, personal taste, context, previous behaviors, a pending parcel). No model
 can reach it (it sees the hidden persona and taste a model only glimpses through 20 events), so it is a
 ceiling, and its prior-corrected variants trace the head/tail frontier of the data (``docs/evaluation.md``).
+For the canary (``prepare --synthetic canary``, ``data/canary.py``) the distribution is one-hot on the rule's
+behavior: its oracle is right on every window (the rule *is* the data).
 
 Files: ``<split>.oracle.npz`` beside ``<split>.features.npz``, line-aligned with the split's ``.meta.jsonl``:
 ``ids`` (the meta ids), ``probs`` (float32 ``[n, n_behaviors]``) and ``behaviors`` (the column names, in the
@@ -24,9 +26,17 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from behaviorlm_plugin.data.canary import canary_with_truth
 from behaviorlm_plugin.data.samples import EncodedEvents, encode_events, frequency_categories, window_targets
 from behaviorlm_plugin.data.simulator import BEHAVIORS, SimulatorConfig, simulate_with_truth
-from behaviorlm_plugin.extras.constants import EVAL_SPLITS, HISTORY_LEN, SYNTHETIC_DAYS, SYNTHETIC_USERS
+from behaviorlm_plugin.extras.constants import (
+    EVAL_SPLITS,
+    HISTORY_LEN,
+    SYNTHETIC_CANARY,
+    SYNTHETIC_DAYS,
+    SYNTHETIC_USERS,
+)
+from behaviorlm_plugin.hparams.data_args import CanaryRule
 
 ORACLE_SUFFIX = ".oracle.npz"
 ORACLE_SPLITS = EVAL_SPLITS
@@ -45,13 +55,16 @@ def _event_keys(users: np.ndarray, timestamps: np.ndarray) -> pd.DataFrame:
     return frame
 
 
-def truth_for_events(enc: EncodedEvents, cfg: SimulatorConfig, events: np.ndarray) -> np.ndarray:
+def truth_for_events(
+    enc: EncodedEvents, cfg: SimulatorConfig, events: np.ndarray, canary_rule: CanaryRule | None = None
+) -> np.ndarray:
     """The true distribution of each event ``events`` (indices into ``enc``), columns in ``enc.behaviors`` order.
 
-    Re-runs the (deterministic) simulator with recording on and matches events by user, time and rank
-    within an instant; every matched event must carry the same behavior, or this raises.
+    Re-runs the (deterministic) simulator with recording on (or, with ``canary_rule``, the canary: one-hot on
+    the rule's behavior) and matches events by user, time and rank within an instant; every matched event
+    must carry the same behavior, or this raises.
     """
-    df, probs = simulate_with_truth(cfg)
+    df, probs = canary_with_truth(cfg, canary_rule) if canary_rule else simulate_with_truth(cfg)
     sim = _event_keys(df["user_id"].astype(str).to_numpy(), df["timestamp"].to_numpy())
     sim["row"] = np.arange(len(sim))
     mine = _event_keys(np.asarray(enc.users, dtype=object)[enc.user], enc.timestamp).iloc[events]
@@ -73,11 +86,13 @@ def truth_for_events(enc: EncodedEvents, cfg: SimulatorConfig, events: np.ndarra
 
 
 def write_oracle(base: Path, windows, rows: dict, args) -> None:
-    """``<split>.oracle.npz`` for every evaluation split of a synthetic dataset (the ``prepare`` hook)."""
+    """``<split>.oracle.npz`` for every evaluation split of a synthetic dataset (the ``prepare`` hook); a canary's
+    is one-hot on its rule's behavior."""
     cfg = SimulatorConfig(num_users=args.synthetic_users, num_days=args.synthetic_days, seed=args.seed)
     splits = [s for s in ORACLE_SPLITS if s in windows.chosen]
     events = np.concatenate([windows.chosen[s] for s in splits])
-    truth = truth_for_events(windows.enc, cfg, events)
+    rule = args.canary_rule if args.synthetic == SYNTHETIC_CANARY else None
+    truth = truth_for_events(windows.enc, cfg, events, canary_rule=rule)
     start = 0
     for split in splits:
         n = len(windows.chosen[split])

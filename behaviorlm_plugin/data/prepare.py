@@ -292,7 +292,8 @@ def _disk_full_cleans(staging: Path) -> Iterator[None]:
 
 
 NOT_DATA = ("overwrite", "engine", "engine_memory_limit", "engine_threads", "engine_temp_dir")  # speed, not data
-ADDED_LATER = {"split_by": "user", "time_split": "0.1,0.1", "pool_per_class": 200}  # older stats.json: defaults
+ADDED_LATER = {"split_by": "user", "time_split": "0.1,0.1", "pool_per_class": 200, "canary_rule": None}
+"""Arguments added after stats.json first recorded them, at their defaults: an older stats.json holds these."""
 
 
 def _comparable(arguments: dict) -> dict:

@@ -49,6 +49,11 @@ MEDIUM_THRESHOLD = 0.01
 HISTORY_LEN = 20
 SYNTHETIC_USERS = 2000
 SYNTHETIC_DAYS = 60
+SYNTHETIC_CANARY = "canary"
+"""``prepare --synthetic canary``: the simulator's users, times and places with behavior a fixed function of the
+event's place (or place and part of the day): the "can my set-up learn at all?" log (``data/canary.py``)."""
+CANARY_RULE = "place"
+"""The canary's rule when ``canary_rule`` is not given: behavior = f(place)."""
 TEMPLATE_AUTO = "auto"
 """``template: auto`` reads the default model's marker, else the tokenizer's own chat template."""
 

@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import ClassVar, Literal
+from typing import ClassVar, Literal, get_args
 
 from behaviorlm_plugin.extras.constants import (
     ANCHOR_THRESHOLD,
     AUX_RATIO,
+    CANARY_RULE,
     HEAD_THRESHOLD,
     HISTORY_LEN,
     MEDIUM_THRESHOLD,
+    SYNTHETIC_CANARY,
     SYNTHETIC_DAYS,
     SYNTHETIC_USERS,
     check_dataset_name,
@@ -28,6 +30,8 @@ AUX_MAX_TOKENS = 512
 MEMORY_RE = re.compile(r"^\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)$", re.IGNORECASE)
 DEFAULT_MEMORY_LIMIT = "2GB"
 DEFAULT_CHUNK_ROWS = 1_000_000
+CanaryRule = Literal["place", "place_hour"]
+"""The canary's rules (``data/canary.py`` holds their tables): behavior = f(place), or f(place, part of the day)."""
 
 
 def check_memory_limit(value: str) -> str:
@@ -86,7 +90,7 @@ class PrepareArguments:
     r"""Arguments of ``behaviorlm prepare``: raw events -> registered instruction datasets.
 
     Source (exactly one of ``events`` / ``synthetic``):
-        events, format, column_map, timestamp_format, synthetic, synthetic_users, synthetic_days
+        events, format, column_map, timestamp_format, synthetic, synthetic_users, synthetic_days, canary_rule
 
     Output:
         dataset_dir, name, overwrite
@@ -143,10 +147,24 @@ class PrepareArguments:
         default="grid",
         metadata={"help": "Foursquare place label: ~1 km grid cell, or venue id (leaks the category)."},
     )
-    synthetic: bool = field(default=False, metadata={"help": "Use the embedded synthetic long-tailed simulator."})
+    synthetic: bool | Literal["canary"] = field(
+        default=False,
+        metadata={
+            "help": "Use the embedded simulator: bare --synthetic (true) for the long-tailed behaviors; "
+            "--synthetic canary for the canary, the same users, times and places with behavior a fixed function "
+            "of the place (--canary-rule): a cheap 'can my set-up learn at all?' check (docs/simulator.md)."
+        },
+    )
     synthetic_users: int = field(default=SYNTHETIC_USERS, metadata={"help": "Simulated users (with --synthetic)."})
     synthetic_days: int = field(
         default=SYNTHETIC_DAYS, metadata={"help": "Simulated days (with --synthetic), as in the paper."}
+    )
+    canary_rule: CanaryRule | None = field(
+        default=None,
+        metadata={
+            "help": f"With --synthetic canary: behavior = f(next place) ('place', 7 behaviors) or f(next place, "
+            f"part of the day) ('place_hour', 16 behaviors, some rare). None: {CANARY_RULE}."
+        },
     )
     # --- output ---
     dataset_dir: str = field(default="data", metadata={"help": "LLaMA-Factory dataset_dir to write and register in."})
@@ -239,6 +257,18 @@ class PrepareArguments:
     def __post_init__(self) -> None:
         # ``format`` is checked against the loader registry where it is used (data.loaders.check_format_name):
         # prepare checks it first, runs in their preflight.
+        if self.synthetic not in (False, True, SYNTHETIC_CANARY):
+            raise ValueError(f"--synthetic must be true, false or {SYNTHETIC_CANARY}, got {self.synthetic!r}")
+        if self.canary_rule is not None and self.synthetic != SYNTHETIC_CANARY:
+            raise ValueError(
+                f"--canary_rule {self.canary_rule}: only read with --synthetic {SYNTHETIC_CANARY} (the canary log); "
+                f"add --synthetic {SYNTHETIC_CANARY} (in YAML: synthetic: {SYNTHETIC_CANARY}), or drop --canary_rule"
+            )
+        if self.canary_rule is not None and self.canary_rule not in get_args(CanaryRule):
+            rules = ", ".join(get_args(CanaryRule))
+            raise ValueError(f"--canary_rule must be one of {rules}, got {self.canary_rule!r}")
+        if self.synthetic == SYNTHETIC_CANARY and self.canary_rule is None:
+            self.canary_rule = CANARY_RULE
         if bool(self.events) == bool(self.synthetic):
             raise ValueError("give exactly one source: --events FILE or --synthetic")
         if self.history_len < 1:

@@ -58,8 +58,9 @@ def prepare_record(args: PrepareArguments) -> dict:
     """The prepare stage's fingerprinted arguments, in the flat shape runs recorded before the ``engine:`` block,
     so a run made before it is still up to date (the engine settings change speed, never the data)."""
     rec = asdict(args)
-    if rec.get("pool_per_class") == ADDED_LATER["pool_per_class"]:
-        del rec["pool_per_class"]  # added later: at its default it leaves the fingerprint as it was
+    for key in ("pool_per_class", "canary_rule"):
+        if rec.get(key) == ADDED_LATER[key]:
+            del rec[key]  # added later: at its default it leaves the fingerprint as it was
     engine = rec.pop("engine")
     rec.update({f"engine_{k}": engine[k] for k in ("memory_limit", "threads", "temp_dir")})
     return rec

@@ -35,12 +35,14 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
+from behaviorlm_plugin.data.canary import canary_events
 from behaviorlm_plugin.data.engine import EventTable, load_event_table, table_from_frame
 from behaviorlm_plugin.data.engine.read import ENGINE_FORMATS
 from behaviorlm_plugin.data.events import BehaviorDataError, EventStats, load_events
 from behaviorlm_plugin.data.loaders.app_usage import load_app_usage, load_app_usage_dir
 from behaviorlm_plugin.data.loaders.foursquare import load_foursquare_tsmc
 from behaviorlm_plugin.data.simulator import SimulatorConfig, simulate_events
+from behaviorlm_plugin.extras.constants import SYNTHETIC_CANARY
 
 if TYPE_CHECKING:
     from behaviorlm_plugin.hparams.data_args import PrepareArguments
@@ -190,12 +192,16 @@ def _format_for_path(path: Path) -> EventFormat:
 
 
 def _synthetic_source(args: PrepareArguments) -> tuple[pd.DataFrame, EventStats]:
-    """The embedded simulator's events, users with too few events dropped and counted."""
+    """The embedded simulator's events (or the canary's), users with too few events dropped and counted."""
     cfg = SimulatorConfig(num_users=args.synthetic_users, num_days=args.synthetic_days, seed=args.seed)
-    df = simulate_events(cfg)
+    size = f"users={cfg.num_users}, days={cfg.num_days}, seed={cfg.seed}"
+    if args.synthetic == SYNTHETIC_CANARY:
+        df, source = canary_events(cfg, args.canary_rule), f"canary(rule={args.canary_rule}, {size})"
+    else:
+        df, source = simulate_events(cfg), f"synthetic({size})"
     counts = df.groupby("user_id", observed=True).size()
     keep = counts[counts >= args.min_events_per_user].index
-    stats = EventStats(source=f"synthetic(users={cfg.num_users}, days={cfg.num_days}, seed={cfg.seed})")
+    stats = EventStats(source=source)
     stats.rows_in, stats.users_in = len(df), len(counts)
     stats.users_skipped_too_few_events = int((counts < args.min_events_per_user).sum())
     df = df[df["user_id"].isin(keep)].reset_index(drop=True)
@@ -219,7 +225,7 @@ def load_source(args: PrepareArguments) -> tuple[pd.DataFrame, dict]:
 def open_source(args: PrepareArguments, log=None) -> tuple[EventTable, dict]:
     """The validated, ordered events in the engine and the source's stats, for ``behaviorlm prepare``.
 
-    ``args.synthetic`` runs the simulator; otherwise ``args.format`` names the registered event
+    ``args.synthetic`` runs the simulator (or the canary); otherwise ``args.format`` names the registered event
     format, or ``auto`` picks the one claiming the suffix of ``args.events``.  A format's loader returns an
     :class:`EventTable` (the engine's readers) or, for small sources, a validated pandas frame.
     """

@@ -48,6 +48,8 @@ def config_fingerprint(suite: SuiteConfig) -> str:
         for stage in ("a_tuning", "b_tuning")
     }
     raw["prepare"] = {k: v for k, v in raw["prepare"].items() if k not in ("dataset_dir", "overwrite", "engine")}
+    if raw["prepare"]["canary_rule"] is None:  # added later (the canary): unset, it leaves the fingerprint as it was
+        del raw["prepare"]["canary_rule"]
     return digest(raw)
 
 
