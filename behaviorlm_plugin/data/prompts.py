@@ -26,6 +26,11 @@ from behaviorlm_plugin.data.samples import EncodedEvents, sorted_unique
 
 DAY_NAMES = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 BUILTIN_FORMATS = ("instruct1", "instruct2", "instruct3")
+"""The paper's three formats (the default ``prompt_formats``)."""
+SHIPPED_FORMATS = (*BUILTIN_FORMATS, "compact")
+"""Also shipped: ``compact``, the same facts with no wording around them ("History: Fri 12h school: Studying for
+course; … Candidates: …. Next: Sat 2h mall:"), for small models, which the paper's wording can hide the context
+from (docs/results/cpu-main/pilot/)."""
 # A format must show each of these, through the string or the structured variable.
 REQUIRED_VARIABLES = {
     "history": ("history", "events"),
@@ -122,8 +127,11 @@ def load_prompt_format_file(path: str, *, name: str | None = None, overwrite: bo
 
 def _ensure_builtins() -> None:
     if not _FORMATS:
-        for name in BUILTIN_FORMATS:
-            _add_format(name, _builtin_text(name).strip())
+        for name in SHIPPED_FORMATS:
+            text = _builtin_text(name).strip()
+            _add_format(name, text)
+            if "events" in jinja2.meta.find_undeclared_variables(_ENV.parse(text)):
+                _USES_EVENTS.add(name)
 
 
 def available_formats() -> tuple[str, ...]:

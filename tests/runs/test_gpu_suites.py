@@ -8,8 +8,9 @@ import yaml
 from small_configs import small_synthetic_prepare
 
 from behaviorlm_plugin.cli import main as cli_main
-from behaviorlm_plugin.runs.bench.parts import estimate_part, resolve_parts
+from behaviorlm_plugin.runs.bench.parts import resolve_parts
 from behaviorlm_plugin.runs.bench.runner import BenchError, load_suite
+from behaviorlm_plugin.runs.bench.time_model import estimate_part
 
 pytestmark = pytest.mark.usefixtures("fake_evaluation_plots")  # the suites' own plots and report stay real
 ROOT = Path(__file__).resolve().parents[2]

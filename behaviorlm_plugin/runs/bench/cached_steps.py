@@ -135,13 +135,15 @@ def select(ctx: BenchContext, model: Step | None, selection: SelectionArguments,
     return step
 
 
-def _evaluation(ctx: BenchContext):
-    """The suite's evaluation at plain argmax: a row's prior correction re-ranks its plain scores."""
-    return replace(ctx.suite.evaluation, prior_correction=PriorCorrectionArguments(alpha=0.0))
+def _evaluation(ctx: BenchContext, splits: tuple[str, ...] | None = None):
+    """The suite's evaluation at plain argmax (a row's prior correction re-ranks its plain scores); ``splits``: only
+    those of its splits (a learning-rate trial is read on one)."""
+    ev = replace(ctx.suite.evaluation, prior_correction=PriorCorrectionArguments(alpha=0.0))
+    return ev if splits is None else replace(ev, splits=[s for s in ev.splits if s in splits])
 
 
-def _eval_spec(ctx: BenchContext, model: Step | None) -> dict:
-    ev = _evaluation(ctx)
+def _eval_spec(ctx: BenchContext, model: Step | None, splits: tuple[str, ...] | None = None) -> dict:
+    ev = _evaluation(ctx, splits)
     return {**ctx.model_id, "data": ctx.fp, "model": model.key if model else None, "caps": ev.caps(), "seed": ev.seed}
 
 
@@ -159,20 +161,24 @@ def evaluate(ctx: BenchContext, model: Step | None) -> Step:
     return ctx.cache.run("eval", _eval_spec(ctx, model), build, f"({'base' if model is None else model.key})")
 
 
-def evaluate_together(ctx: BenchContext, models: list[Step | None]) -> list[Step]:
+def evaluate_together(
+    ctx: BenchContext, models: list[Step | None], splits: tuple[str, ...] | None = None
+) -> list[Step]:
     """:func:`evaluate` of each of ``models`` (``None``: the base model), the ones not yet cached scored in one
     pass over the layers their adapters leave alone (``model/twin.py``): each entry is the one :func:`evaluate`
-    would make, with the same key, so a later :func:`evaluate` finds it."""
-    models = list({None if m is None else m.key: m for m in models}.values())  # each model once
+    would make, with the same key, so a later :func:`evaluate` finds it. ``splits``: only those splits (an
+    entry of its own, which :func:`evaluate` does not read)."""
+    asked = [None if m is None else m.key for m in models]
+    models = list(dict(zip(asked, models, strict=True)).values())  # each model once
 
     def build(todo: list[tuple[int, Path]]) -> list[dict]:
         mine = [(models[i], out) for i, out in todo if models[i] is not None]
         base_out = next((out for i, out in todo if models[i] is None), None)
         if not mine:  # the base model alone
-            metrics, _ = steps.evaluate(ctx.model, None, ctx.data, _evaluation(ctx), base_out)
+            metrics, _ = steps.evaluate(ctx.model, None, ctx.data, _evaluation(ctx, splits), base_out)
             return [_eval_info(metrics)]
         per_model, base = steps.evaluate_many(
-            ctx.model, [str(m.dir) for m, _ in mine], ctx.data, _evaluation(ctx), [o for _, o in mine],
+            ctx.model, [str(m.dir) for m, _ in mine], ctx.data, _evaluation(ctx, splits), [o for _, o in mine],
             zero_shot_dir=base_out,
         )  # fmt: skip
         infos = {m.key: _eval_info(metrics) for (m, _), metrics in zip(mine, per_model, strict=True)}
@@ -180,6 +186,13 @@ def evaluate_together(ctx: BenchContext, models: list[Step | None]) -> list[Step
             infos[None] = _eval_info(base)
         return [infos[None if models[i] is None else models[i].key] for i, _ in todo]
 
-    specs = [_eval_spec(ctx, m) for m in models]
+    specs = [_eval_spec(ctx, m, splits) for m in models]
     labels = [f"({'base' if m is None else m.key})" for m in models]
-    return ctx.cache.run_together("eval", specs, build, labels)
+    done = dict(
+        zip(
+            [None if m is None else m.key for m in models],
+            ctx.cache.run_together("eval", specs, build, labels),
+            strict=True,
+        )
+    )
+    return [done[k] for k in asked]  # one per model asked for, in that order

@@ -36,6 +36,10 @@ class BenchContext:
     each sample, whom the bootstrap resamples): the bootstrap's input."""
     log: Callable[[str], None] = print
 
+    def data_seed(self, seed: int) -> int:
+        """The seed of a row's training-data draws at run seed ``seed`` (the suite's ``data_seed`` when set)."""
+        return seed if self.suite.data_seed is None else self.suite.data_seed
+
     @property
     def model_id(self) -> dict:
         return {"model": self.model.model_name_or_path, "template": self.model.template}

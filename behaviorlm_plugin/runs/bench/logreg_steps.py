@@ -35,4 +35,4 @@ def logreg_step(ctx: BenchContext, n: int, seed: int, config: LogRegConfig | Non
 
 def logreg_row(ctx: BenchContext, v: VariantConfig, seed: int, matched: int | None) -> Step:
     n = matched if v.train_samples == "matched" else int(v.train_samples)
-    return logreg_step(ctx, int(n), seed)
+    return logreg_step(ctx, int(n), ctx.data_seed(seed))

@@ -61,12 +61,21 @@ def _needs(ctx: BenchContext, only: list[str] | None) -> set[str]:
     return need
 
 
+def _trials(ctx: BenchContext, models: list[Step]) -> list[dict]:
+    """Each trial's model scored on the search's split only, the trials together (one pass over the layers they
+    leave alone, ``score_together`` at a time); the winner's other splits are scored with its row."""
+    cfg, group = ctx.suite.lr_search, ctx.suite.score_together
+    evals = []
+    for start in range(0, len(models), group):
+        evals += cached_steps.evaluate_together(ctx, models[start : start + group], splits=(cfg.split,))
+    return [{"lr": lr, **_score(ev, cfg.split)} for lr, ev in zip(cfg.values, evals, strict=True)]
+
+
 def _search_a(ctx: BenchContext, seed: int) -> dict:
-    ours, trials = ctx.suite.variant(ctx.suite.ours), []
-    for lr in ctx.suite.lr_search.values:
-        mix = cached_steps.mix(ctx, ours.a_tuning.anchors, ours.a_tuning.aux_ratio, seed)
-        ev = cached_steps.evaluate(ctx, cached_steps.train(ctx, "a_tuning", mix, None, seed, lr=lr))
-        trials.append({"lr": lr, **_score(ev, ctx.suite.lr_search.split)})
+    ours = ctx.suite.variant(ctx.suite.ours)
+    mix = cached_steps.mix(ctx, ours.a_tuning.anchors, ours.a_tuning.aux_ratio, ctx.data_seed(seed))
+    models = [cached_steps.train(ctx, "a_tuning", mix, None, seed, lr=lr) for lr in ctx.suite.lr_search.values]
+    trials = _trials(ctx, models)
     return {"trials": trials, "best": _pick(trials, ctx.suite.lr_search.metric)}
 
 
@@ -78,23 +87,21 @@ def _search_full(ctx: BenchContext, seed: int, matched: Matched, winners: dict[s
     n = full.train_samples
     if n == "matched":
         n = matched(seed, dict(winners))
-    trials = []
-    for lr in suite.lr_search.values:
-        data = cached_steps.subset(ctx, "train_all", int(n), seed)
-        ev = cached_steps.evaluate(ctx, cached_steps.train(ctx, "a_tuning", data, None, seed, lr=lr))
-        trials.append({"lr": lr, **_score(ev, suite.lr_search.split)})
+    data = cached_steps.subset(ctx, "train_all", int(n), ctx.data_seed(seed))
+    trials = _trials(
+        ctx, [cached_steps.train(ctx, "a_tuning", data, None, seed, lr=lr) for lr in suite.lr_search.values]
+    )
     return {"trials": trials, "best": _pick(trials, suite.lr_search.metric), "train_samples": int(n)}
 
 
 def _search_b(ctx: BenchContext, seed: int, winners: dict[str, float]) -> dict:
     """B-Tuning's rate: ``ours``' A-Tuned model (at A-Tuning's winner) and its selection, B-Tuned at each rate."""
-    ours, trials = ctx.suite.variant(ctx.suite.ours), []
-    mix = cached_steps.mix(ctx, ours.a_tuning.anchors, ours.a_tuning.aux_ratio, seed)
+    ours = ctx.suite.variant(ctx.suite.ours)
+    mix = cached_steps.mix(ctx, ours.a_tuning.anchors, ours.a_tuning.aux_ratio, ctx.data_seed(seed))
     a_model = cached_steps.train(ctx, "a_tuning", mix, None, seed, lr=winners.get("a_tuning"))
-    picked = cached_steps.select(ctx, a_model, ours.selection, seed)
-    for lr in ctx.suite.lr_search.values:
-        ev = cached_steps.evaluate(ctx, cached_steps.train(ctx, "b_tuning", picked, a_model, seed, lr=lr))
-        trials.append({"lr": lr, **_score(ev, ctx.suite.lr_search.split)})
+    picked = cached_steps.select(ctx, a_model, ours.selection, ctx.data_seed(seed))
+    models = [cached_steps.train(ctx, "b_tuning", picked, a_model, seed, lr=lr) for lr in ctx.suite.lr_search.values]
+    trials = _trials(ctx, models)
     return {"trials": trials, "best": _pick(trials, ctx.suite.lr_search.metric)}
 
 

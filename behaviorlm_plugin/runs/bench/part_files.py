@@ -30,7 +30,7 @@ from behaviorlm_plugin.hparams.parser import ConfigError
 
 PART_FORMAT = 2
 """2: provenance and checksum (format 1, before them, is refused: re-run the part)."""
-NOT_RESULTS = ("out_dir", "cache_dir", "parts", "time_model", "note", "base_dir")
+NOT_RESULTS = ("out_dir", "cache_dir", "parts", "time_model", "note", "base_dir", "score_together")
 """Suite keys that change where things go or how they are shown, never a number in the results."""
 VERSIONED = ("torch", "transformers", "peft", "llamafactory")
 REPO = Path(__file__).resolve().parents[3]
@@ -50,6 +50,8 @@ def config_fingerprint(suite: SuiteConfig) -> str:
     raw["prepare"] = {k: v for k, v in raw["prepare"].items() if k not in ("dataset_dir", "overwrite", "engine")}
     if raw["prepare"]["canary_rule"] is None:  # added later (the canary): unset, it leaves the fingerprint as it was
         del raw["prepare"]["canary_rule"]
+    if raw["data_seed"] is None:  # added later, likewise
+        del raw["data_seed"]
     return digest(raw)
 
 

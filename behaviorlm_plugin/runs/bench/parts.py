@@ -14,12 +14,13 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
-from behaviorlm_plugin.hparams.bench_args import PartConfig, SuiteConfig, VariantConfig
+from behaviorlm_plugin.hparams.bench_args import PartConfig, SuiteConfig
 from behaviorlm_plugin.hparams.parser import ConfigError
 from behaviorlm_plugin.runs.bench.evidence import bootstrap_table, primary_table
 from behaviorlm_plugin.runs.bench.part_files import PartFileError, check_same_data, read_part
 from behaviorlm_plugin.runs.bench.report import write_outputs
 from behaviorlm_plugin.runs.bench.results import summarize
+from behaviorlm_plugin.runs.bench.time_model import estimate_parts, plan_table
 
 NEXT = "next"
 PARTS_DIR = "parts"
@@ -194,76 +195,18 @@ def earlier_train_samples(suite: SuiteConfig, name: str, seed: int) -> int | Non
     return None
 
 
-# ----------------------------------------------------------------------------- the time model
-def _eval_samples(suite: SuiteConfig) -> int:
-    ev, caps, n = suite.evaluation, suite.evaluation.caps(), 0
-    n_behaviors = 35
-    for split in ev.splits:
-        cap = caps.get(split, {})
-        if "max_per_class" in cap:
-            n += min(cap["max_per_class"] * n_behaviors, cap.get("max_samples", 10**9))
-        else:
-            n += cap.get("max_samples", getattr(suite.prepare, f"max_{split}_samples", None) or 5000)
-    return n
-
-
-def _train_s(suite: SuiteConfig, samples: int) -> float:
-    tm = suite.time_model
-    return tm.train_fixed_s + tm.epochs * samples * tm.tokens_per_sample / tm.train_tokens_per_s
-
-
-def _rows_seconds(suite: SuiteConfig, v: VariantConfig, seed: int, seen: set) -> float:
-    """One row × seed, counting a step shared with an earlier row of the part once (as the cache does)."""
-    tm, s = suite.time_model, 0.0
-    if v.kind == "logreg":  # seconds on a CPU, whatever the size here
-        return tm.eval_fixed_s
-    if v.kind == "oracle" or v.prior_correction.active:
-        return 0.0 if v.kind == "oracle" or ("eval", v.kind, seed) in seen else tm.eval_fixed_s
-    a_n = (v.a_tuning.anchors or 20000) * (1 + v.a_tuning.aux_ratio)
-    b_n = v.selection.k * 35
-    if v.kind in ("anchor_only", "behaviorlm") and not v.skip_a_tuning:
-        key = ("a", seed, v.a_tuning.anchors, v.a_tuning.aux_ratio)
-        s += 0 if key in seen else _train_s(suite, int(a_n))
-        seen.add(key)
-    if v.kind in ("behaviorlm", "reverse"):
-        s += tm.eval_fixed_s + v.selection.max_scored_per_class * 35 / tm.score_samples_per_s
-        s += _train_s(suite, b_n) + (_train_s(suite, int(v.a_tuning.anchors or 0)) if v.kind == "reverse" else 0)
-    if v.kind in ("full_ft", "balanced_ft"):
-        n = a_n + b_n if v.train_samples == "matched" else int(v.train_samples)
-        s += _train_s(suite, int(n))
-    if v.kind == "one_stage":  # ours' A model and selection are shared with ours (cached); one training of A + B
-        s += _train_s(suite, int(a_n + b_n))
-    seen.add(("eval", v.kind, seed))
-    return s + tm.eval_fixed_s + _eval_samples(suite) / tm.score_samples_per_s
-
-
-def estimate_part(suite: SuiteConfig, part: PartConfig) -> float:
-    """Seconds the time model expects for a part (targets until measured: see the suite header)."""
-    seen: set = set()
-    tm, total = suite.time_model, suite.time_model.startup_s
-    ours = suite.variant(suite.ours)
-    a_n = (ours.a_tuning.anchors or 20000) * (1 + ours.a_tuning.aux_ratio)
-    trial_eval = tm.eval_fixed_s + _eval_samples(suite) / tm.score_samples_per_s
-    for target in part.lr_search:
-        b_n = ours.selection.k * 35
-        n = {"a_tuning": a_n, "b_tuning": b_n}.get(target, a_n + b_n)
-        total += len(suite.lr_search.values) * (_train_s(suite, int(n)) + trial_eval) if suite.lr_search else 0
-    for name in part.variants:
-        v = suite.variant(name)
-        for seed in suite.seeds_of(v):
-            if part.seeds is None or seed in part.seeds:
-                total += _rows_seconds(suite, v, seed, seen)
-    if part.sasrec:
-        total += len(suite.seeds) * suite.time_model.sasrec_per_seed_s
-    return total
-
-
 def parts_table(suite: SuiteConfig) -> str:
     done = set(done_parts(suite))
-    lines = [f"parts of {suite.name!r} (estimates from the suite's time_model; a GPU call allows 600 s):"]
+    lines = [f"parts of {suite.name!r}, in order (estimates from the suite's time_model, runs/bench/time_model.py):"]
+    estimates = estimate_parts(suite)
     for p in suite.parts:
-        est = estimate_part(suite, p)
+        est = estimates[p.name]
         what = [*(f"lr search {t}" for t in p.lr_search), *p.variants, *(["SASRec"] if p.sasrec else [])]
         rows = ", ".join(what) + (f" (seeds {p.seeds})" if p.seeds else "")
-        lines.append(f"  {p.name:<16} ~{est / 60:4.1f} min  {'done' if p.name in done else 'todo'}  {rows}")
+        lines.append(f"  {p.name:<16} ~{est / 60:5.1f} min  {'done' if p.name in done else 'todo'}  {rows}")
+    total = sum(estimates.values())
+    lines.append(f"  {'total':<16} ~{total / 60:5.1f} min")
+    if suite.time_model.plan_samples:
+        lines += ["", "the plan at other sizes (ours' A mix + B-set a row; matched rows follow; every seed):"]
+        lines.append(plan_table(suite))
     return "\n".join(lines)

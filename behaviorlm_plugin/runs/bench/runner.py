@@ -154,17 +154,14 @@ class BenchRunner:
             chain += [*data, model]
             samples += sum(d.info["n"] for d in data)
         if kind.b_tuning:
-            picked = cached_steps.select(ctx, model, v.selection, seed)
+            picked = cached_steps.select(ctx, model, v.selection, ctx.data_seed(seed))
             model = cached_steps.train(ctx, "b_tuning", picked, model, seed, lr=self.searched_lr.get("b_tuning"))
             chain += [picked, model]
             samples += picked.info["n"]
         return model, samples, chain
 
-    def score_together(self, order: list[VariantConfig], seeds: list[int]) -> None:
-        """Train every LLM row of this run first, then score their models together, ``score_together`` at a time,
-        in passes that run the layers their adapters leave alone once (``cached_steps.evaluate_together``); the
-        rows then find their evaluations cached. The same entries, keys and scores as one by one."""
-        ctx = self._context()
+    def train_rows(self, order: list[VariantConfig], seeds: list[int]) -> list[Step | None]:
+        """Every LLM row's model at every seed of this run, trained (or found in the cache), each once."""
         models: dict[str | None, Step | None] = {}
         for seed in seeds:
             for v in (v for v in order if seed in self.suite.seeds_of(v)):
@@ -172,10 +169,15 @@ class BenchRunner:
                 if kind.evaluator is None and kind.scorer is None:
                     model = self._trained_model(kind, v, seed)[0]
                     models[None if model is None else model.key] = model
+        return list(models.values())
+
+    def score_together(self, models: list[Step | None]) -> None:
+        """``models`` scored together, ``score_together`` at a time, in passes that run the layers their adapters
+        leave alone once (``cached_steps.evaluate_together``); the rows then find their evaluations cached. The
+        same entries, keys and scores as one by one."""
         group = self.suite.score_together
-        todo = list(models.values())
-        for start in range(0, len(todo), group):
-            cached_steps.evaluate_together(ctx, todo[start : start + group])
+        for start in range(0, len(models), group):
+            cached_steps.evaluate_together(self._context(), models[start : start + group])
 
     def matched_samples(self, seed: int) -> int:
         """How many samples ``ours`` trained on at ``seed`` (its two stages): from this run, else from an earlier
@@ -247,8 +249,14 @@ class BenchRunner:
             }
 
         seeds = self.part.seeds if self.part and self.part.seeds else self.suite.seeds
+        if self.part is not None and not self.part.evaluate:  # train only: a later part scores these models
+            trained = self.train_rows(order, seeds)
+            done = {**snapshot(evidence=collect_evidence(ctx, {})), "variants": {}, "complete": True}
+            done["trained_models"] = [m.key for m in trained if m is not None]
+            save(done)
+            return done
         if self.suite.score_together > 1:
-            self.score_together(order, seeds)
+            self.score_together(self.train_rows(order, seeds))
         total = sum(len(set(self.suite.seeds_of(v)) & set(seeds)) for v in order)
         with tqdm(total=total, desc="bench", unit="run") as bar:
             for seed in seeds:

@@ -137,7 +137,7 @@ def _no_stage1(ctx, v, seed, given):
 def _anchor_mix(ctx, v, seed, given):
     if v.skip_a_tuning:
         return None
-    return cached_steps.mix(ctx, v.a_tuning.anchors, v.a_tuning.aux_ratio, seed)
+    return cached_steps.mix(ctx, v.a_tuning.anchors, v.a_tuning.aux_ratio, ctx.data_seed(seed))
 
 
 def _count(v: VariantConfig, given: Given) -> int:
@@ -145,27 +145,27 @@ def _count(v: VariantConfig, given: Given) -> int:
 
 
 def _natural_subset(ctx, v, seed, given):
-    return cached_steps.subset(ctx, "train_all", _count(v, given), seed)
+    return cached_steps.subset(ctx, "train_all", _count(v, given), ctx.data_seed(seed))
 
 
 def _balanced_subset(ctx, v, seed, given):
-    return cached_steps.balanced_subset(ctx, "train_all", _count(v, given), seed)
+    return cached_steps.balanced_subset(ctx, "train_all", _count(v, given), ctx.data_seed(seed))
 
 
 def _ours_data(ctx, v, seed, given):
     """Exactly what ``ours`` trains on at this seed, in one stage: its A-Tuning mix and its B-Tuning set (picked by
     its own A-Tuned model). Every step is ``ours``' own, so with ``ours`` run this costs one training run."""
     ours = ctx.suite.variant(ctx.suite.ours)
-    mix = cached_steps.mix(ctx, ours.a_tuning.anchors, ours.a_tuning.aux_ratio, seed)
+    mix = cached_steps.mix(ctx, ours.a_tuning.anchors, ours.a_tuning.aux_ratio, ctx.data_seed(seed))
     a_model = cached_steps.train(ctx, "a_tuning", mix, None, seed, lr=given.learning_rates.get("a_tuning"))
-    picked = cached_steps.select(ctx, a_model, ours.selection, seed)
+    picked = cached_steps.select(ctx, a_model, ours.selection, ctx.data_seed(seed))
     return [mix, picked]
 
 
 def _rare_first(ctx, v, seed, given):
     # The rarer behaviors (metric categories medium + tail), as many as A-Tuning's anchors.
     n = v.a_tuning.anchors or ctx.data.stats.samples_written["train_anchor"]
-    return cached_steps.subset(ctx, "train_all", n, seed, categories=("medium", "tail"))
+    return cached_steps.subset(ctx, "train_all", n, ctx.data_seed(seed), categories=("medium", "tail"))
 
 
 register_variant_kind(name="zero_shot", stage1=_no_stage1, b_tuning=False, description="the base model (NT)")

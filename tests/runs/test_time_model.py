@@ -1,0 +1,47 @@
+"""The time model behind ``--list-parts``: shared work counted once, the reuse's effect, and the cpu-main plan."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from behaviorlm_plugin.runs.bench.runner import load_suite
+from behaviorlm_plugin.runs.bench.time_model import at_samples, estimate_part, estimate_parts, without_reuse
+
+ROOT = Path(__file__).resolve().parents[2]
+CPU_MAIN = ROOT / "yaml_recipes" / "bench" / "cpu-main.yaml"
+
+
+def test_cpu_main_parts_fit_an_hour_and_the_4k_plan_fits_8_hours_only_with_the_reuse():
+    suite = load_suite(CPU_MAIN)
+    assert suite.time_model.plan_samples == [2000, 4000, 8000] and len(suite.seeds) == 3
+    at_4k = at_samples(suite, 4000)
+    parts = estimate_parts(at_4k)
+    assert max(parts.values()) <= 60 * 60, {k: round(v / 60) for k, v in parts.items()}
+    assert sum(parts.values()) <= 8 * 3600
+    assert sum(estimate_parts(without_reuse(at_4k)).values()) > 8 * 3600  # the reuse is what makes it fit
+    sizes = [sum(estimate_parts(at_samples(suite, n)).values()) for n in (2000, 4000, 8000)]
+    assert sizes[0] < sizes[1] < sizes[2]
+
+
+def test_parts_in_order_pay_for_shared_work_once():
+    suite = load_suite(CPU_MAIN)
+    alone = {p.name: estimate_part(suite, p) for p in suite.parts}
+    in_order = estimate_parts(suite)
+    # s1 scores what s1-train-a and s1-train-ft trained: in order it pays only for scoring, alone for everything.
+    assert in_order["s1"] < alone["s1"] / 2
+    # A train-only part scores no model: each model scored alone changes the scoring part, not it.
+    alone_scoring = estimate_parts(load_suite(CPU_MAIN, ["time_model.score_model_fraction=1.0"]))
+    assert alone_scoring["s1-train-a"] == in_order["s1-train-a"] and alone_scoring["s1"] > 2 * in_order["s1"]
+    # Later seeds reuse seed 0's first pass (data_seed): each trains for less than the first.
+    assert in_order["s1-train-ft"] < alone["s1-train-ft"]
+    per_seed_data = load_suite(CPU_MAIN, ["data_seed=null"])
+    assert sum(estimate_parts(per_seed_data).values()) > sum(in_order.values())
+
+
+def test_the_plan_prints_every_size_and_the_comparison(capsys):
+    from behaviorlm_plugin.cli import main as cli_main
+
+    assert cli_main(["bench", str(CPU_MAIN), "--list-parts"]) == 0
+    out = capsys.readouterr().out
+    assert "2,000 a row" in out and "8,000 a row" in out and "without reuse" in out
+    assert out.count("\n  s1-train-a") == 2  # once in the part list, once in the plan
