@@ -18,6 +18,7 @@ setup() {  # name, then --set items
     paper-formats) ;;  # the shipped default: instruct1..3 drawn per sample, candidates in a random order
     instruct1-fixed) set -- --set prepare.name=canary_i1_fixed --set prepare.prompt_formats=instruct1 \
       --set prepare.fixed_candidate_order=true ;;
+    compact) set -- --set prepare.name=canary_compact --set prepare.prompt_formats=compact ;;
     compact-fixed) set -- --set prepare.name=canary_compact_fixed --set prepare.prompt_formats=compact \
       --set prepare.fixed_candidate_order=true ;;
     compact-fixed-top8) set -- --set prepare.name=canary_compact_fixed --set prepare.prompt_formats=compact \
@@ -29,7 +30,7 @@ setup() {  # name, then --set items
 }
 
 if [ $# -eq 0 ]; then
-  set -- paper-formats instruct1-fixed compact-fixed compact-fixed-top8
+  set -- paper-formats instruct1-fixed compact compact-fixed
 fi
 for name in "$@"; do
   setup "$name"

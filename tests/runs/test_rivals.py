@@ -108,3 +108,24 @@ def test_a_balanced_row_too_small_for_every_behavior_fails_before_any_step(tmp_p
     with pytest.raises(BenchError, match=r"cannot give each of the \d+ behaviors a sample"):
         BenchRunner(load_suite(path), log=logs.append).run()
     assert not any(": running" in line and "[bench] train" in line for line in logs)  # no training started
+
+
+def test_the_hour_place_rule_is_a_row_with_a_curve_and_counts_every_label_it_read(tmp_path, tiny_model, small_data_dir):
+    from test_bench import write_suite
+
+    variants = [
+        *VARIANTS[:1],
+        {"name": "hour+place", "kind": "hour_place", "group": "baseline", "prior_correction": 1.0},
+    ]
+    path = write_suite(
+        tmp_path, tiny_model, small_data_dir, variants=variants, seeds=[0, 1], sweeps={}, sasrec={"enabled": False},
+        prepare=small_synthetic_prepare(small_data_dir),
+    )  # fmt: skip
+    res = BenchRunner(load_suite(path), log=lambda _: None, only=["hour+place"]).run()
+    row = res["variants"]["hour+place"]
+    data = PreparedDataset(small_data_dir, "beh")
+    seeds = row["per_seed"]
+    assert seeds["0"]["train_samples"] == data.stats.samples_written["train_all"] == seeds["1"]["train_samples"]
+    assert seeds["0"]["predictions"] == seeds["1"]["predictions"]  # a rule: the same at every seed
+    assert seeds["0"]["alpha"] == 1.0 and len(seeds["0"]["curve"]["alphas"]) > 2
+    assert [s["kind"] for s in seeds["0"]["steps"]] == ["hour_place", "prior_correction"]

@@ -16,6 +16,7 @@ from behaviorlm_plugin.eval.curves import CURVE_ALPHAS
 from behaviorlm_plugin.eval.evaluate import evaluate_predictions
 from behaviorlm_plugin.eval.metrics import SUMMARY_KEYS
 from behaviorlm_plugin.eval.prior_correction import choice_text, choose_alpha, rerank_rows
+from behaviorlm_plugin.eval.reference import reference_rows
 from behaviorlm_plugin.eval.rows import row_from_probs
 from behaviorlm_plugin.extras.fileio import atomic_write_jsonl, read_jsonl
 from behaviorlm_plugin.hparams.prior_correction_args import PriorCorrectionArguments
@@ -63,6 +64,23 @@ def oracle_step(ctx: BenchContext) -> Step:
 
     spec = {"data": ctx.fp, "ids": ids}
     return ctx.cache.run("oracle", spec, build, "(the simulator's true distributions)")
+
+
+def hour_place_step(ctx: BenchContext) -> Step:
+    """The hour+place rule (the most frequent behavior of the next event's hour and place in ``train_all``, add-one
+    smoothed) on exactly the evaluation samples of the other rows, with every candidate ranked: a row with an α
+    curve like any other. It is fit on all of ``train_all``, so at a small n it is a strong reference."""
+    ids = ctx.eval_ids
+
+    def build(out: Path) -> dict:
+        metrics = {}
+        for split, want in ids.items():
+            rows = [{**r, "method": "score"} for r in reference_rows(ctx.data, split, want)["hour+place"]]
+            atomic_write_jsonl(out / split / "preds.jsonl", rows)
+            metrics[split] = _metrics(ctx, rows, f"hour+place {split}")
+        return {"metrics": metrics, "train_samples": ctx.data.stats.samples_written["train_all"]}
+
+    return ctx.cache.run("hour_place", {"data": ctx.fp, "ids": ids}, build, "(the hour+place rule on train_all)")
 
 
 def prior_correction_step(ctx: BenchContext, scored: Step, rule: PriorCorrectionArguments) -> Step:

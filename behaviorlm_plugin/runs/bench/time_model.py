@@ -109,7 +109,7 @@ def _row(t: _Tally, v: VariantConfig, seed: int, lr: dict[str, float | None]) ->
         # A B-set depends on the A-Tuned model, so on the run seed; its samples count as new ones (at worst).
         return ("select", dseed, row.selection.strategy, row.selection.k, a_run), row.selection.k * tm.behaviors
 
-    if v.kind == "logreg":  # seconds on a CPU, whatever the size here
+    if v.kind in ("logreg", "hour_place"):  # seconds on a CPU, whatever the size here
         t.seconds += tm.eval_fixed_s
         return
     if v.kind == "oracle":

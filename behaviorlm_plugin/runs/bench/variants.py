@@ -15,7 +15,7 @@ from behaviorlm_plugin.runs.bench import cached_steps
 from behaviorlm_plugin.runs.bench.cache import Step
 from behaviorlm_plugin.runs.bench.context import BenchContext
 from behaviorlm_plugin.runs.bench.logreg_steps import logreg_row
-from behaviorlm_plugin.runs.bench.model_free import oracle_step
+from behaviorlm_plugin.runs.bench.model_free import hour_place_step, oracle_step
 
 
 @dataclass(frozen=True)
@@ -210,6 +210,17 @@ register_variant_kind(
     scorer=logreg_row,
     description="a logistic regression on the prompt's facts, one-hot (next place, hour, day, last behaviors and "
     "place), on the natural subset full fine-tuning gets: the classical same-budget row",
+)
+def _hour_place_row(ctx, v, seed, matched):
+    return hour_place_step(ctx)  # the same at every seed: the rule has no randomness
+
+
+register_variant_kind(
+    name="hour_place",
+    stage1=_no_stage1,
+    b_tuning=False,
+    scorer=_hour_place_row,
+    description="the hour+place rule: the most frequent behavior of the next event's (hour, place) in all of train_all",
 )
 register_variant_kind(
     name="oracle",

@@ -1,0 +1,171 @@
+"""The pilot's learning curves and the gate's decision (issue 24), from the cpu-pilot suite's results.
+
+Reads ``docs/results/cpu-main/pilot/top4/results.json`` (LoRA on the top 4 layers) and, when it exists,
+``top8/results.json``; every number is on ``val_balanced`` (the pilot never reads a test split). For each size n:
+
+* plain fine-tuning at α = 0 and at its best α (the α of the row's prior-correction curve with the highest Acc_avg),
+  A-Tuning alone and the logistic regression at their best α, the hour+place rule at its best α;
+* the gate: fine-tuning (n) at its best α minus hour+place at its best α, with a 95% interval from a bootstrap
+  that resamples val users and picks each row's best α again inside every resample (so the choice's optimism is
+  in the interval). n passes when the interval's lower end is above 0.
+
+Writes ``docs/results/cpu-main/pilot/gate.json``, ``learning_curves.png`` and ``curves.md``; prints the table.
+
+    .venv/bin/python scripts/pilot_gate.py
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+
+from behaviorlm_plugin.eval.bootstrap import metric_weighted, resample_weights
+
+ROOT = Path(__file__).resolve().parents[1]
+PILOT = ROOT / "docs" / "results" / "cpu-main" / "pilot"
+SPLIT = "val_balanced"
+SIZE = re.compile(r"\((\d+)k\)$")
+N_BOOT = 2000
+
+
+def _acc_avg(labels: np.ndarray, codes: list[list[int]], cats: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """[A, B]: Acc_avg of each α's predictions under each resample's weights."""
+    return np.stack([metric_weighted(labels, np.asarray(p) == labels, weights, cats, "acc_avg") for p in codes])
+
+
+def _curve(results: dict, row: str) -> dict | None:
+    rec = (results["variants"].get(row) or {}).get("per_seed", {}).get("0")
+    return None if rec is None or SPLIT not in rec.get("curve", {}) else rec["curve"]
+
+
+def read(results: dict, n_boot: int = N_BOOT, seed: int = 0) -> dict:
+    ev = results["eval_samples"][SPLIT]
+    labels = np.asarray(ev["labels"])
+    cats = np.asarray(results["categories"])
+    point = np.ones((1, len(labels)))
+    boot = resample_weights(len(labels), n_boot, np.random.default_rng(seed), groups=ev["users"])
+    rule = _curve(results, "hour+place")
+    if rule is None:
+        raise SystemExit(f"{SPLIT}: no hour+place row yet; run the pilot's refs part first")
+    rule_point = _acc_avg(labels, rule[SPLIT], cats, point)[:, 0]
+    rule_boot = _acc_avg(labels, rule[SPLIT], cats, boot).max(axis=0)  # its best α, chosen again per resample
+    out = {"hour+place": {"best": float(rule_point.max()), "alpha": rule["alphas"][int(rule_point.argmax())]}}
+    sizes: dict[int, dict] = {}
+    for name in results["variants"]:
+        m = SIZE.search(name)
+        if not m or "adjustment" in name:
+            continue
+        curve = _curve(results, name)
+        if curve is None:
+            continue
+        n = int(m.group(1)) * 1000
+        kind = name[: m.start()].strip()
+        acc = _acc_avg(labels, curve[SPLIT], cats, point)[:, 0]
+        entry = {"alpha0": float(acc[0]), "best": float(acc.max()), "alpha": curve["alphas"][int(acc.argmax())]}
+        if kind == "fine-tuning":
+            delta_boot = _acc_avg(labels, curve[SPLIT], cats, boot).max(axis=0) - rule_boot
+            lo, hi = np.nanpercentile(delta_boot, [2.5, 97.5])
+            entry["gate"] = {
+                "delta": float(acc.max() - rule_point.max()),
+                "ci95": [float(lo), float(hi)],
+                "passes": bool(lo > 0),
+            }
+        sizes.setdefault(n, {})[kind] = entry
+    out["sizes"] = {str(n): sizes[n] for n in sorted(sizes)}
+    passing = [n for n in sorted(sizes) if sizes[n].get("fine-tuning", {}).get("gate", {}).get("passes")]
+    out["gate_n"] = passing[0] if passing else None
+    out["val_users"] = len(set(ev["users"]))
+    out["val_samples"] = len(labels)
+    return out
+
+
+def table(name: str, r: dict) -> str:
+    lines = [
+        f"### {name}: Acc_avg on {SPLIT} ({r['val_samples']} samples, {r['val_users']} users)",
+        "",
+        f"hour+place at its best α ({r['hour+place']['alpha']}): **{r['hour+place']['best']:.3f}**",
+        "",
+        "| n | fine-tuning α=0 | fine-tuning best α | gate: FT − hour+place [95% CI] | A-Tuning alone best α | "
+        "logistic regression best α |",
+        "|---|---|---|---|---|---|",
+    ]
+    for n, row in r["sizes"].items():
+        ft, a, lr = row.get("fine-tuning", {}), row.get("A-Tuning alone", {}), row.get("logistic regression", {})
+        g = ft.get("gate")
+        gate = (
+            f"{g['delta']:+.3f} [{g['ci95'][0]:+.3f}, {g['ci95'][1]:+.3f}] {'passes' if g['passes'] else 'no'}"
+            if g
+            else "–"
+        )
+
+        def cell(e: dict) -> str:
+            return f"{e['best']:.3f} (α {e['alpha']})" if e else "–"
+
+        lines.append(
+            f"| {int(n):,} | {ft['alpha0']:.3f} | {cell(ft)} | {gate} | {cell(a)} | {cell(lr)} |"
+            if ft
+            else f"| {int(n):,} | – | – | – | {cell(a)} | {cell(lr)} |"
+        )
+    lines += ["", f"gate: smallest passing n = {r['gate_n'] if r['gate_n'] else 'none up to the sizes run'}"]
+    return "\n".join(lines)
+
+
+def plot(reads: dict[str, dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    styles = {"top4": "-", "top8": "--"}
+    for name, r in reads.items():
+        ns = [int(n) for n in r["sizes"]]
+        for kind, key, color in (
+            ("fine-tuning", "alpha0", "tab:gray"),
+            ("fine-tuning", "best", "tab:blue"),
+            ("A-Tuning alone", "best", "tab:orange"),
+            ("logistic regression", "best", "tab:green"),
+        ):
+            xs = [n for n in ns if kind in r["sizes"][str(n)]]
+            ys = [r["sizes"][str(n)][kind][key] for n in xs]
+            if xs:
+                label = f"{kind} ({'α 0' if key == 'alpha0' else 'best α'}), {name}"
+                ax.plot(xs, ys, styles.get(name, ":"), marker="o", color=color, label=label)
+        ax.axhline(r["hour+place"]["best"], color="black", lw=1, ls=styles.get(name, ":"), label=f"hour+place, {name}")
+    ax.set_xscale("log")
+    ax.set_xlabel("training samples n")
+    ax.set_ylabel(f"Acc_avg on {SPLIT}")
+    ax.set_title("Pilot learning curves (SmolLM2-135M, CPU)")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--pilot", default=str(PILOT))
+    a = p.parse_args()
+    pilot = Path(a.pilot)
+    reads = {}
+    for name in ("top4", "top8"):
+        f = pilot / name / "results.json"
+        if f.is_file():
+            reads[name] = read(json.loads(f.read_text()))
+    if not reads:
+        raise SystemExit(
+            f"{pilot}: no pilot results yet (behaviorlm bench yaml_recipes/bench/cpu-pilot.yaml --part next)"
+        )
+    text = "\n\n".join(table(n, r) for n, r in reads.items())
+    print(text)
+    (pilot / "gate.json").write_text(json.dumps(reads, indent=2) + "\n")
+    (pilot / "curves.md").write_text(text + "\n")
+    plot(reads, pilot / "learning_curves.png")
+
+
+if __name__ == "__main__":
+    main()

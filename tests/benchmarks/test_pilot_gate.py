@@ -1,0 +1,74 @@
+"""scripts/pilot_gate.py: the gate passes a size whose fine-tuning beats hour+place beyond the user bootstrap's
+interval, and no size where it does not; the files it writes."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _gate():
+    spec = importlib.util.spec_from_file_location("pilot_gate", ROOT / "scripts" / "pilot_gate.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def _results(rng: np.random.Generator) -> dict:
+    """Six behaviors (2 head, 2 medium, 2 tail), 20 val users of 6 samples each."""
+    labels = np.tile(np.arange(6), 20)
+    users = np.repeat(np.arange(20), 6).tolist()
+    alphas = [0.0, 0.5, 1.0]
+
+    def curve(correct_rate: float) -> dict:
+        codes = []
+        for _ in alphas:
+            hit = rng.random(len(labels)) < correct_rate
+            codes.append(np.where(hit, labels, (labels + 1) % 6).tolist())
+        return {"alphas": alphas, "val_balanced": codes}
+
+    def row(correct_rate: float) -> dict:
+        return {"per_seed": {"0": {"curve": curve(correct_rate)}}}
+
+    return {
+        "categories": ["head", "head", "medium", "medium", "tail", "tail"],
+        "eval_samples": {"val_balanced": {"labels": labels.tolist(), "users": users, "ids": list(range(120))}},
+        "variants": {
+            "hour+place": row(0.3),
+            "fine-tuning (1k)": row(0.32),  # within noise of the rule
+            "fine-tuning (1k) + adjustment": row(0.99),  # never read: the gate reads the plain row's curve
+            "A-Tuning alone (1k)": row(0.2),
+            "fine-tuning (2k)": row(0.9),  # far above it
+            "logistic regression (2k)": row(0.5),
+        },
+    }
+
+
+def test_the_gate_picks_the_smallest_size_clearly_above_hour_place(tmp_path):
+    gate = _gate()
+    r = gate.read(_results(np.random.default_rng(0)), n_boot=500)
+    small, large = r["sizes"]["1000"]["fine-tuning"]["gate"], r["sizes"]["2000"]["fine-tuning"]["gate"]
+    assert not small["passes"] and small["ci95"][0] < 0 < small["ci95"][1]
+    assert large["passes"] and large["ci95"][0] > 0.3
+    assert r["gate_n"] == 2000 and "A-Tuning alone" in r["sizes"]["1000"]
+    assert "logistic regression" in r["sizes"]["2000"] and r["val_users"] == 20
+
+    pilot = tmp_path / "pilot"
+    (pilot / "top4").mkdir(parents=True)
+    (pilot / "top4" / "results.json").write_text(json.dumps(_results(np.random.default_rng(0))))
+    import sys
+
+    argv, sys.argv = sys.argv, ["pilot_gate.py", "--pilot", str(pilot)]
+    try:
+        gate.main()
+    finally:
+        sys.argv = argv
+    saved = json.loads((pilot / "gate.json").read_text())
+    assert saved["top4"]["gate_n"] == 2000
+    assert "smallest passing n = 2000" in (pilot / "curves.md").read_text()
+    assert (pilot / "learning_curves.png").stat().st_size > 1000
