@@ -319,6 +319,13 @@ class SuiteConfig:
     frozen_reuse: FrozenReuseArguments = field(
         default_factory=FrozenReuseArguments, metadata={"help": "Reuse of the frozen layers' output in training."}
     )
+    stock_forward: bool = field(
+        default=False,
+        metadata={
+            "help": "Train with LLaMA-Factory's own forward: no answer-only head, no frozen-layer reuse. A check "
+            "that both speed-ups change nothing (the models get step keys of their own)."
+        },
+    )
     score_together: int = field(
         default=8,
         metadata={

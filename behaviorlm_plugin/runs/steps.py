@@ -71,6 +71,8 @@ class TrainSettings:
     eval_dataset: str
     lora_top_layers: int | None = None
     frozen_reuse: FrozenReuseArguments | None = None
+    stock_forward: bool = False
+    """LLaMA-Factory's own forward: no answer-only head, no frozen-layer reuse (the check that they change nothing)."""
 
     def recipe_path(self, stage: str) -> Path:
         return self.recipes.path(stage, self.base_dir)
@@ -193,10 +195,19 @@ def train_config(
     return cfg
 
 
-def train(cfg: dict, yaml_path: Path, *, clean: bool = True, reuse: FrozenReuseArguments | None = None) -> dict:
+def train(
+    cfg: dict,
+    yaml_path: Path,
+    *,
+    clean: bool = True,
+    reuse: FrozenReuseArguments | None = None,
+    stock_forward: bool = False,
+) -> dict:
     """One LoRA stage from :func:`train_config`'s arguments; the YAML is written to ``yaml_path`` first. With
-    ``reuse`` enabled the frozen layers' output is served from its cache (the same training, faster)."""
-    return train_stage(cfg, yaml_path, clean=clean, reuse=reuse if reuse is not None and reuse.enabled else None)
+    ``reuse`` enabled the frozen layers' output is served from its cache (the same training, faster);
+    ``stock_forward`` trains with LLaMA-Factory's own forward (neither speed-up)."""
+    reuse = reuse if reuse is not None and reuse.enabled else None
+    return train_stage(cfg, yaml_path, clean=clean, reuse=reuse, stock_forward=stock_forward)
 
 
 # ----------------------------------------------------------------------------- selection

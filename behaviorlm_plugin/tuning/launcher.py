@@ -110,11 +110,18 @@ def export_args(
 
 
 def run_training(
-    cfg: dict, yaml_path: Path, *, pause: str | None = None, reuse: FrozenReuseArguments | None = None
+    cfg: dict,
+    yaml_path: Path,
+    *,
+    pause: str | None = None,
+    reuse: FrozenReuseArguments | None = None,
+    stock_forward: bool = False,
 ) -> str:
     """LLaMA-Factory training: in-process on one device, ``llamafactory-cli train`` (torchrun) on several.
 
-    In-process runs compute the LM head at the answer positions only (:mod:`.answer_logits`).
+    In-process runs compute the LM head at the answer positions only (:mod:`.answer_logits`) unless
+    ``stock_forward``, which also leaves ``reuse`` off: LLaMA-Factory's own forward, a check that both speed-ups
+    change nothing.
     """
     import torch
 
@@ -129,8 +136,8 @@ def run_training(
     from behaviorlm_plugin.tuning.answer_logits import OWN_LOSS_KEYS, answer_logits_callback  # deferred: torch
 
     # Same loss and gradients with less LM head, unless a LLaMA-Factory loss reads the full logits itself.
-    callbacks = [] if any(cfg.get(k) for k in OWN_LOSS_KEYS) else [answer_logits_callback()]
-    if reuse is not None:  # the frozen layers' output from its cache (same loss and gradients)
+    callbacks = [] if stock_forward or any(cfg.get(k) for k in OWN_LOSS_KEYS) else [answer_logits_callback()]
+    if reuse is not None and not stock_forward:  # the frozen layers' output from its cache (same loss and gradients)
         from behaviorlm_plugin.tuning.frozen_reuse import frozen_reuse_callback  # deferred: torch
 
         callbacks.append(frozen_reuse_callback(cfg, reuse.cache_dir, reuse.max_gb))

@@ -135,3 +135,19 @@ def test_export_arguments_point_at_the_run(tmp_path):
     cfg = pipe.export_config()
     assert cfg["adapter_name_or_path"] == str(tmp_path / "run" / "b_tuning")
     assert cfg["export_dir"] == str(tmp_path / "run" / "export") and cfg["model_name_or_path"] == "some/model"
+
+
+def test_the_stock_forward_trains_with_neither_speed_up(monkeypatch, tmp_path):
+    """``stock_forward`` (the pilot's check): LLaMA-Factory's own forward, so no answer-only head and no reuse."""
+    import llamafactory.train.tuner as tuner
+
+    from behaviorlm_plugin.hparams.tuning_args import FrozenReuseArguments
+    from behaviorlm_plugin.tuning.launcher import run_training
+
+    seen: list[list] = []
+    monkeypatch.setattr(tuner, "run_exp", lambda cfg, callbacks: seen.append(callbacks))
+    reuse = FrozenReuseArguments(enabled=True, cache_dir=str(tmp_path / "cache"))
+    cfg = {"model_name_or_path": "m", "output_dir": str(tmp_path)}
+    run_training(cfg, tmp_path / "a.yaml", reuse=reuse)
+    run_training(cfg, tmp_path / "b.yaml", reuse=reuse, stock_forward=True)
+    assert len(seen[0]) == 2 and seen[1] == []

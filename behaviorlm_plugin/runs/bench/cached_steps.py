@@ -100,7 +100,13 @@ def train(
 
     def build(out: Path) -> dict:
         args = stage_arguments(ctx, stage, data, str(out), init, seed, lr)
-        info = steps.train(args, out / "train.yaml", clean=False, reuse=ctx.training.frozen_reuse)
+        info = steps.train(
+            args,
+            out / "train.yaml",
+            clean=False,
+            reuse=ctx.training.frozen_reuse,
+            stock_forward=ctx.training.stock_forward,
+        )
         return {"launcher": info["launcher"], "samples": n}
 
     # The key holds the arguments with placeholder paths: the cache never depends on where it lives.
@@ -109,6 +115,8 @@ def train(
         recipe.pop(k, None)
     keys = parts[0].key if len(parts) == 1 else [d.key for d in parts]  # one dataset: the key it always had
     spec = {**ctx.model_id, "stage": stage, "recipe": recipe, "data": keys, "init": init.key if init else None}
+    if ctx.training.stock_forward:  # a model of its own: the check compares it with the usual one
+        spec["stock_forward"] = True
     return ctx.cache.run("train", spec, build, f"({stage}, {n} samples, seed={seed})")
 
 

@@ -82,6 +82,7 @@ def training_settings(suite: SuiteConfig) -> TrainSettings:
         eval_dataset=VAL_DATASET,
         lora_top_layers=suite.lora_top_layers,
         frozen_reuse=suite.frozen_reuse,
+        stock_forward=suite.stock_forward,
     )
 
 

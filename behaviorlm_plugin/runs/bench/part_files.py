@@ -50,8 +50,9 @@ def config_fingerprint(suite: SuiteConfig) -> str:
     raw["prepare"] = {k: v for k, v in raw["prepare"].items() if k not in ("dataset_dir", "overwrite", "engine")}
     if raw["prepare"]["canary_rule"] is None:  # added later (the canary): unset, it leaves the fingerprint as it was
         del raw["prepare"]["canary_rule"]
-    if raw["data_seed"] is None:  # added later, likewise
-        del raw["data_seed"]
+    for key, unset in (("data_seed", None), ("stock_forward", False)):  # added later: unset, likewise
+        if raw[key] == unset:
+            del raw[key]
     return digest(raw)
 
 

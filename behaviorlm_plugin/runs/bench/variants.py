@@ -211,6 +211,8 @@ register_variant_kind(
     description="a logistic regression on the prompt's facts, one-hot (next place, hour, day, last behaviors and "
     "place), on the natural subset full fine-tuning gets: the classical same-budget row",
 )
+
+
 def _hour_place_row(ctx, v, seed, matched):
     return hour_place_step(ctx)  # the same at every seed: the rule has no randomness
 
