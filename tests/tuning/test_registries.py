@@ -54,7 +54,7 @@ def test_a_registered_strategy_is_used_by_select_and_accepted_by_the_config(clea
 
 
 def test_variant_kind_registry(clean_kinds):
-    builtin = {"zero_shot", "anchor_only", "behaviorlm", "full_ft", "balanced_ft", "one_stage", "logreg"}
+    builtin = {"zero_shot", "anchor_only", "behaviorlm", "full_ft", "balanced_ft", "one_stage", "logreg", "hour_place"}
     assert set(variants.kind_names()) == builtin | {"reverse", "oracle"}
     with pytest.raises(ValueError, match="already registered"):
         variants.register_variant_kind(name="reverse", stage1=lambda *a: None, b_tuning=True)
