@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from behaviorlm_plugin.hparams.bench_args import PartConfig
+from behaviorlm_plugin.hparams.bench_plan_args import PartConfig
 from behaviorlm_plugin.runs.bench import cached_steps
 from behaviorlm_plugin.runs.bench.cache import Step
 from behaviorlm_plugin.runs.bench.context import BenchContext

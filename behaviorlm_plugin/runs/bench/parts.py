@@ -14,7 +14,8 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
-from behaviorlm_plugin.hparams.bench_args import PartConfig, SuiteConfig
+from behaviorlm_plugin.hparams.bench_args import SuiteConfig
+from behaviorlm_plugin.hparams.bench_plan_args import PartConfig
 from behaviorlm_plugin.hparams.parser import ConfigError
 from behaviorlm_plugin.runs.bench.evidence import bootstrap_table, primary_table
 from behaviorlm_plugin.runs.bench.part_files import PartFileError, check_same_data, read_part

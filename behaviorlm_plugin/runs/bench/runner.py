@@ -19,7 +19,8 @@ from tqdm.auto import tqdm
 
 from behaviorlm_plugin.data.prepare import ensure_prepared
 from behaviorlm_plugin.extras.fileio import atomic_write_json
-from behaviorlm_plugin.hparams.bench_args import PartConfig, SuiteConfig, VariantConfig
+from behaviorlm_plugin.hparams.bench_args import SuiteConfig, VariantConfig
+from behaviorlm_plugin.hparams.bench_plan_args import PartConfig
 from behaviorlm_plugin.hparams.parser import ConfigError, load_config
 from behaviorlm_plugin.hparams.selection_args import SelectionArguments
 from behaviorlm_plugin.runs import steps

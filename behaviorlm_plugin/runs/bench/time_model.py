@@ -23,7 +23,8 @@ import copy
 import math
 from dataclasses import dataclass, field, replace
 
-from behaviorlm_plugin.hparams.bench_args import PartConfig, SuiteConfig, VariantConfig
+from behaviorlm_plugin.hparams.bench_args import SuiteConfig, VariantConfig
+from behaviorlm_plugin.hparams.bench_plan_args import PartConfig
 from behaviorlm_plugin.tuning.strategies import get_strategy
 
 
