@@ -72,3 +72,47 @@ def test_the_gate_picks_the_smallest_size_clearly_above_hour_place(tmp_path):
     assert saved["top4"]["gate_n"] == 2000
     assert "smallest passing n = 2000" in (pilot / "curves.md").read_text()
     assert (pilot / "learning_curves.png").stat().st_size > 1000
+
+
+def _power():
+    spec = importlib.util.spec_from_file_location("power", ROOT / "scripts" / "power.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def _paired(users_per: int) -> dict:
+    """Four tail behaviors of 50 samples each: fine-tuning right on 30%, A-Tuning alone on 20%, independently;
+    ``users_per`` samples share a user (and, when > 1, the same outcome: clustered)."""
+    rng = np.random.default_rng(3)
+    n = 200
+    labels = np.repeat(np.arange(4), 50)
+    users = np.arange(n) // users_per
+    ft_hit = (rng.random(n // users_per) < 0.3)[users]
+    at_hit = (rng.random(n // users_per) < 0.2)[users]
+
+    def row(hit):
+        codes = np.where(hit, labels, (labels + 1) % 4).tolist()
+        return {"per_seed": {"0": {"curve": {"alphas": [0.0], "val_balanced": [codes]}}}}
+
+    return {
+        "categories": ["tail"] * 4,
+        "eval_samples": {"val_balanced": {"labels": labels.tolist(), "users": users.tolist()}},
+        "variants": {"fine-tuning (2k)": row(ft_hit), "A-Tuning alone (2k)": row(at_hit)},
+    }
+
+
+def test_the_power_calculation_follows_the_paired_formula_and_widens_with_user_clusters():
+    power = _power()
+    kw = {"delta": 0.05, "alpha": 0.05, "beta": 0.2, "k": 1, "tail_samples": 400}
+    iid = power.power(_paired(1), 2000, **kw)
+    z = 1.959964 + 0.841621
+    var1 = iid["p10_only_fine_tuning_right"] + iid["p01_only_a_tuning_right"] - iid["pilot_tail_difference"] ** 2
+    assert abs(iid["design_effect_users"] - 1.0) < 0.25  # one sample a user: no clustering
+    expected = iid["design_effect_users"] * var1 * z**2 / 0.05**2
+    assert abs(iid["tail_samples_needed"] - expected) <= 1
+    assert abs(iid["minimum_detectable_effect"] - z * (iid["design_effect_users"] * var1 / 400) ** 0.5) < 1e-5
+    clustered = power.power(_paired(5), 2000, **kw)
+    assert clustered["design_effect_users"] > 2.5 and clustered["tail_samples_needed"] > 2 * iid["tail_samples_needed"]
+    holm = power.power(_paired(1), 2000, **{**kw, "k": 6})
+    assert holm["tail_samples_needed"] > iid["tail_samples_needed"]
