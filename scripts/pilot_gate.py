@@ -10,8 +10,11 @@ Reads ``docs/results/cpu-main/pilot/top4/results.json`` (LoRA on the top 4 layer
   in the interval). n passes when the interval's lower end is above 0.
 
 Writes ``docs/results/cpu-main/pilot/gate.json``, ``learning_curves.png`` and ``curves.md``; prints the table.
+``--canary`` instead tabulates the canary gate's set-ups (``canary/*/results.json``, from
+``scripts/canary_gate.sh``) into ``canary/summary.md`` and ``canary/summary.json``.
 
     .venv/bin/python scripts/pilot_gate.py
+    .venv/bin/python scripts/pilot_gate.py --canary
 """
 
 from __future__ import annotations
@@ -146,11 +149,83 @@ def plot(reads: dict[str, dict], path: Path) -> None:
     plt.close(fig)
 
 
+BUDGET = re.compile(r"-(\d+)x(\d+)$")
+CANARY_EPOCHS = 3
+"""canary.yaml's epochs: a set-up without a budget suffix trains 960 samples for 3 epochs."""
+CANARY_PASS = 0.95
+"""The canary gate: at least this accuracy on the canary's test ..."""
+CANARY_BUDGET = 2000
+"""... within this many training samples seen (distinct samples x epochs)."""
+
+
+def canary_rows(folder: Path) -> list[dict]:
+    """One row per canary set-up folder: its budget, the fine-tuning row's test and test_balanced figures."""
+    rows = []
+    for f in sorted(folder.glob("*/results.json")):
+        r = json.loads(f.read_text())
+        ft = next((n for n in r["variants"] if n.startswith("fine-tuning")), None)
+        if ft is None:
+            continue
+        seed = r["variants"][ft]["per_seed"]["0"]
+        epochs = r.get("training", {}).get("overrides", {}).get("a_tuning", {}).get("num_train_epochs")
+        if epochs is None:  # results written before they recorded it: the set-up's name says (canary_gate.sh)
+            m = BUDGET.search(f.parent.name)
+            epochs = int(m.group(2)) if m else CANARY_EPOCHS
+        train_s = sum(st["seconds"] for st in seed["steps"] if st["kind"] == "train")
+        rows.append(
+            {
+                "set-up": f.parent.name,
+                "samples": seed["train_samples"],
+                "epochs": epochs,
+                "seen": seed["train_samples"] * epochs if epochs else None,
+                "test_accuracy": seed["metrics"]["test"]["weighted_recall"],
+                "test_balanced_acc_avg": seed["metrics"]["test_balanced"]["acc_avg"],
+                "zero_shot_test_accuracy": r["variants"]
+                .get("zero-shot", {})
+                .get("per_seed", {})
+                .get("0", {})
+                .get("metrics", {})
+                .get("test", {})
+                .get("weighted_recall"),
+                "train_seconds": round(train_s, 1),
+            }
+        )
+    for row in rows:
+        row["passes"] = bool(
+            row["test_accuracy"] >= CANARY_PASS and row["seen"] is not None and row["seen"] <= CANARY_BUDGET
+        )
+    return rows
+
+
+def canary_table(rows: list[dict]) -> str:
+    lines = [
+        "| set-up | samples × epochs (seen) | test accuracy | test_balanced Acc_avg | zero-shot test | training s* | "
+        f"gate (≥ {CANARY_PASS:.2f} within {CANARY_BUDGET:,} seen) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        zs = "–" if r["zero_shot_test_accuracy"] is None else f"{r['zero_shot_test_accuracy']:.3f}"
+        gate = "passes" if r["passes"] else ("below the bar" if r["test_accuracy"] < CANARY_PASS else "over budget")
+        lines.append(
+            f"| {r['set-up']} | {r['samples']:,} × {r['epochs']} ({r['seen']:,}) | {r['test_accuracy']:.3f} | "
+            f"{r['test_balanced_acc_avg']:.3f} | {zs} | {r['train_seconds']:.0f} | {gate} |"
+        )
+    return "\n".join(lines)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--pilot", default=str(PILOT))
+    p.add_argument("--canary", action="store_true", help="tabulate the canary gate's set-ups instead")
     a = p.parse_args()
     pilot = Path(a.pilot)
+    if a.canary:
+        rows = canary_rows(pilot / "canary")
+        text = canary_table(rows)
+        print(text)
+        (pilot / "canary" / "summary.md").write_text(text + "\n")
+        (pilot / "canary" / "summary.json").write_text(json.dumps(rows, indent=2) + "\n")
+        return
     reads = {}
     for name in ("top4", "top8"):
         f = pilot / name / "results.json"

@@ -116,3 +116,29 @@ def test_the_power_calculation_follows_the_paired_formula_and_widens_with_user_c
     assert clustered["design_effect_users"] > 2.5 and clustered["tail_samples_needed"] > 2 * iid["tail_samples_needed"]
     holm = power.power(_paired(1), 2000, **{**kw, "k": 6})
     assert holm["tail_samples_needed"] > iid["tail_samples_needed"]
+
+
+def test_the_canary_table_counts_samples_seen_against_the_budget(tmp_path):
+    gate = _gate()
+
+    def write(name: str, n: int, acc: float, epochs: int | None) -> None:
+        seed = {
+            "train_samples": n,
+            "metrics": {"test": {"weighted_recall": acc}, "test_balanced": {"acc_avg": acc}},
+            "steps": [{"kind": "train", "seconds": 10.0}],
+        }
+        res = {"variants": {f"fine-tuning ({n})": {"per_seed": {"0": seed}}}}
+        if epochs is not None:
+            res["training"] = {"overrides": {"a_tuning": {"num_train_epochs": epochs}}}
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "results.json").write_text(json.dumps(res))
+
+    write("a-1920x1", 1920, 1.0, None)  # the epochs from the name
+    write("b", 960, 1.0, None)  # no suffix: canary.yaml's 3 epochs, 2,880 seen
+    write("c", 480, 0.9, 3)
+    rows = {r["set-up"]: r for r in gate.canary_rows(tmp_path)}
+    assert rows["a-1920x1"]["seen"] == 1920 and rows["a-1920x1"]["passes"]
+    assert rows["b"]["seen"] == 2880 and not rows["b"]["passes"]
+    assert rows["c"]["seen"] == 1440 and not rows["c"]["passes"]
+    table = gate.canary_table(list(rows.values()))
+    assert "over budget" in table and "below the bar" in table
