@@ -172,12 +172,23 @@ def evaluate(ctx: BenchContext, model: Step | None) -> Step:
 def evaluate_together(
     ctx: BenchContext, models: list[Step | None], splits: tuple[str, ...] | None = None
 ) -> list[Step]:
-    """:func:`evaluate` of each of ``models`` (``None``: the base model), the ones not yet cached scored in one
-    pass over the layers their adapters leave alone (``model/twin.py``): each entry is the one :func:`evaluate`
-    would make, with the same key, so a later :func:`evaluate` finds it. ``splits``: only those splits (an
-    entry of its own, which :func:`evaluate` does not read)."""
+    """:func:`evaluate` of each of ``models`` (``None``: the base model), the ones not yet cached scored in passes of
+    the suite's ``score_together`` that run the layers their adapters leave alone once (``model/twin.py``): each
+    entry is the one :func:`evaluate` would make, with the same key, so a later :func:`evaluate` finds it.
+    ``splits``: only those splits (an entry of its own, which :func:`evaluate` does not read). Returns one step per
+    model asked for, in that order."""
     asked = [None if m is None else m.key for m in models]
-    models = list(dict(zip(asked, models, strict=True)).values())  # each model once
+    unique = dict(zip(asked, models, strict=True))  # each model once
+    keys, group = list(unique), ctx.suite.score_together
+    done: dict[str | None, Step] = {}
+    for start in range(0, len(keys), group):
+        chunk = [unique[k] for k in keys[start : start + group]]
+        done.update(zip(keys[start : start + group], _evaluate_pass(ctx, chunk, splits), strict=True))
+    return [done[k] for k in asked]
+
+
+def _evaluate_pass(ctx: BenchContext, models: list[Step | None], splits: tuple[str, ...] | None) -> list[Step]:
+    """One shared scoring pass over ``models`` (distinct), for the entries not yet cached."""
 
     def build(todo: list[tuple[int, Path]]) -> list[dict]:
         mine = [(models[i], out) for i, out in todo if models[i] is not None]
@@ -196,11 +207,4 @@ def evaluate_together(
 
     specs = [_eval_spec(ctx, m, splits) for m in models]
     labels = [f"({'base' if m is None else m.key})" for m in models]
-    done = dict(
-        zip(
-            [None if m is None else m.key for m in models],
-            ctx.cache.run_together("eval", specs, build, labels),
-            strict=True,
-        )
-    )
-    return [done[k] for k in asked]  # one per model asked for, in that order
+    return ctx.cache.run_together("eval", specs, build, labels)

@@ -62,12 +62,10 @@ def _needs(ctx: BenchContext, only: list[str] | None) -> set[str]:
 
 
 def _trials(ctx: BenchContext, models: list[Step]) -> list[dict]:
-    """Each trial's model scored on the search's split only, the trials together (one pass over the layers they
-    leave alone, ``score_together`` at a time); the winner's other splits are scored with its row."""
-    cfg, group = ctx.suite.lr_search, ctx.suite.score_together
-    evals = []
-    for start in range(0, len(models), group):
-        evals += cached_steps.evaluate_together(ctx, models[start : start + group], splits=(cfg.split,))
+    """Each trial's model scored on the search's split only, the trials together (``evaluate_together``); the
+    winner's other splits are scored with its row."""
+    cfg = ctx.suite.lr_search
+    evals = cached_steps.evaluate_together(ctx, models, splits=(cfg.split,))
     return [{"lr": lr, **_score(ev, cfg.split)} for lr, ev in zip(cfg.values, evals, strict=True)]
 
 

@@ -172,14 +172,6 @@ class BenchRunner:
                     models[None if model is None else model.key] = model
         return list(models.values())
 
-    def score_together(self, models: list[Step | None]) -> None:
-        """``models`` scored together, ``score_together`` at a time, in passes that run the layers their adapters
-        leave alone once (``cached_steps.evaluate_together``); the rows then find their evaluations cached. The
-        same entries, keys and scores as one by one."""
-        group = self.suite.score_together
-        for start in range(0, len(models), group):
-            cached_steps.evaluate_together(self._context(), models[start : start + group])
-
     def matched_samples(self, seed: int) -> int:
         """How many samples ``ours`` trained on at ``seed`` (its two stages): from this run, else from an earlier
         part's file, else by training ``ours`` now."""
@@ -256,8 +248,8 @@ class BenchRunner:
             done["trained_models"] = [m.key for m in trained if m is not None]
             save(done)
             return done
-        if self.suite.score_together > 1:
-            self.score_together(self.train_rows(order, seeds))
+        if self.suite.score_together > 1:  # the rows then find their evaluations cached: the same entries and scores
+            cached_steps.evaluate_together(ctx, self.train_rows(order, seeds))
         total = sum(len(set(self.suite.seeds_of(v)) & set(seeds)) for v in order)
         with tqdm(total=total, desc="bench", unit="run") as bar:
             for seed in seeds:
