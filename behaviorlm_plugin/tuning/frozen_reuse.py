@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import time
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -188,8 +189,14 @@ class FrozenReuse:
 
         handle = self.layers[self.split].register_forward_pre_hook(capture, with_kwargs=True)
         device = next(self.lm.parameters()).device
+        log(f"[frozen-reuse] caching the first {self.split} layers' output of {len(todo)} samples")
+        started, step = time.monotonic(), max(FILL_BATCH, -(-len(todo) // 10))  # progress about every 10%
         try:
             for i in range(0, len(todo), FILL_BATCH):
+                if i and i // step != (i - FILL_BATCH) // step:
+                    rate = i / max(time.monotonic() - started, 1e-9)
+                    left = (len(todo) - i) / rate / 60
+                    log(f"[frozen-reuse] {i}/{len(todo)} samples, {rate:.2f}/s, ~{left:.1f} min left")
                 chunk = todo[i : i + FILL_BATCH]
                 width = max(len(c) for c in chunk)
                 ids = torch.zeros((len(chunk), width), dtype=torch.long, device=device)

@@ -45,3 +45,15 @@ def test_the_plan_prints_every_size_and_the_comparison(capsys):
     out = capsys.readouterr().out
     assert "2,000 a row" in out and "8,000 a row" in out and "without reuse" in out
     assert out.count("\n  s1-train-a") == 2  # once in the part list, once in the plan
+
+
+def test_a_larger_draw_pays_only_for_the_samples_a_smaller_one_left_uncached():
+    pilot = load_suite(ROOT / "yaml_recipes" / "bench" / "cpu-pilot.yaml")
+    tm = pilot.time_model
+    alone = {p.name: estimate_part(pilot, p) for p in pilot.parts}
+    in_order = estimate_parts(pilot)
+    one_sample = tm.tokens_per_sample / tm.first_pass_tokens_per_s
+    # n4k-ft's 4,000 natural samples hold n2k's 2,000 (one seeded stream): its first pass covers the other 2,000.
+    assert abs((alone["n4k-ft"] - in_order["n4k-ft"]) - 2000 * one_sample) < 1e-6
+    # The A-Tuning mixes nest the same way (anchors and aux conversations: 4,200 after 2,100).
+    assert abs((alone["n4k-a"] - in_order["n4k-a"]) - 2100 * one_sample) < 1e-6

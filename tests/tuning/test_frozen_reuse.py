@@ -86,3 +86,23 @@ class _Config:
 def test_settings_it_cannot_serve_exactly_are_refused(cfg, model_config, message):
     with pytest.raises(FrozenReuseError, match=message):
         check_settings(cfg, model_config)
+
+
+def test_the_fill_reports_its_progress_and_skips_what_is_cached(tmp_path, tiny_model):
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from behaviorlm_plugin.tuning.frozen_reuse import FrozenCache, FrozenReuse
+
+    model = AutoModelForCausalLM.from_pretrained(str(tiny_model), dtype=torch.float32)
+    rng = np.random.default_rng(0)
+    dataset = [{"input_ids": rng.integers(3, 50, size=int(rng.integers(4, 12))).tolist()} for _ in range(20)]
+    lines: list[str] = []
+    reuse = FrozenReuse(model, FrozenCache(tmp_path, "m", 10**9), split=1)
+    reuse.fill(dataset, lines.append)
+    assert lines[0].endswith("output of 20 samples") and lines[-1].startswith("[frozen-reuse] cached")
+    assert [line.split()[1] for line in lines[1:-1]] == ["8/20", "16/20"]  # every 10%, at least a batch apart
+    assert all(reuse.cache.has(ex["input_ids"]) for ex in dataset)
+    again: list[str] = []
+    reuse.fill(dataset, again.append)
+    assert again == ["[frozen-reuse] every sample's first 1 layers are cached"]

@@ -12,7 +12,10 @@ The estimate counts the work as the step cache and the reuse paths do it:
 Parts are estimated in the suite's order, each from the cache the parts before it leave (as they run): a row
 of a later part that reuses an earlier part's training, selection or first pass does not pay for it again, and
 the learning-rate search's trial at the winning rate is the seed-0 row's own training (the first value is assumed
-to win). ``estimate_part`` alone estimates one part from a cold cache.
+to win). Draws of one family are nested (``steps.subset`` and the mix's anchors pick ``n`` of a split with one seeded
+stream, so a smaller draw's samples are all in a larger one), and the frozen-layer cache is keyed by sample: a
+larger draw's first pass pays only for the samples the largest earlier draw of its family did not have.
+``estimate_part`` alone estimates one part from a cold cache.
 
 The rates are the suite's; ``yaml_recipes/bench/cpu-main.yaml`` takes them from ``benchmarks/results/``.
 """
@@ -41,6 +44,16 @@ def eval_samples(suite: SuiteConfig, splits: list[str] | None = None) -> int:
     return n
 
 
+def _draw_family(ident: tuple) -> tuple:
+    """The nested draws a training dataset belongs to: natural subsets of one data seed (``("full_ft", seed, n)``),
+    or mixes of one data seed and λ (``("mix", seed, anchors, λ)``); any other dataset is its own family."""
+    if ident[0] == "full_ft":
+        return ident[:2]
+    if ident[0] == "mix":
+        return ("mix", ident[1], ident[3])
+    return ident
+
+
 @dataclass
 class _Tally:
     """One part's work, each shared piece once (as the step cache runs it)."""
@@ -48,7 +61,7 @@ class _Tally:
     suite: SuiteConfig
     trainings: set = field(default_factory=set)
     selections: set = field(default_factory=set)
-    first_passes: set = field(default_factory=set)
+    first_passes: dict = field(default_factory=dict)  # draw family -> the most samples of it already cached
     models: set = field(default_factory=set)
     scored: set = field(default_factory=set)
     seconds: float = 0.0
@@ -66,8 +79,11 @@ class _Tally:
         n = sum(size for _, size in data)
         self.seconds += tm.train_fixed_s + tm.epochs * n * tm.tokens_per_sample / tm.train_tokens_per_s
         if self.reuse:
-            fresh = sum(size for ident, size in data if ident not in self.first_passes)
-            self.first_passes.update(ident for ident, _ in data)
+            fresh = 0.0
+            for ident, size in data:
+                family = _draw_family(ident)
+                fresh += max(0.0, size - self.first_passes.get(family, 0.0))
+                self.first_passes[family] = max(size, self.first_passes.get(family, 0.0))
             self.seconds += fresh * tm.tokens_per_sample / tm.first_pass_tokens_per_s
 
     def select(self, picked: tuple, scored: int) -> None:
