@@ -123,6 +123,10 @@ def test_shared_steps_run_once(bench_run):
     # k=1 is BehaviorLM itself: identical metrics, from the cache.
     assert v["k=1"]["per_seed"]["0"]["metrics"] == v["BehaviorLM"]["per_seed"]["0"]["metrics"]
     assert all(st["cached"] for st in v["k=1"]["per_seed"]["0"]["steps"])
+    # Every row records its training stages' loss (A then B for BehaviorLM), model-free rows none.
+    loss = v["BehaviorLM"]["per_seed"]["0"]["loss"]
+    assert len(loss) == 2 and all(stage["steps"] >= 1 and stage["curve"] for stage in loss)
+    assert v["zero-shot"]["per_seed"]["0"]["loss"] == []
 
 
 def test_variant_semantics(bench_run):

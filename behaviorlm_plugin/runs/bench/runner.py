@@ -50,6 +50,7 @@ from behaviorlm_plugin.runs.bench.variants import (
     check_variant_kinds,
     get_variant_kind,
 )
+from behaviorlm_plugin.tuning.loss_log import read_loss
 
 BenchError = ConfigError
 """A bad suite file or a request the data cannot meet; the message names the key and the fix."""
@@ -133,6 +134,8 @@ class BenchRunner:
             "predictions": sample_predictions(ctx, ev.dir),
             "curve": curve,
             "steps": [s.summary() for s in chain],
+            # Each training stage's loss (A, then B): whether the LoRA moved, beside what the scores say.
+            "loss": [read_loss(s.dir) for s in chain if s.kind == "train"],
         }
 
     def _trained_eval(self, kind: VariantKind, v: VariantConfig, seed: int, chain: list[Step]) -> tuple[Step, int]:
