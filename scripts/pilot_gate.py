@@ -11,10 +11,14 @@ Reads ``docs/results/cpu-main/pilot/top4/results.json`` (LoRA on the top 4 layer
 
 Writes ``docs/results/cpu-main/pilot/gate.json``, ``learning_curves.png`` and ``curves.md``; prints the table.
 ``--canary`` instead tabulates the canary gate's set-ups (``canary/*/results.json``, from
-``scripts/canary_gate.sh``) into ``canary/summary.md`` and ``canary/summary.json``.
+``scripts/canary_gate.sh``) into ``canary/summary.md`` and ``canary/summary.json``. ``--stock-forward`` compares
+the stock-forward check's rows (``stock-forward/results.json``: LLaMA-Factory's own forward, no answer-only head,
+no frozen-layer reuse) with the same rows of ``top4/``: Acc_avg, the paired difference with its user-bootstrap
+interval, the share of samples predicted alike and the training loss; into ``stock-forward/comparison.md|json``.
 
     .venv/bin/python scripts/pilot_gate.py
     .venv/bin/python scripts/pilot_gate.py --canary
+    .venv/bin/python scripts/pilot_gate.py --stock-forward
 """
 
 from __future__ import annotations
@@ -213,12 +217,77 @@ def canary_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def stock_forward_rows(stock: dict, usual: dict, n_boot: int = N_BOOT, seed: int = 0) -> list[dict]:
+    """Each trained row of the stock-forward run beside the same row of the usual (reuse) run, on ``val_balanced``."""
+    if not stock["training"]["stock_forward"] or usual["training"]["stock_forward"]:
+        raise SystemExit("--stock-forward: the first results should be the stock forward's, the second the reuse's")
+    ev, other = stock["eval_samples"][SPLIT], usual["eval_samples"][SPLIT]
+    if ev["ids"] != other["ids"]:
+        raise SystemExit(f"{SPLIT}: the two runs scored different samples; run both on the same data and caps")
+    labels, cats = np.asarray(ev["labels"]), np.asarray(stock["categories"])
+    point = np.ones((1, len(labels)))
+    boot = resample_weights(len(labels), n_boot, np.random.default_rng(seed), groups=ev["users"])
+    rows = []
+    for name, v in stock["variants"].items():
+        mine, theirs = _curve(stock, name), _curve(usual, name)
+        if v["kind"] in ("hour_place", "zero_shot", "logreg") or mine is None or theirs is None:
+            continue
+        a, b = mine[SPLIT], theirs[SPLIT]
+        acc_a, acc_b = _acc_avg(labels, a, cats, point)[:, 0], _acc_avg(labels, b, cats, point)[:, 0]
+        delta = _acc_avg(labels, a, cats, boot).max(axis=0) - _acc_avg(labels, b, cats, boot).max(axis=0)
+        lo, hi = np.nanpercentile(delta, [2.5, 97.5])
+        loss = [r["variants"][name]["per_seed"]["0"].get("loss") or [None] for r in (stock, usual)]
+        rows.append(
+            {
+                "row": name,
+                "stock": {"alpha0": float(acc_a[0]), "best": float(acc_a.max())},
+                "reuse": {"alpha0": float(acc_b[0]), "best": float(acc_b.max())},
+                "delta_best": float(acc_a.max() - acc_b.max()),
+                "ci95": [float(lo), float(hi)],
+                "agreement_alpha0": float(np.mean(np.asarray(a[0]) == np.asarray(b[0]))),
+                "loss_last": [stage[-1]["last"] if stage[-1] else None for stage in loss],
+                "same": bool(lo <= 0 <= hi),
+            }
+        )
+    return rows
+
+
+def stock_forward_table(rows: list[dict]) -> str:
+    lines = [
+        "| row | Acc_avg α=0: stock / reuse | best α: stock / reuse | stock − reuse [95% CI] | same prediction "
+        "(α=0) | last loss: stock / reuse | same result |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        loss = " / ".join("–" if x is None else f"{x:.3f}" for x in r["loss_last"])
+        lines.append(
+            f"| {r['row']} | {r['stock']['alpha0']:.3f} / {r['reuse']['alpha0']:.3f} | {r['stock']['best']:.3f} / "
+            f"{r['reuse']['best']:.3f} | {r['delta_best']:+.3f} [{r['ci95'][0]:+.3f}, {r['ci95'][1]:+.3f}] | "
+            f"{r['agreement_alpha0']:.3f} | {loss} | {'yes' if r['same'] else 'no'} |"
+        )
+    return "\n".join(lines)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--pilot", default=str(PILOT))
     p.add_argument("--canary", action="store_true", help="tabulate the canary gate's set-ups instead")
+    p.add_argument("--stock-forward", action="store_true", help="compare the stock-forward check with top4/")
     a = p.parse_args()
     pilot = Path(a.pilot)
+    if a.stock_forward:
+        files = [pilot / "stock-forward" / "results.json", pilot / "top4" / "results.json"]
+        for f in files:
+            if not f.is_file():
+                raise SystemExit(f"{f}: not there yet (docs/results/cpu-main/pilot/README.md has the command)")
+        rows = stock_forward_rows(*(json.loads(f.read_text()) for f in files))
+        if not rows:
+            raise SystemExit(f"{files[0]}: no trained row that {files[1]} also has")
+        text = stock_forward_table(rows)
+        print(text)
+        (pilot / "stock-forward" / "comparison.md").write_text(text + "\n")
+        (pilot / "stock-forward" / "comparison.json").write_text(json.dumps(rows, indent=2) + "\n")
+        return
     if a.canary:
         rows = canary_rows(pilot / "canary")
         text = canary_table(rows)

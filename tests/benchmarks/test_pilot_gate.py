@@ -142,3 +142,24 @@ def test_the_canary_table_counts_samples_seen_against_the_budget(tmp_path):
     assert rows["c"]["seen"] == 1440 and not rows["c"]["passes"]
     table = gate.canary_table(list(rows.values()))
     assert "over budget" in table and "below the bar" in table
+
+
+def test_the_stock_forward_check_calls_equal_rows_the_same_and_a_broken_one_different():
+    gate = _gate()
+    usual = _results(np.random.default_rng(0))
+    for name, v in usual["variants"].items():
+        v["kind"] = "hour_place" if name == "hour+place" else "full_ft"
+    usual["training"] = {"stock_forward": False}
+    stock = json.loads(json.dumps(usual))
+    stock["training"] = {"stock_forward": True}
+    # A masking bug would show as a row that no longer learns: every prediction shifted off its label.
+    labels = np.asarray(stock["eval_samples"]["val_balanced"]["labels"])
+    broken = ((labels + 1) % 6).tolist()
+    stock["variants"]["fine-tuning (2k)"]["per_seed"]["0"]["curve"]["val_balanced"] = [broken] * 3
+    rows = {r["row"]: r for r in gate.stock_forward_rows(stock, usual, n_boot=300)}
+    assert "hour+place" not in rows
+    same = rows["fine-tuning (1k)"]
+    assert same["same"] and same["agreement_alpha0"] == 1.0 and same["delta_best"] == 0.0
+    off = rows["fine-tuning (2k)"]
+    assert not off["same"] and off["agreement_alpha0"] < 0.2 and off["ci95"][1] < 0
+    assert "| fine-tuning (2k) |" in gate.stock_forward_table(list(rows.values()))
