@@ -85,9 +85,26 @@ def read(results: dict, n_boot: int = N_BOOT, seed: int = 0) -> dict:
     out["sizes"] = {str(n): sizes[n] for n in sorted(sizes)}
     passing = [n for n in sorted(sizes) if sizes[n].get("fine-tuning", {}).get("gate", {}).get("passes")]
     out["gate_n"] = passing[0] if passing else None
+    out["crossing"] = {kind: crossing(sizes, kind, out["hour+place"]["best"]) for kind in CROSSING_ROWS}
     out["val_users"] = len(set(ev["users"]))
     out["val_samples"] = len(labels)
     return out
+
+
+CROSSING_ROWS = ("fine-tuning", "logistic regression")
+
+
+def crossing(sizes: dict[int, dict], kind: str, target: float) -> dict | None:
+    """Where a row's best-α curve would reach ``target`` (hour+place), by a least-squares line in log10(n) through
+    the sizes run: a guide to what a larger run would need, not a measurement. None with fewer than two sizes."""
+    pts = [(n, sizes[n][kind]["best"]) for n in sorted(sizes) if kind in sizes[n]]
+    if len(pts) < 2:
+        return None
+    x, y = np.log10([n for n, _ in pts]), np.asarray([acc for _, acc in pts])
+    slope, icpt = np.polyfit(x, y, 1)
+    per_decade = float(slope)
+    n_star = float(10 ** ((target - icpt) / slope)) if slope > 0 else None
+    return {"per_decade": round(per_decade, 4), "n_at_hour_place": None if n_star is None else round(n_star, -2)}
 
 
 def table(name: str, r: dict) -> str:
@@ -118,6 +135,13 @@ def table(name: str, r: dict) -> str:
             else f"| {int(n):,} | – | – | – | {cell(a)} | {cell(lr)} |"
         )
     lines += ["", f"gate: smallest passing n = {r['gate_n'] if r['gate_n'] else 'none up to the sizes run'}"]
+    for kind, c in r.get("crossing", {}).items():
+        if c is not None:
+            reach = f"~{c['n_at_hour_place']:,.0f} samples" if c["n_at_hour_place"] else "never (flat or falling)"
+            lines.append(
+                f"{kind}: {c['per_decade']:+.3f} Acc_avg per tenfold n over the sizes run; a log-linear line "
+                f"through them reaches hour+place at {reach} (an extrapolation, not a measurement)"
+            )
     return "\n".join(lines)
 
 

@@ -163,3 +163,13 @@ def test_the_stock_forward_check_calls_equal_rows_the_same_and_a_broken_one_diff
     off = rows["fine-tuning (2k)"]
     assert not off["same"] and off["agreement_alpha0"] < 0.2 and off["ci95"][1] < 0
     assert "| fine-tuning (2k) |" in gate.stock_forward_table(list(rows.values()))
+
+
+def test_the_crossing_extrapolates_a_log_linear_curve_to_hour_place():
+    gate = _gate()
+    sizes = {1000: {"fine-tuning": {"best": 0.10}}, 10000: {"fine-tuning": {"best": 0.20}}}
+    c = gate.crossing(sizes, "fine-tuning", 0.30)
+    assert c == {"per_decade": 0.1, "n_at_hour_place": 100000.0}
+    flat = {1000: {"fine-tuning": {"best": 0.1}}, 2000: {"fine-tuning": {"best": 0.09}}}
+    assert gate.crossing(flat, "fine-tuning", 0.3)["n_at_hour_place"] is None
+    assert gate.crossing({1000: {"fine-tuning": {"best": 0.1}}}, "fine-tuning", 0.3) is None
