@@ -57,3 +57,16 @@ def test_a_larger_draw_pays_only_for_the_samples_a_smaller_one_left_uncached():
     assert abs((alone["n4k-ft"] - in_order["n4k-ft"]) - 2000 * one_sample) < 1e-6
     # The A-Tuning mixes nest the same way (anchors and aux conversations: 4,200 after 2,100).
     assert abs((alone["n4k-a"] - in_order["n4k-a"]) - 2100 * one_sample) < 1e-6
+
+
+def test_list_parts_shows_a_done_parts_own_time_and_the_ratio_to_its_estimate(monkeypatch):
+    from behaviorlm_plugin.runs.bench import parts
+
+    pilot = load_suite(ROOT / "yaml_recipes" / "bench" / "cpu-pilot.yaml")
+    estimates = estimate_parts(pilot)
+    walls = {"refs": 2 * estimates["refs"], "n1k": 2 * estimates["n1k"]}
+    monkeypatch.setattr(parts, "done_parts", lambda suite: ["refs", "n1k"])
+    monkeypatch.setattr(parts, "trusted_part", lambda suite, name: {"wall_seconds": walls[name]})
+    table = parts.parts_table(pilot)
+    assert f"done in {walls['n1k'] / 60:.1f} min" in table and "n2k" in table and "todo" in table
+    assert "the done parts took 2.00x their estimates" in table

@@ -200,13 +200,24 @@ def parts_table(suite: SuiteConfig) -> str:
     done = set(done_parts(suite))
     lines = [f"parts of {suite.name!r}, in order (estimates from the suite's time_model, runs/bench/time_model.py):"]
     estimates = estimate_parts(suite)
+    measured: dict[str, float] = {}  # done parts' own wall time, beside what the time model expected
     for p in suite.parts:
         est = estimates[p.name]
         what = [*(f"lr search {t}" for t in p.lr_search), *p.variants, *(["SASRec"] if p.sasrec else [])]
         rows = ", ".join(what) + (f" (seeds {p.seeds})" if p.seeds else "")
-        lines.append(f"  {p.name:<16} ~{est / 60:5.1f} min  {'done' if p.name in done else 'todo'}  {rows}")
+        wall = (trusted_part(suite, p.name) or {}).get("wall_seconds") if p.name in done else None
+        if isinstance(wall, int | float) and wall > 0:
+            measured[p.name] = float(wall)
+        state = f"done in {wall / 60:.1f} min" if p.name in measured else ("done" if p.name in done else "todo")
+        lines.append(f"  {p.name:<16} ~{est / 60:5.1f} min  {state}  {rows}")
     total = sum(estimates.values())
     lines.append(f"  {'total':<16} ~{total / 60:5.1f} min")
+    if measured:
+        ratio = sum(measured.values()) / max(sum(estimates[n] for n in measured), 1e-9)
+        lines.append(
+            f"  the done parts took {ratio:.2f}x their estimates here (the time model's rates are the suite's; "
+            "a busier machine or a cold frozen-layer cache runs slower)"
+        )
     if suite.time_model.plan_samples:
         lines += ["", "the plan at other sizes (ours' A mix + B-set a row; matched rows follow; every seed):"]
         lines.append(plan_table(suite))
