@@ -21,7 +21,7 @@ from behaviorlm_plugin.runs.bench.evidence import bootstrap_table, primary_table
 from behaviorlm_plugin.runs.bench.part_files import PartFileError, check_same_data, read_part
 from behaviorlm_plugin.runs.bench.report import write_outputs
 from behaviorlm_plugin.runs.bench.results import summarize
-from behaviorlm_plugin.runs.bench.time_model import estimate_parts, plan_table
+from behaviorlm_plugin.runs.bench.time_model import estimate_part, estimate_parts, plan_table
 
 NEXT = "next"
 PARTS_DIR = "parts"
@@ -198,7 +198,10 @@ def earlier_train_samples(suite: SuiteConfig, name: str, seed: int) -> int | Non
 
 def parts_table(suite: SuiteConfig) -> str:
     done = set(done_parts(suite))
-    lines = [f"parts of {suite.name!r}, in order (estimates from the suite's time_model, runs/bench/time_model.py):"]
+    lines = [
+        f"parts of {suite.name!r}, in order (estimates from the suite's time_model, runs/bench/time_model.py; "
+        "'cold': the part alone on an empty cache, as in a fresh checkout):"
+    ]
     estimates = estimate_parts(suite)
     measured: dict[str, float] = {}  # done parts' own wall time, beside what the time model expected
     for p in suite.parts:
@@ -209,7 +212,8 @@ def parts_table(suite: SuiteConfig) -> str:
         if isinstance(wall, int | float) and wall > 0:
             measured[p.name] = float(wall)
         state = f"done in {wall / 60:.1f} min" if p.name in measured else ("done" if p.name in done else "todo")
-        lines.append(f"  {p.name:<16} ~{est / 60:5.1f} min  {state}  {rows}")
+        cold = estimate_part(suite, p)
+        lines.append(f"  {p.name:<16} ~{est / 60:5.1f} min (cold ~{cold / 60:5.1f})  {state}  {rows}")
     total = sum(estimates.values())
     lines.append(f"  {'total':<16} ~{total / 60:5.1f} min")
     if measured:
