@@ -92,6 +92,14 @@ def read(results: dict, n_boot: int = N_BOOT, seed: int = 0) -> dict:
 
 
 CROSSING_ROWS = ("fine-tuning", "logistic regression")
+CROSSING_MAX_LOG10 = 9
+"""A crossing past 10^9 samples is reported as 'beyond' (a nearly flat line would give an absurd n)."""
+REACH = {
+    "at": "at ~{n:,.0f} samples",
+    "already": "already at a size run",
+    "beyond": "only beyond 10^{cap} samples",
+    "never": "never (flat or falling)",
+}
 
 
 def crossing(sizes: dict[int, dict], kind: str, target: float) -> dict | None:
@@ -102,9 +110,16 @@ def crossing(sizes: dict[int, dict], kind: str, target: float) -> dict | None:
         return None
     x, y = np.log10([n for n, _ in pts]), np.asarray([acc for _, acc in pts])
     slope, icpt = np.polyfit(x, y, 1)
-    per_decade = float(slope)
-    n_star = float(10 ** ((target - icpt) / slope)) if slope > 0 else None
-    return {"per_decade": round(per_decade, 4), "n_at_hour_place": None if n_star is None else round(n_star, -2)}
+    out = {"per_decade": round(float(slope), 4), "n_at_hour_place": None, "reach": "never"}
+    if any(acc >= target for _, acc in pts):
+        out["reach"] = "already"  # a size run is there: nothing to extrapolate
+    elif slope > 0:
+        exponent = (target - icpt) / slope
+        if exponent > CROSSING_MAX_LOG10:
+            out["reach"] = "beyond"
+        else:
+            out["n_at_hour_place"], out["reach"] = float(round(10**exponent, -2)), "at"
+    return out
 
 
 def table(name: str, r: dict) -> str:
@@ -137,10 +152,10 @@ def table(name: str, r: dict) -> str:
     lines += ["", f"gate: smallest passing n = {r['gate_n'] if r['gate_n'] else 'none up to the sizes run'}"]
     for kind, c in r.get("crossing", {}).items():
         if c is not None:
-            reach = f"~{c['n_at_hour_place']:,.0f} samples" if c["n_at_hour_place"] else "never (flat or falling)"
+            reach = REACH[c["reach"]].format(n=c["n_at_hour_place"], cap=CROSSING_MAX_LOG10)
             lines.append(
                 f"{kind}: {c['per_decade']:+.3f} Acc_avg per tenfold n over the sizes run; a log-linear line "
-                f"through them reaches hour+place at {reach} (an extrapolation, not a measurement)"
+                f"through them reaches hour+place {reach} (an extrapolation, not a measurement)"
             )
     return "\n".join(lines)
 
@@ -243,8 +258,12 @@ def canary_table(rows: list[dict]) -> str:
 
 def stock_forward_rows(stock: dict, usual: dict, n_boot: int = N_BOOT, seed: int = 0) -> list[dict]:
     """Each trained row of the stock-forward run beside the same row of the usual (reuse) run, on ``val_balanced``."""
-    if not stock["training"]["stock_forward"] or usual["training"]["stock_forward"]:
-        raise SystemExit("--stock-forward: the first results should be the stock forward's, the second the reuse's")
+    if not stock.get("training", {}).get("stock_forward"):
+        raise SystemExit(
+            "stock-forward/results.json: training.stock_forward is not true; rerun it with --set stock_forward=true"
+        )
+    if usual.get("training", {}).get("stock_forward"):
+        raise SystemExit("top4/results.json: training.stock_forward is true; top4/ is the reuse run, without the flag")
     ev, other = stock["eval_samples"][SPLIT], usual["eval_samples"][SPLIT]
     if ev["ids"] != other["ids"]:
         raise SystemExit(f"{SPLIT}: the two runs scored different samples; run both on the same data and caps")
@@ -270,7 +289,7 @@ def stock_forward_rows(stock: dict, usual: dict, n_boot: int = N_BOOT, seed: int
                 "ci95": [float(lo), float(hi)],
                 "agreement_alpha0": float(np.mean(np.asarray(a[0]) == np.asarray(b[0]))),
                 "loss_last": [stage[-1]["last"] if stage[-1] else None for stage in loss],
-                "same": bool(lo <= 0 <= hi),
+                "no_detectable_difference": bool(lo <= 0 <= hi),
             }
         )
     return rows
@@ -279,7 +298,7 @@ def stock_forward_rows(stock: dict, usual: dict, n_boot: int = N_BOOT, seed: int
 def stock_forward_table(rows: list[dict]) -> str:
     lines = [
         "| row | Acc_avg α=0: stock / reuse | best α: stock / reuse | stock − reuse [95% CI] | same prediction "
-        "(α=0) | last loss: stock / reuse | same result |",
+        "(α=0) | last loss: stock / reuse | difference detected |",
         "|---|---|---|---|---|---|---|",
     ]
     for r in rows:
@@ -287,7 +306,7 @@ def stock_forward_table(rows: list[dict]) -> str:
         lines.append(
             f"| {r['row']} | {r['stock']['alpha0']:.3f} / {r['reuse']['alpha0']:.3f} | {r['stock']['best']:.3f} / "
             f"{r['reuse']['best']:.3f} | {r['delta_best']:+.3f} [{r['ci95'][0]:+.3f}, {r['ci95'][1]:+.3f}] | "
-            f"{r['agreement_alpha0']:.3f} | {loss} | {'yes' if r['same'] else 'no'} |"
+            f"{r['agreement_alpha0']:.3f} | {loss} | {'no' if r['no_detectable_difference'] else 'yes'} |"
         )
     return "\n".join(lines)
 

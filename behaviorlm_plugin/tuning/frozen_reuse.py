@@ -191,13 +191,16 @@ class FrozenReuse:
         device = next(self.lm.parameters()).device
         log(f"[frozen-reuse] caching the first {self.split} layers' output of {len(todo)} samples")
         started, step = time.monotonic(), max(FILL_BATCH, -(-len(todo) // 10))  # progress about every 10%
+        total_tokens, done_tokens = sum(map(len, todo)), 0
         try:
             for i in range(0, len(todo), FILL_BATCH):
                 if i and i // step != (i - FILL_BATCH) // step:
-                    rate = i / max(time.monotonic() - started, 1e-9)
-                    left = (len(todo) - i) / rate / 60
-                    log(f"[frozen-reuse] {i}/{len(todo)} samples, {rate:.2f}/s, ~{left:.1f} min left")
+                    # By tokens: the samples run shortest first, so a rate in samples would promise too much.
+                    rate = done_tokens / max(time.monotonic() - started, 1e-9)
+                    left = (total_tokens - done_tokens) / rate / 60
+                    log(f"[frozen-reuse] {i}/{len(todo)} samples, {rate:.0f} tokens/s, ~{left:.1f} min left")
                 chunk = todo[i : i + FILL_BATCH]
+                done_tokens += sum(map(len, chunk))
                 width = max(len(c) for c in chunk)
                 ids = torch.zeros((len(chunk), width), dtype=torch.long, device=device)
                 mask = torch.zeros_like(ids)

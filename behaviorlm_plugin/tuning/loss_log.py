@@ -1,5 +1,8 @@
-"""A training run's loss, read from LLaMA-Factory's ``trainer_state.json``: the figures a reader needs to tell a
-model that learned the context from one that learned the label prior (did the loss move, and how far)."""
+"""A training run's loss, read from LLaMA-Factory's ``trainer_state.json``: did the LoRA move, and how far.
+
+The loss is LLaMA-Factory's per-token mean over the answer tokens of a batch (an A-Tuning batch also holds the
+general conversations of its mix), so it says whether training moved the model, not on its own whether the model
+learned the context: the scores on a balanced split say that."""
 
 from __future__ import annotations
 
@@ -19,7 +22,8 @@ def loss_summary(log_history: list[dict], points: int = CURVE_POINTS) -> dict | 
     if not logged:
         return None
     tenth = max(1, len(logged) // 10)
-    picks = sorted({round(i * (len(logged) - 1) / max(points - 1, 1)) for i in range(min(points, len(logged)))})
+    keep = min(points, len(logged))
+    picks = sorted({round(i * (len(logged) - 1) / max(keep - 1, 1)) for i in range(keep)})
     return {
         "steps": logged[-1][0],
         "first": round(sum(loss for _, loss in logged[:tenth]) / tenth, 4),

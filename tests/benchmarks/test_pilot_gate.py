@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -159,9 +160,9 @@ def test_the_stock_forward_check_calls_equal_rows_the_same_and_a_broken_one_diff
     rows = {r["row"]: r for r in gate.stock_forward_rows(stock, usual, n_boot=300)}
     assert "hour+place" not in rows
     same = rows["fine-tuning (1k)"]
-    assert same["same"] and same["agreement_alpha0"] == 1.0 and same["delta_best"] == 0.0
+    assert same["no_detectable_difference"] and same["agreement_alpha0"] == 1.0 and same["delta_best"] == 0.0
     off = rows["fine-tuning (2k)"]
-    assert not off["same"] and off["agreement_alpha0"] < 0.2 and off["ci95"][1] < 0
+    assert not off["no_detectable_difference"] and off["agreement_alpha0"] < 0.2 and off["ci95"][1] < 0
     assert "| fine-tuning (2k) |" in gate.stock_forward_table(list(rows.values()))
 
 
@@ -169,7 +170,20 @@ def test_the_crossing_extrapolates_a_log_linear_curve_to_hour_place():
     gate = _gate()
     sizes = {1000: {"fine-tuning": {"best": 0.10}}, 10000: {"fine-tuning": {"best": 0.20}}}
     c = gate.crossing(sizes, "fine-tuning", 0.30)
-    assert c == {"per_decade": 0.1, "n_at_hour_place": 100000.0}
+    assert c == {"per_decade": 0.1, "n_at_hour_place": 100000.0, "reach": "at"}
+    assert gate.crossing(sizes, "fine-tuning", 0.15)["reach"] == "already"  # 10k is past it: no extrapolation
+    creeping = {1000: {"fine-tuning": {"best": 0.1}}, 2000: {"fine-tuning": {"best": 0.1 + 1e-9}}}
+    c = gate.crossing(creeping, "fine-tuning", 0.3)
+    assert c["reach"] == "beyond" and c["n_at_hour_place"] is None
+    json.dumps(c, allow_nan=False)  # never an infinite n in gate.json
     flat = {1000: {"fine-tuning": {"best": 0.1}}, 2000: {"fine-tuning": {"best": 0.09}}}
-    assert gate.crossing(flat, "fine-tuning", 0.3)["n_at_hour_place"] is None
+    assert gate.crossing(flat, "fine-tuning", 0.3)["reach"] == "never"
     assert gate.crossing({1000: {"fine-tuning": {"best": 0.1}}}, "fine-tuning", 0.3) is None
+
+
+def test_the_stock_forward_check_refuses_runs_in_the_wrong_order():
+    gate = _gate()
+    usual = _results(np.random.default_rng(0))
+    usual["training"] = {"stock_forward": False}
+    with pytest.raises(SystemExit, match="--set stock_forward=true"):
+        gate.stock_forward_rows(usual, usual)

@@ -5,8 +5,11 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import numpy as np
+import pytest
+
 from behaviorlm_plugin.runs.bench.runner import load_suite
-from behaviorlm_plugin.runs.bench.time_model import at_samples, estimate_part, estimate_parts, without_reuse
+from behaviorlm_plugin.runs.bench.time_model import at_samples, estimate_part, estimate_parts, nested, without_reuse
 
 ROOT = Path(__file__).resolve().parents[2]
 CPU_MAIN = ROOT / "yaml_recipes" / "bench" / "cpu-main.yaml"
@@ -66,8 +69,8 @@ def test_list_parts_shows_a_done_parts_own_time_and_the_ratio_to_its_estimate(mo
     pilot = load_suite(ROOT / "yaml_recipes" / "bench" / "cpu-pilot.yaml")
     estimates = estimate_parts(pilot)
     walls = {"refs": 2 * estimates["refs"], "n1k": 2 * estimates["n1k"]}
-    monkeypatch.setattr(parts, "done_parts", lambda suite: ["refs", "n1k"])
-    monkeypatch.setattr(parts, "trusted_part", lambda suite, name: {"wall_seconds": walls[name]})
+    files = {name: {"complete": True, "wall_seconds": wall} for name, wall in walls.items()}
+    monkeypatch.setattr(parts, "trusted_part", lambda suite, name: files.get(name))
     table = parts.parts_table(pilot)
     assert f"done in {walls['n1k'] / 60:.1f} min" in table and "n2k" in table and "todo" in table
     assert "the done parts took 2.00x their estimates" in table
@@ -76,3 +79,23 @@ def test_list_parts_shows_a_done_parts_own_time_and_the_ratio_to_its_estimate(mo
     n4k = next(line for line in table.splitlines() if line.strip().startswith("n4k-ft"))
     in_order, cold = (float(x) for x in re.findall(r"~\s*([\d.]+)", n4k)[:2])
     assert cold > in_order
+
+
+@pytest.mark.parametrize(
+    ("small", "large", "pool"),
+    [
+        (1000, 2000, 40000),
+        (2000, 8000, 40000),
+        (4000, 8000, 38839),
+        (500, 1000, 40000),
+        (1000, 2000, 10000),
+        (5, 9, 400),
+    ],
+)
+def test_the_nesting_rule_is_numpys(small, large, pool):
+    """steps.subset and the A-Tuning mix draw with Generator.choice(pool, n, replace=False): the time model's rule
+    for when a smaller draw's samples are all in a larger one must match what numpy does (a numpy change fails here)."""
+    for seed in range(3):
+        a = set(np.random.default_rng([seed, 2]).choice(pool, small, replace=False).tolist())
+        b = set(np.random.default_rng([seed, 2]).choice(pool, large, replace=False).tolist())
+        assert (a <= b) == nested(small, large, pool), (small, large, pool, seed)

@@ -13,7 +13,7 @@ from safetensors.numpy import load_file
 
 from behaviorlm_plugin.hparams.tuning_args import FrozenReuseArguments, RecipeSet, StageOverrides
 from behaviorlm_plugin.runs import steps
-from behaviorlm_plugin.tuning.frozen_reuse import FrozenReuseError, check_settings
+from behaviorlm_plugin.tuning.frozen_reuse import FrozenCache, FrozenReuse, FrozenReuseError, check_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 RECIPES = ROOT / "yaml_recipes" / "smollm2-135m-cpu"
@@ -91,8 +91,6 @@ def test_settings_it_cannot_serve_exactly_are_refused(cfg, model_config, message
 def test_the_fill_reports_its_progress_and_skips_what_is_cached(tmp_path, tiny_model):
     import torch
     from transformers import AutoModelForCausalLM
-
-    from behaviorlm_plugin.tuning.frozen_reuse import FrozenCache, FrozenReuse
 
     model = AutoModelForCausalLM.from_pretrained(str(tiny_model), dtype=torch.float32)
     rng = np.random.default_rng(0)

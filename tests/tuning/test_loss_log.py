@@ -16,6 +16,8 @@ def test_the_summary_averages_the_first_and_last_tenth_and_keeps_the_last_step()
     assert s["steps"] == 100 and s["first"] == 3.0 and s["last"] == 1.0
     assert [step for step, _ in s["curve"]] == [1, 26, 51, 75, 100]  # evenly spaced indices, rounded
     assert loss_summary([{"step": 1, "train_loss": 0.5}]) is None
+    short = loss_summary([{"step": i, "loss": 1.0} for i in range(1, 13)], points=50)  # fewer entries than points
+    assert [step for step, _ in short["curve"]] == list(range(1, 13))
 
 
 def test_a_run_without_a_trainer_state_has_no_loss_and_a_broken_one_names_the_file(tmp_path):

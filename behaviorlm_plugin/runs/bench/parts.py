@@ -197,7 +197,8 @@ def earlier_train_samples(suite: SuiteConfig, name: str, seed: int) -> int | Non
 
 
 def parts_table(suite: SuiteConfig) -> str:
-    done = set(done_parts(suite))
+    files = {p.name: trusted_part(suite, p.name) or {} for p in suite.parts}  # each part file read once
+    done = {name for name, content in files.items() if content.get("complete")}
     lines = [
         f"parts of {suite.name!r}, in order (estimates from the suite's time_model, runs/bench/time_model.py; "
         "'cold': the part alone on an empty cache, as in a fresh checkout):"
@@ -208,8 +209,8 @@ def parts_table(suite: SuiteConfig) -> str:
         est = estimates[p.name]
         what = [*(f"lr search {t}" for t in p.lr_search), *p.variants, *(["SASRec"] if p.sasrec else [])]
         rows = ", ".join(what) + (f" (seeds {p.seeds})" if p.seeds else "")
-        wall = (trusted_part(suite, p.name) or {}).get("wall_seconds") if p.name in done else None
-        if isinstance(wall, int | float) and wall > 0:
+        wall = files[p.name].get("wall_seconds") if p.name in done else None
+        if isinstance(wall, int | float) and not isinstance(wall, bool) and wall > 0:
             measured[p.name] = float(wall)
         state = f"done in {wall / 60:.1f} min" if p.name in measured else ("done" if p.name in done else "todo")
         cold = estimate_part(suite, p)

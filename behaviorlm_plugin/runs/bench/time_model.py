@@ -12,9 +12,11 @@ The estimate counts the work as the step cache and the reuse paths do it:
 Parts are estimated in the suite's order, each from the cache the parts before it leave (as they run): a row
 of a later part that reuses an earlier part's training, selection or first pass does not pay for it again, and
 the learning-rate search's trial at the winning rate is the seed-0 row's own training (the first value is assumed
-to win). Draws of one family are nested (``steps.subset`` and the mix's anchors pick ``n`` of a split with one seeded
-stream, so a smaller draw's samples are all in a larger one), and the frozen-layer cache is keyed by sample: a
-larger draw's first pass pays only for the samples the largest earlier draw of its family did not have.
+to win). Draws of one family can be nested: ``steps.subset`` and the mix's anchors take ``Generator.choice(pool, n,
+replace=False)`` of one seeded stream, which numpy draws by a tail shuffle (a smaller draw's samples all in a larger
+one) when the pool is over 10,000 and ``n`` over a fiftieth of it, and otherwise by Floyd's algorithm (not nested);
+:func:`nested` states that rule and a test pins it to numpy's draws. The frozen-layer cache is keyed by sample, so a
+larger draw's first pass pays only for the samples a nested earlier draw of its family did not have.
 ``estimate_part`` alone estimates one part from a cold cache.
 
 The rates are the suite's; ``yaml_recipes/bench/cpu-main.yaml`` takes them from ``benchmarks/results/``.
@@ -44,6 +46,22 @@ def eval_samples(suite: SuiteConfig, splits: list[str] | None = None) -> int:
     return n
 
 
+TAIL_SHUFFLE_POOL = 10_000
+TAIL_SHUFFLE_FRACTION = 50
+"""numpy's ``Generator.choice(pool, n, replace=False)`` shuffles the tail (nested across ``n``) when ``pool`` is over
+``TAIL_SHUFFLE_POOL`` and ``n`` over ``pool // TAIL_SHUFFLE_FRACTION``; tests/runs/test_time_model.py pins it."""
+
+
+def nested(small: float, large: float, pool: int | None) -> bool:
+    """Whether seeded draws of ``small`` and ``large`` of one ``pool`` hold the smaller in the larger (equal sizes are
+    one draw). ``pool`` None (unknown) nests nothing."""
+    if small == large:
+        return True
+    if pool is None:
+        return False
+    return pool > TAIL_SHUFFLE_POOL and min(small, large) > pool // TAIL_SHUFFLE_FRACTION
+
+
 def _draw_family(ident: tuple) -> tuple:
     """The nested draws a training dataset belongs to: natural subsets of one data seed (``("full_ft", seed, n)``),
     or mixes of one data seed and λ (``("mix", seed, anchors, λ)``); any other dataset is its own family."""
@@ -61,7 +79,7 @@ class _Tally:
     suite: SuiteConfig
     trainings: set = field(default_factory=set)
     selections: set = field(default_factory=set)
-    first_passes: dict = field(default_factory=dict)  # draw family -> the most samples of it already cached
+    first_passes: dict[tuple, list[float]] = field(default_factory=dict)  # draw family -> the sizes cached
     models: set = field(default_factory=set)
     scored: set = field(default_factory=set)
     seconds: float = 0.0
@@ -79,11 +97,14 @@ class _Tally:
         n = sum(size for _, size in data)
         self.seconds += tm.train_fixed_s + tm.epochs * n * tm.tokens_per_sample / tm.train_tokens_per_s
         if self.reuse:
+            # Train_all's size stands for the anchors' pool too (an upper bound: the anchors are part of it).
+            pool = self.suite.prepare.max_train_samples
             fresh = 0.0
             for ident, size in data:
-                family = _draw_family(ident)
-                fresh += max(0.0, size - self.first_passes.get(family, 0.0))
-                self.first_passes[family] = max(size, self.first_passes.get(family, 0.0))
+                cached = self.first_passes.setdefault(_draw_family(ident), [])
+                covered = max((c for c in cached if nested(c, size, pool)), default=0.0)
+                fresh += max(0.0, size - covered)
+                cached.append(size)
             self.seconds += fresh * tm.tokens_per_sample / tm.first_pass_tokens_per_s
 
     def select(self, picked: tuple, scored: int) -> None:
