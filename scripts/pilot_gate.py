@@ -73,6 +73,8 @@ def read(results: dict, n_boot: int = N_BOOT, seed: int = 0) -> dict:
         kind = name[: m.start()].strip()
         acc = _acc_avg(labels, curve[SPLIT], cats, point)[:, 0]
         entry = {"alpha0": float(acc[0]), "best": float(acc.max()), "alpha": curve["alphas"][int(acc.argmax())]}
+        # How many samples get the row's most frequent prediction at α = 0: near all of them is a prior-only model.
+        entry["top_prediction_alpha0"] = int(np.bincount(np.asarray(curve[SPLIT][0])).max())
         if kind == "fine-tuning":
             delta_boot = _acc_avg(labels, curve[SPLIT], cats, boot).max(axis=0) - rule_boot
             lo, hi = np.nanpercentile(delta_boot, [2.5, 97.5])
@@ -150,6 +152,16 @@ def table(name: str, r: dict) -> str:
             else f"| {int(n):,} | – | – | – | {cell(a)} | {cell(lr)} |"
         )
     lines += ["", f"gate: smallest passing n = {r['gate_n'] if r['gate_n'] else 'none up to the sizes run'}"]
+    tops = [
+        f"{int(n):,}: {row['fine-tuning']['top_prediction_alpha0']}"
+        for n, row in r["sizes"].items()
+        if "top_prediction_alpha0" in row.get("fine-tuning", {})
+    ]
+    if tops:
+        lines.append(
+            f"fine-tuning at α = 0, samples given its most frequent prediction (of {r['val_samples']}): "
+            + ", ".join(tops)
+        )
     for kind, c in r.get("crossing", {}).items():
         if c is not None:
             reach = REACH[c["reach"]].format(n=c["n_at_hour_place"], cap=CROSSING_MAX_LOG10)
@@ -288,6 +300,7 @@ def stock_forward_rows(stock: dict, usual: dict, n_boot: int = N_BOOT, seed: int
                 "delta_best": float(acc_a.max() - acc_b.max()),
                 "ci95": [float(lo), float(hi)],
                 "agreement_alpha0": float(np.mean(np.asarray(a[0]) == np.asarray(b[0]))),
+                "agreement_every_alpha": float(np.mean(np.asarray(a) == np.asarray(b))),
                 "loss_last": [stage[-1]["last"] if stage[-1] else None for stage in loss],
                 "no_detectable_difference": bool(lo <= 0 <= hi),
             }
@@ -298,7 +311,7 @@ def stock_forward_rows(stock: dict, usual: dict, n_boot: int = N_BOOT, seed: int
 def stock_forward_table(rows: list[dict]) -> str:
     lines = [
         "| row | Acc_avg α=0: stock / reuse | best α: stock / reuse | stock − reuse [95% CI] | same prediction "
-        "(α=0) | last loss: stock / reuse | difference detected |",
+        "(α=0 / every α) | last loss: stock / reuse | difference detected |",
         "|---|---|---|---|---|---|---|",
     ]
     for r in rows:
@@ -306,7 +319,8 @@ def stock_forward_table(rows: list[dict]) -> str:
         lines.append(
             f"| {r['row']} | {r['stock']['alpha0']:.3f} / {r['reuse']['alpha0']:.3f} | {r['stock']['best']:.3f} / "
             f"{r['reuse']['best']:.3f} | {r['delta_best']:+.3f} [{r['ci95'][0]:+.3f}, {r['ci95'][1]:+.3f}] | "
-            f"{r['agreement_alpha0']:.3f} | {loss} | {'no' if r['no_detectable_difference'] else 'yes'} |"
+            f"{r['agreement_alpha0']:.3f} / {r['agreement_every_alpha']:.3f} | {loss} | "
+            f"{'no' if r['no_detectable_difference'] else 'yes'} |"
         )
     return "\n".join(lines)
 
