@@ -182,6 +182,11 @@ def test_the_crossing_extrapolates_a_log_linear_curve_to_hour_place():
     flat = {1000: {"fine-tuning": {"best": 0.1}}, 2000: {"fine-tuning": {"best": 0.09}}}
     assert gate.crossing(flat, "fine-tuning", 0.3)["reach"] == "never"
     assert gate.crossing({1000: {"fine-tuning": {"best": 0.1}}}, "fine-tuning", 0.3) is None
+    bends = {n: {"fine-tuning": {"best": b}} for n, b in [(1000, 0.05), (2000, 0.05), (4000, 0.05), (8000, 0.11)]}
+    c = gate.crossing(bends, "fine-tuning", 0.31)
+    assert c["last_two"]["reach"] == "at" and c["last_two"]["n_at_hour_place"] < c["n_at_hour_place"]
+    assert abs(c["last_two"]["per_decade"] - 0.06 / np.log10(2)) < 1e-3  # the last doubling's slope
+    assert "last_two" not in gate.crossing(sizes, "fine-tuning", 0.3)  # two sizes: one line already
 
 
 def test_the_stock_forward_check_refuses_runs_in_the_wrong_order():
