@@ -1,0 +1,64 @@
+"""scripts/probe_frozen.py: the val features' batched forward is exact under right padding, and the probe learns a
+linear signal when there is one (and gives classes it never saw no probability)."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _probe(monkeypatch):
+    monkeypatch.syspath_prepend(str(ROOT / "scripts"))  # it imports pilot_gate as a sibling, as when run
+    spec = importlib.util.spec_from_file_location("probe_frozen", ROOT / "scripts" / "probe_frozen.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def _tiny_llama():
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(0)
+    cfg = LlamaConfig(
+        vocab_size=64,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=3,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=64,
+    )
+    return LlamaForCausalLM(cfg).eval()
+
+
+def test_batched_features_match_one_prompt_at_a_time(monkeypatch):
+    probe = _probe(monkeypatch)
+    model = _tiny_llama()
+    prompts = [[1, 5, 9, 3], [2, 7], [4, 4, 8, 6, 10, 11, 12]]  # different lengths: the batch is right-padded
+    last, mean = probe.forward_features(model, 2, prompts, batch=3)
+    for i, p in enumerate(prompts):
+        with torch.no_grad():
+            h = model.model(input_ids=torch.tensor([p]), output_hidden_states=True).hidden_states[2][0].numpy()
+        np.testing.assert_allclose(last[i], h[-1], atol=1e-5)
+        np.testing.assert_allclose(mean[i], h.mean(axis=0), atol=1e-5)
+    assert not np.allclose(last[0], last[1])  # the positions read differ between prompts
+
+
+def test_the_probe_reads_a_linear_signal_and_leaves_unseen_classes_at_zero(monkeypatch):
+    probe = _probe(monkeypatch)
+    rng = np.random.default_rng(0)
+    centers = rng.normal(size=(4, 16)) * 3
+    y = np.repeat(np.arange(4), 60)
+    x = centers[y] + rng.normal(size=(len(y), 16))
+    fitted, c, cv = probe.fit_probe(x, y)
+    assert c in probe.C_GRID and set(cv) == set(probe.C_GRID)
+    logp = probe.class_log_probs(fitted, x, n_classes=6)  # classes 4 and 5 never occur in training
+    assert (logp.argmax(axis=1) == y).mean() > 0.95
+    assert np.isneginf(logp[:, 4:]).all() and np.isfinite(logp[:, :4]).all()
+    noise = probe.fit_probe(rng.normal(size=(240, 16)), y)[0]  # no signal: near chance
+    assert (noise.predict(rng.normal(size=(400, 16))) == np.repeat(np.arange(4), 100)).mean() < 0.45
