@@ -20,30 +20,16 @@ def _probe(monkeypatch):
     return mod
 
 
-def _tiny_llama():
-    from transformers import LlamaConfig, LlamaForCausalLM
+def test_batched_features_match_one_prompt_at_a_time(monkeypatch, tiny_model):
+    from transformers import LlamaForCausalLM
 
-    torch.manual_seed(0)
-    cfg = LlamaConfig(
-        vocab_size=64,
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=3,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=64,
-    )
-    return LlamaForCausalLM(cfg).eval()
-
-
-def test_batched_features_match_one_prompt_at_a_time(monkeypatch):
     probe = _probe(monkeypatch)
-    model = _tiny_llama()
+    model = LlamaForCausalLM.from_pretrained(tiny_model).eval()
     prompts = [[1, 5, 9, 3], [2, 7], [4, 4, 8, 6, 10, 11, 12]]  # different lengths: the batch is right-padded
-    last, mean = probe.forward_features(model, 2, prompts, batch=3)
+    last, mean = probe.forward_features(model, 1, prompts, batch=3)
     for i, p in enumerate(prompts):
         with torch.no_grad():
-            h = model.model(input_ids=torch.tensor([p]), output_hidden_states=True).hidden_states[2][0].numpy()
+            h = model.model(input_ids=torch.tensor([p]), output_hidden_states=True).hidden_states[1][0].numpy()
         np.testing.assert_allclose(last[i], h[-1], atol=1e-5)
         np.testing.assert_allclose(mean[i], h.mean(axis=0), atol=1e-5)
     assert not np.allclose(last[0], last[1])  # the positions read differ between prompts
