@@ -7,7 +7,10 @@ Reads ``docs/results/cpu-main/pilot/top4/results.json`` (LoRA on the top 4 layer
   A-Tuning alone and the logistic regression at their best α, the hour+place rule at its best α;
 * the gate: fine-tuning (n) at its best α minus hour+place at its best α, with a 95% interval from a bootstrap
   that resamples val users and picks each row's best α again inside every resample (so the choice's optimism is
-  in the interval). n passes when the interval's lower end is above 0.
+  in the interval). n passes when the interval's lower end is above 0;
+* fine-tuning's gain over the previous size, and (with ``top8/``) top 8 layers against top 4 at the same n and at
+  twice the n, each with the same paired user-bootstrap interval; the lines in log10(n) through each curve and
+  through its two largest sizes (extrapolations, printed as such).
 
 Writes ``docs/results/cpu-main/pilot/gate.json``, ``learning_curves.png`` and ``curves.md``; prints the table.
 ``--canary`` instead tabulates the canary gate's set-ups (``canary/*/results.json``, from
@@ -24,6 +27,7 @@ interval, the share of samples predicted alike and the training loss; into ``sto
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import re
 from pathlib import Path
@@ -49,6 +53,21 @@ def _curve(results: dict, row: str) -> dict | None:
     return None if rec is None or SPLIT not in rec.get("curve", {}) else rec["curve"]
 
 
+def _paired(delta: float, delta_boot: np.ndarray) -> dict:
+    lo, hi = np.nanpercentile(delta_boot, [2.5, 97.5])
+    return {"delta": float(delta), "ci95": [float(lo), float(hi)]}
+
+
+def _two_point_crossing(n1: int, n2: int, y2: float, gain: float, target: float) -> float | None:
+    """n where a line in log10(n) that gains ``gain`` from n1 to n2 (ending at y2) reaches target; None: never."""
+    if y2 >= target:
+        return float(n2)
+    if gain <= 0:
+        return None
+    exponent = np.log10(n2) + (target - y2) * np.log10(n2 / n1) / gain
+    return float(round(10**exponent, -2)) if exponent <= CROSSING_MAX_LOG10 else None
+
+
 def read(results: dict, n_boot: int = N_BOOT, seed: int = 0) -> dict:
     ev = results["eval_samples"][SPLIT]
     labels = np.asarray(ev["labels"])
@@ -62,6 +81,7 @@ def read(results: dict, n_boot: int = N_BOOT, seed: int = 0) -> dict:
     rule_boot = _acc_avg(labels, rule[SPLIT], cats, boot).max(axis=0)  # its best α, chosen again per resample
     out = {"hour+place": {"best": float(rule_point.max()), "alpha": rule["alphas"][int(rule_point.argmax())]}}
     sizes: dict[int, dict] = {}
+    ft_boot: dict[int, np.ndarray] = {}
     for name in results["variants"]:
         m = SIZE.search(name)
         if not m or "adjustment" in name:
@@ -76,7 +96,8 @@ def read(results: dict, n_boot: int = N_BOOT, seed: int = 0) -> dict:
         # How many samples get the row's most frequent prediction at α = 0: near all of them is a prior-only model.
         entry["top_prediction_alpha0"] = int(np.bincount(np.asarray(curve[SPLIT][0])).max())
         if kind == "fine-tuning":
-            delta_boot = _acc_avg(labels, curve[SPLIT], cats, boot).max(axis=0) - rule_boot
+            ft_boot[n] = _acc_avg(labels, curve[SPLIT], cats, boot).max(axis=0)  # best α again per resample
+            delta_boot = ft_boot[n] - rule_boot
             lo, hi = np.nanpercentile(delta_boot, [2.5, 97.5])
             entry["gate"] = {
                 "delta": float(acc.max() - rule_point.max()),
@@ -84,10 +105,23 @@ def read(results: dict, n_boot: int = N_BOOT, seed: int = 0) -> dict:
                 "passes": bool(lo > 0),
             }
         sizes.setdefault(n, {})[kind] = entry
+    ns = sorted(ft_boot)
+    for prev, n in itertools.pairwise(ns):  # what the larger draw adds, on the same users' resamples
+        ft = sizes[n]["fine-tuning"]
+        ft["vs_previous"] = _paired(ft["best"] - sizes[prev]["fine-tuning"]["best"], ft_boot[n] - ft_boot[prev])
+        ft["vs_previous"]["n"] = prev
     out["sizes"] = {str(n): sizes[n] for n in sorted(sizes)}
     passing = [n for n in sorted(sizes) if sizes[n].get("fine-tuning", {}).get("gate", {}).get("passes")]
     out["gate_n"] = passing[0] if passing else None
     out["crossing"] = {kind: crossing(sizes, kind, out["hour+place"]["best"]) for kind in CROSSING_ROWS}
+    last = out["crossing"]["fine-tuning"]
+    if last is not None and "last_two" in last and "vs_previous" in sizes[ns[-1]]["fine-tuning"]:
+        # The two-point line's crossing at the ends of its gain's interval: how little one seed's line pins down.
+        lo, hi = sizes[ns[-1]]["fine-tuning"]["vs_previous"]["ci95"]
+        last["last_two"]["n_range"] = [
+            _two_point_crossing(ns[-2], ns[-1], sizes[ns[-1]]["fine-tuning"]["best"], g, out["hour+place"]["best"])
+            for g in (hi, lo)
+        ]
     out["val_users"] = len(set(ev["users"]))
     out["val_samples"] = len(labels)
     return out
@@ -136,6 +170,47 @@ def crossing(sizes: dict[int, dict], kind: str, target: float) -> dict | None:
     return out
 
 
+def layer_comparisons(by_top: dict[str, dict], n_boot: int = N_BOOT, seed: int = 0) -> list[dict]:
+    """Fine-tuning at its best α, top 8 layers against top 4: at the same n, and against top 4 at twice the n (what
+    more layers buy, set against what more samples buy). Users resampled, each α chosen again per resample."""
+    if not {"top4", "top8"} <= set(by_top):
+        return []
+    r4, r8 = by_top["top4"], by_top["top8"]
+    ev = r4["eval_samples"][SPLIT]
+    if ev["ids"] != r8["eval_samples"][SPLIT]["ids"]:
+        raise SystemExit(f"{SPLIT}: top4 and top8 scored different samples; run both on the same data and caps")
+    labels, cats = np.asarray(ev["labels"]), np.asarray(r4["categories"])
+    boot = resample_weights(len(labels), n_boot, np.random.default_rng(seed), groups=ev["users"])
+    point = np.ones((1, len(labels)))
+
+    def best(results: dict, n: int) -> tuple[float, np.ndarray] | None:
+        curve = _curve(results, f"fine-tuning ({n // 1000}k)")
+        if curve is None:
+            return None
+        codes = curve[SPLIT]
+        return float(_acc_avg(labels, codes, cats, point)[:, 0].max()), _acc_avg(labels, codes, cats, boot).max(axis=0)
+
+    out = []
+    for n in (1000, 2000, 4000, 8000):
+        eight = best(r8, n)
+        for label, other in ((f"top 4, {n // 1000}k", best(r4, n)), (f"top 4, {2 * n // 1000}k", best(r4, 2 * n))):
+            if eight is not None and other is not None:
+                row = _paired(eight[0] - other[0], eight[1] - other[1])
+                out.append({"a": f"top 8, {n // 1000}k", "b": label, **row})
+    return out
+
+
+def comparisons_table(rows: list[dict]) -> str:
+    lines = [
+        "### Fine-tuning, top 8 layers against top 4 (best α each; users resampled, α chosen again per resample)",
+        "",
+        "| fine-tuning | minus | difference [95% CI] |",
+        "|---|---|---|",
+    ]
+    lines += [f"| {r['a']} | {r['b']} | {r['delta']:+.3f} [{r['ci95'][0]:+.3f}, {r['ci95'][1]:+.3f}] |" for r in rows]
+    return "\n".join(lines)
+
+
 def table(name: str, r: dict) -> str:
     lines = [
         f"### {name}: Acc_avg on {SPLIT} ({r['val_samples']} samples, {r['val_users']} users)",
@@ -174,6 +249,16 @@ def table(name: str, r: dict) -> str:
             f"fine-tuning at α = 0, samples given its most frequent prediction (of {r['val_samples']}): "
             + ", ".join(tops)
         )
+    gains = [
+        f"{int(n):,} − {row['fine-tuning']['vs_previous']['n']:,}: {row['fine-tuning']['vs_previous']['delta']:+.3f} "
+        f"[{row['fine-tuning']['vs_previous']['ci95'][0]:+.3f}, {row['fine-tuning']['vs_previous']['ci95'][1]:+.3f}]"
+        for n, row in r["sizes"].items()
+        if "vs_previous" in row.get("fine-tuning", {})
+    ]
+    if gains:
+        lines.append(
+            "fine-tuning's gain over the previous size, best α each [95% CI, users resampled]: " + ", ".join(gains)
+        )
     for kind, c in r.get("crossing", {}).items():
         if c is not None:
             reach = REACH[c["reach"]].format(n=c["n_at_hour_place"], cap=CROSSING_MAX_LOG10)
@@ -184,9 +269,14 @@ def table(name: str, r: dict) -> str:
             if "last_two" in c:
                 t = c["last_two"]
                 reach = REACH[t["reach"]].format(n=t["n_at_hour_place"], cap=CROSSING_MAX_LOG10)
+                bends = "steeper" if t["per_decade"] > c["per_decade"] else "no steeper"
+                span = ""
+                if "n_range" in t:
+                    ends = ["never" if x is None else f"~{x:,.0f}" for x in t["n_range"]]
+                    span = f"; at the ends of the last gain's interval: {ends[0]} to {ends[1]}"
                 lines.append(
-                    f"{kind}, the two largest sizes only: {t['per_decade']:+.3f} per tenfold n; that line reaches "
-                    f"hour+place {reach} (an optimistic extrapolation for a curve that bends up)"
+                    f"{kind}, the two largest sizes only ({bends} than the line through all): {t['per_decade']:+.3f} "
+                    f"per tenfold n; that line reaches hour+place {reach}{span} (an extrapolation)"
                 )
     return "\n".join(lines)
 
@@ -371,18 +461,22 @@ def main() -> None:
         (pilot / "canary" / "summary.md").write_text(text + "\n")
         (pilot / "canary" / "summary.json").write_text(json.dumps(rows, indent=2) + "\n")
         return
-    reads = {}
+    raw = {}
     for name in ("top4", "top8"):
         f = pilot / name / "results.json"
         if f.is_file():
-            reads[name] = read(json.loads(f.read_text()))
+            raw[name] = json.loads(f.read_text())
+    reads = {name: read(r) for name, r in raw.items()}
     if not reads:
         raise SystemExit(
             f"{pilot}: no pilot results yet (behaviorlm bench yaml_recipes/bench/cpu-pilot.yaml --part next)"
         )
     text = "\n\n".join(table(n, r) for n, r in reads.items())
+    layers = layer_comparisons(raw)
+    if layers:
+        text += "\n\n" + comparisons_table(layers)
     print(text)
-    (pilot / "gate.json").write_text(json.dumps(reads, indent=2) + "\n")
+    (pilot / "gate.json").write_text(json.dumps({**reads, "layers": layers}, indent=2) + "\n")
     (pilot / "curves.md").write_text(text + "\n")
     plot(reads, pilot / "learning_curves.png")
 

@@ -60,6 +60,8 @@ def test_the_gate_picks_the_smallest_size_clearly_above_hour_place(tmp_path):
     # 0.9 right on 120 samples of 6 labels: no label holds more than its 20 plus a few misses shifted onto it.
     assert 20 <= r["sizes"]["2000"]["fine-tuning"]["top_prediction_alpha0"] <= 30
     assert "logistic regression" in r["sizes"]["2000"] and r["val_users"] == 20
+    gain = r["sizes"]["2000"]["fine-tuning"]["vs_previous"]  # 0.32 -> 0.9 right: a gain well outside noise
+    assert gain["n"] == 1000 and gain["ci95"][0] > 0.3 and "vs_previous" not in r["sizes"]["1000"]["fine-tuning"]
 
     pilot = tmp_path / "pilot"
     (pilot / "top4").mkdir(parents=True)
@@ -195,3 +197,33 @@ def test_the_stock_forward_check_refuses_runs_in_the_wrong_order():
     usual["training"] = {"stock_forward": False}
     with pytest.raises(SystemExit, match="--set stock_forward=true"):
         gate.stock_forward_rows(usual, usual)
+
+
+def test_the_two_point_crossing_follows_the_gain_and_refuses_none():
+    gate = _gate()
+    # 0.1 at 1k -> 0.2 at 10k: +0.1 a decade reaches 0.3 at 100k; half the gain needs two more decades.
+    assert gate._two_point_crossing(1000, 10000, 0.2, 0.1, 0.3) == 100000.0
+    assert gate._two_point_crossing(1000, 10000, 0.2, 0.05, 0.3) == 1000000.0
+    assert gate._two_point_crossing(1000, 10000, 0.2, 0.0, 0.3) is None  # no gain: never
+    assert gate._two_point_crossing(1000, 10000, 0.2, 1e-9, 0.3) is None  # past the cap: not an infinite n
+    assert gate._two_point_crossing(1000, 10000, 0.35, 0.1, 0.3) == 10000.0  # already there
+
+
+def test_more_layers_are_compared_at_the_same_n_and_against_twice_the_samples():
+    gate = _gate()
+    four, eight = _results(np.random.default_rng(0)), _results(np.random.default_rng(1))
+    # top 8 at 1k right on 0.9 of the samples; top 4 at 1k on 0.32 and at 2k on 0.9 (both from _results)
+    eight["variants"] = {
+        "hour+place": eight["variants"]["hour+place"],
+        "fine-tuning (1k)": eight["variants"]["fine-tuning (2k)"],
+    }
+    rows = {(r["a"], r["b"]): r for r in gate.layer_comparisons({"top4": four, "top8": eight}, n_boot=300)}
+    assert set(rows) == {("top 8, 1k", "top 4, 1k"), ("top 8, 1k", "top 4, 2k")}
+    assert rows[("top 8, 1k", "top 4, 1k")]["ci95"][0] > 0.3
+    same = rows[("top 8, 1k", "top 4, 2k")]
+    assert abs(same["delta"]) < 0.1 and same["ci95"][0] < same["delta"] < same["ci95"][1]  # two 0.9 rows
+    assert "| top 8, 1k | top 4, 2k |" in gate.comparisons_table(list(rows.values()))
+    assert gate.layer_comparisons({"top4": four}) == []
+    eight["eval_samples"] = {"val_balanced": {**eight["eval_samples"]["val_balanced"], "ids": list(range(1, 121))}}
+    with pytest.raises(SystemExit, match="different samples"):
+        gate.layer_comparisons({"top4": four, "top8": eight})
