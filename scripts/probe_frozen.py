@@ -21,7 +21,7 @@ on training samples first.
     .venv/bin/python scripts/probe_frozen.py                       # every size whose fine-tuning run is cached
     .venv/bin/python scripts/probe_frozen.py --sizes 4000 8000
 
-    .venv/bin/python scripts/probe_frozen.py --top top8 --lora-top-layers 8 --sizes 4000
+    .venv/bin/python scripts/probe_frozen.py --top top8 --sizes 4000 --controls   # N from top8/results.json
 
 Writes ``docs/results/cpu-main/pilot/probe/<top>.json`` and ``<top>.md``; prints the table.
 """
@@ -37,9 +37,11 @@ import numpy as np
 import torch
 from pilot_gate import N_BOOT, PILOT, SPLIT, _acc_avg, _curve
 
+from behaviorlm_plugin.data.dataset import PreparedDataset
 from behaviorlm_plugin.eval.bootstrap import resample_weights
 from behaviorlm_plugin.eval.prior_correction import log_prior
 from behaviorlm_plugin.extras.fileio import atomic_write_json, atomic_write_text
+from behaviorlm_plugin.runs.bench.cache import data_fingerprint
 from behaviorlm_plugin.tuning.frozen_reuse import FrozenCache, model_key
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -73,13 +75,26 @@ def encoder(template: str):
     return encode
 
 
-def subset_rows(n: int) -> list[dict]:
+def subset_rows(n: int, data_fp: str) -> list[dict]:
+    """The natural train_all subset of ``n`` (seed 0) that the pilot's fine-tuning row trained on, from the step
+    cache: of this data (its fingerprint), not restricted to a category, finished (a ``.partial`` folder is not)."""
     for folder in sorted(SUBSETS.glob("*")):
-        step = json.loads((folder / "step.json").read_text())
-        spec = step.get("spec", {})
-        if spec.get("split") == "train_all" and spec.get("n") == n and spec.get("seed") == 0:
+        step_file = folder / "step.json"
+        if not step_file.is_file():
+            continue  # a step still running, or killed: no step.json until it finishes
+        spec = json.loads(step_file.read_text()).get("spec", {})
+        if (
+            spec.get("split") == "train_all"
+            and spec.get("n") == n
+            and spec.get("seed") == 0
+            and spec.get("data") == data_fp
+            and not spec.get("categories")
+        ):
             return [json.loads(line) for line in (folder / "data.jsonl").read_text().splitlines() if line]
-    raise SystemExit(f"no cached train_all subset of n = {n} in {SUBSETS}: run the pilot's part for that size first")
+    raise SystemExit(
+        f"no finished train_all subset of n = {n} (seed 0, data {data_fp}) in {SUBSETS}: run the pilot's part for "
+        "that size first, on this data"
+    )
 
 
 def train_features(rows: list[dict], encode, cache: FrozenCache) -> tuple[np.ndarray, np.ndarray, list]:
@@ -149,8 +164,14 @@ def class_log_probs(fitted, x: np.ndarray, n_classes: int) -> np.ndarray:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", type=int, nargs="*", default=None, help="training sizes (default: every cached one)")
-    ap.add_argument("--top", default="top4", help="the pilot folder whose results.json gives val_balanced")
-    ap.add_argument("--lora-top-layers", type=int, default=4)
+    ap.add_argument(
+        "--top", default="top4", help="the pilot folder (top4, top8): its results.json gives val_balanced and N"
+    )
+    ap.add_argument(
+        "--controls",
+        action="store_true",
+        help="also probe the next event's place and hour (facts the prompt states): does the probe have the power?",
+    )
     args = ap.parse_args()
 
     from transformers import AutoModelForCausalLM
@@ -165,23 +186,28 @@ def main() -> None:
     stats = json.loads((DATA / "stats.json").read_text())
     lp = log_prior({b: v["train_frequency"] for b, v in stats["behaviors"].items()}, behaviors)
 
+    top_layers = results.get("training", {}).get("lora_top_layers")
+    if not top_layers:
+        raise SystemExit(f"{PILOT / args.top / 'results.json'}: no training.lora_top_layers; rerun its --merge")
+    data = PreparedDataset(DATA.parent, DATA.name)
+    data_fp = data_fingerprint(data)
     model = AutoModelForCausalLM.from_pretrained(str(MODEL), dtype=torch.float32).eval()
-    split = model.config.num_hidden_layers - args.lora_top_layers
+    split = model.config.num_hidden_layers - top_layers
     cache = FrozenCache(CACHE, model_key(str(MODEL), split, torch.float32), max_bytes=1 << 62)
     encode = encoder(results.get("template") or "smollm2")
 
     val = {json.loads(line)["id"]: json.loads(line) for line in (DATA / f"{SPLIT}.jsonl").read_text().splitlines()}
     val_prompts = [encode(val[i], "")[0] for i in ev["ids"]]
-    sizes = args.sizes or [n for n in (1000, 2000, 4000, 8000) if _cached(n, encode, cache)]
+    sizes = args.sizes or [n for n in (1000, 2000, 4000, 8000) if _cached(n, data_fp, encode, cache)]
     if not sizes:
         raise SystemExit(f"no pilot size has its fine-tuning samples in the frozen-layer cache {cache.folder}")
 
     started = time.monotonic()
     feats = {}
     for n in sizes:
-        rows = subset_rows(n)
+        rows = subset_rows(n, data_fp)
         last, mean, checks = train_features(rows, encode, cache)
-        feats[n] = (last, mean, np.asarray([code[r["output"]] for r in rows]))
+        feats[n] = (last, mean, np.asarray([code[r["output"]] for r in rows]), [r["id"] for r in rows])
         print(f"n = {n}: {len(rows)} training samples' cached features read ({time.monotonic() - started:.0f} s)")
     # The val features' forward must reproduce the cache: checked on the first training samples.
     got, _ = forward_features(model, split, [p for p, _ in checks])
@@ -189,9 +215,11 @@ def main() -> None:
     if gap > 1e-3:
         raise SystemExit(f"the forward's layer-{split} input differs from the cache by {gap:.2e}: not comparable")
     # The val features depend on the model, the split and the val ids only: kept beside the frozen-layer cache.
-    held = VAL_CACHE / f"{cache.model_key}-{SPLIT}-{len(val_prompts)}.npz"
-    if held.exists() and list(np.load(held)["ids"]) == list(ev["ids"]):
-        val_last, val_mean = np.load(held)["last"], np.load(held)["mean"]
+    # The key: the model and split (cache.model_key), the template that encoded the prompts, the val ids (checked).
+    held = VAL_CACHE / f"{cache.model_key}-{results.get('template') or 'smollm2'}-{SPLIT}-{len(val_prompts)}.npz"
+    stored = np.load(held) if held.exists() else None
+    if stored is not None and list(stored["ids"]) == list(ev["ids"]):
+        val_last, val_mean = stored["last"], stored["mean"]
     else:
         val_last, val_mean = forward_features(model, split, val_prompts)
         held.parent.mkdir(parents=True, exist_ok=True)
@@ -207,8 +235,10 @@ def main() -> None:
     rule_best = float(_acc_avg(labels, rule[SPLIT], cats, point)[:, 0].max())
     report = {"split_layer": split, "val_samples": len(labels), "hour+place": rule_best, "check_gap": gap, "sizes": {}}
     for n in sizes:
-        last, mean, y = feats[n]
+        last, mean, y, ids = feats[n]
         entry = {}
+        if args.controls:
+            entry["controls"] = controls(data, ids, ev["ids"], last, val_last)
         for name, x, xv in (("last token", last, val_last), ("prompt mean", mean, val_mean)):
             fitted, c, cv = fit_probe(x, y)
             logp = class_log_probs(fitted, xv, len(behaviors))
@@ -240,9 +270,39 @@ def main() -> None:
     print(text)
 
 
-def _cached(n: int, encode, cache: FrozenCache) -> bool:
+FACTS = ("next_place", "next_hour")
+"""The positive controls: facts the prompt states in words, so a probe with the power to read the context finds them."""
+
+
+def _facts(data: PreparedDataset, split: str, ids: list[str]) -> dict[str, np.ndarray]:
+    """The prepared split's ``next_*`` facts for ``ids``, aligned by the split's row order (checked on the label)."""
+    order = {json.loads(line)["id"]: i for i, line in enumerate(data.path(split).read_text().splitlines())}
+    feats = np.load(data.base / f"{split}.features.npz", allow_pickle=False)
+    if len(order) != len(feats["label"]):
+        raise SystemExit(f"{data.base / split}.features.npz: {len(feats['label'])} rows, {split}.jsonl {len(order)}")
+    rows = np.asarray([order[i] for i in ids])
+    return {f: feats[f][rows] for f in FACTS}
+
+
+def controls(data: PreparedDataset, train_ids: list[str], val_ids: list[str], x: np.ndarray, xv: np.ndarray) -> dict:
+    """Accuracy on val of last-token probes for the next event's place and hour, beside always the most frequent."""
+    tr, va = _facts(data, "train_all", train_ids), _facts(data, SPLIT, val_ids)
+    out = {}
+    for fact in FACTS:
+        fitted, c, _ = fit_probe(x, tr[fact].astype(int))
+        majority = np.bincount(tr[fact].astype(int)).argmax()
+        out[fact] = {
+            "accuracy": float(np.mean(fitted.predict(xv) == va[fact])),
+            "majority": float(np.mean(va[fact] == majority)),
+            "classes": len(np.unique(tr[fact])),
+            "C": c,
+        }
+    return out
+
+
+def _cached(n: int, data_fp: str, encode, cache: FrozenCache) -> bool:
     try:
-        rows = subset_rows(n)
+        rows = subset_rows(n, data_fp)
     except SystemExit:
         return False
 
@@ -274,6 +334,20 @@ def table(r: dict) -> str:
             f"{mean['best']:.3f} (α {mean['alpha']}) | {'–' if ft is None else f'{ft:.3f}'} | "
             f"{'–' if lr is None else f'{lr:.3f}'} |"
         )
+    ctl = [
+        f"{int(n):,}: "
+        + ", ".join(
+            f"{f.replace('_', ' ')} {c['accuracy']:.3f} (most frequent {c['majority']:.3f}, {c['classes']} classes)"
+            for f, c in e["controls"].items()
+        )
+        for n, e in r["sizes"].items()
+        if "controls" in e
+    ]
+    if ctl:
+        lines += [
+            "",
+            "Positive controls, last-token probes for facts the prompt states (val accuracy): " + "; ".join(ctl),
+        ]
     return "\n".join(lines) + "\n"
 
 

@@ -4,9 +4,11 @@ linear signal when there is one (and gives classes it never saw no probability).
 from __future__ import annotations
 
 import importlib.util
+import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -48,3 +50,24 @@ def test_the_probe_reads_a_linear_signal_and_leaves_unseen_classes_at_zero(monke
     assert np.isneginf(logp[:, 4:]).all() and np.isfinite(logp[:, :4]).all()
     noise = probe.fit_probe(rng.normal(size=(240, 16)), y)[0]  # no signal: near chance
     assert (noise.predict(rng.normal(size=(400, 16))) == np.repeat(np.arange(4), 100)).mean() < 0.45
+
+
+def test_the_training_subset_is_the_finished_natural_one_of_this_data(monkeypatch, tmp_path):
+    probe = _probe(monkeypatch)
+    monkeypatch.setattr(probe, "SUBSETS", tmp_path)
+
+    def subset(name: str, rows: list[str], **spec) -> None:
+        folder = tmp_path / name
+        folder.mkdir()
+        (folder / "data.jsonl").write_text("".join(json.dumps({"id": r}) + "\n" for r in rows))
+        full = {"split": "train_all", "n": 2, "seed": 0, "data": "fp", **spec}
+        if name != "a.partial":  # a step still running has no step.json
+            (folder / "step.json").write_text(json.dumps({"kind": "subset", "spec": full}))
+
+    subset("a.partial", ["running"])
+    subset("b", ["tail-only"], categories=["tail"])
+    subset("c", ["other-data"], data="other")
+    subset("d", ["x", "y"])
+    assert [r["id"] for r in probe.subset_rows(2, "fp")] == ["x", "y"]
+    with pytest.raises(SystemExit, match="n = 3"):
+        probe.subset_rows(3, "fp")
