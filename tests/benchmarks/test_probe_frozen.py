@@ -71,3 +71,28 @@ def test_the_training_subset_is_the_finished_natural_one_of_this_data(monkeypatc
     assert [r["id"] for r in probe.subset_rows(2, "fp")] == ["x", "y"]
     with pytest.raises(SystemExit, match="n = 3"):
         probe.subset_rows(3, "fp")
+
+
+def test_the_controls_read_the_facts_of_each_sample_by_id(monkeypatch, tmp_path):
+    from behaviorlm_plugin.data.dataset import PreparedDataset
+
+    probe = _probe(monkeypatch)
+    rng = np.random.default_rng(0)
+    base = tmp_path / "beh"
+    base.mkdir()
+    facts = {}
+    for split, n in (("train_all", 240), (probe.SPLIT, 120)):
+        ids = [f"{split}-{i:04d}" for i in range(n)]
+        (base / f"{split}.jsonl").write_text("".join(json.dumps({"id": i}) + "\n" for i in ids))
+        place, hour = rng.integers(0, 4, n), rng.integers(0, 24, n)
+        np.savez(base / f"{split}.features.npz", next_place=place, next_hour=hour, label=np.zeros(n, dtype=int))
+        facts[split] = (ids, place)
+    centers = rng.normal(size=(4, 16)) * 3
+    (tr_ids, tr_place), (va_ids, va_place) = facts["train_all"], facts[probe.SPLIT]
+    order = rng.permutation(len(tr_ids))  # the samples come in the subset's order, not the split's
+    x = centers[tr_place[order]] + rng.normal(size=(len(order), 16))
+    xv = centers[va_place] + rng.normal(size=(len(va_ids), 16))
+    out = probe.controls(PreparedDataset(tmp_path, "beh"), [tr_ids[i] for i in order], va_ids, x, xv)
+    assert out["next_place"]["accuracy"] > 0.9 and out["next_place"]["classes"] == 4
+    assert out["next_hour"]["accuracy"] < 0.25  # the features say nothing of the hour
+    assert 0 < out["next_hour"]["majority"] < 0.25
