@@ -62,10 +62,7 @@ def _two_point_crossing(n1: int, n2: int, y2: float, gain: float, target: float)
     """n where a line in log10(n) that gains ``gain`` from n1 to n2 (ending at y2) reaches target; None: never."""
     if y2 >= target:
         return float(n2)
-    if gain <= 0:
-        return None
-    exponent = np.log10(n2) + (target - y2) * np.log10(n2 / n1) / gain
-    return float(round(10**exponent, -2)) if exponent <= CROSSING_MAX_LOG10 else None
+    return _line([(n1, y2 - gain), (n2, y2)], target)["n_at_hour_place"]
 
 
 def read(results: dict, n_boot: int = N_BOOT, seed: int = 0) -> dict:
