@@ -40,7 +40,7 @@ from pilot_gate import N_BOOT, PILOT, SPLIT, _acc_avg, _curve
 from behaviorlm_plugin.data.dataset import PreparedDataset
 from behaviorlm_plugin.eval.bootstrap import resample_weights
 from behaviorlm_plugin.eval.prior_correction import log_prior
-from behaviorlm_plugin.extras.fileio import atomic_write_json, atomic_write_text
+from behaviorlm_plugin.extras.fileio import atomic_write_json, atomic_write_text, read_jsonl
 from behaviorlm_plugin.runs.bench.cache import data_fingerprint
 from behaviorlm_plugin.tuning.frozen_reuse import FrozenCache, model_key
 
@@ -90,7 +90,7 @@ def subset_rows(n: int, data_fp: str) -> list[dict]:
             and spec.get("data") == data_fp
             and not spec.get("categories")
         ):
-            return [json.loads(line) for line in (folder / "data.jsonl").read_text().splitlines() if line]
+            return read_jsonl(folder / "data.jsonl")
     raise SystemExit(
         f"no finished train_all subset of n = {n} (seed 0, data {data_fp}) in {SUBSETS}: run the pilot's part for "
         "that size first, on this data"
@@ -196,7 +196,7 @@ def main() -> None:
     cache = FrozenCache(CACHE, model_key(str(MODEL), split, torch.float32), max_bytes=1 << 62)
     encode = encoder(results.get("template") or "smollm2")
 
-    val = {json.loads(line)["id"]: json.loads(line) for line in (DATA / f"{SPLIT}.jsonl").read_text().splitlines()}
+    val = {row["id"]: row for row in read_jsonl(DATA / f"{SPLIT}.jsonl")}
     val_prompts = [encode(val[i], "")[0] for i in ev["ids"]]
     sizes = args.sizes or [n for n in (1000, 2000, 4000, 8000) if _cached(n, data_fp, encode, cache)]
     if not sizes:
@@ -276,7 +276,7 @@ FACTS = ("next_place", "next_hour")
 
 def _facts(data: PreparedDataset, split: str, ids: list[str]) -> dict[str, np.ndarray]:
     """The prepared split's ``next_*`` facts for ``ids``, aligned by the split's row order (checked on the label)."""
-    order = {json.loads(line)["id"]: i for i, line in enumerate(data.path(split).read_text().splitlines())}
+    order = {row["id"]: i for i, row in enumerate(read_jsonl(data.path(split)))}
     feats = np.load(data.base / f"{split}.features.npz", allow_pickle=False)
     if len(order) != len(feats["label"]):
         raise SystemExit(f"{data.base / split}.features.npz: {len(feats['label'])} rows, {split}.jsonl {len(order)}")
