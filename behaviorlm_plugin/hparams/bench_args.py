@@ -277,6 +277,12 @@ class SuiteConfig:
 
     def __post_init__(self) -> None:
         check_lora_top_layers(self.lora_top_layers)
+        layers = self.time_model.model_layers
+        if layers is not None and self.lora_top_layers is not None and self.lora_top_layers > layers:
+            raise ValueError(
+                f"lora_top_layers={self.lora_top_layers} is more than time_model.model_layers={layers}: set "
+                "model_layers to the model's decoder layers, or lora_top_layers to at most that"
+            )
         if self.score_together < 1:
             raise ValueError(f"score_together must be >= 1 (1: each model scored alone), got {self.score_together}")
         for stage in ("a_tuning", "b_tuning"):

@@ -48,6 +48,8 @@ class TimeModel:
         stock_train_tokens_per_s (an epoch without the reuse: the plan's comparison),
         score_samples_per_s (one model), score_model_fraction (each further model of a shared scoring pass)
     Sizes: tokens_per_sample, epochs, behaviors; plan_samples (the totals ``--list-parts`` also prints)
+    Layers: rates_top_layers, model_layers (the tuned and the decoder layers the rates were measured at; a suite
+        with another ``lora_top_layers`` scales them, see ``runs/bench/time_model.py``)
 
     The defaults are the speed issue's GPU targets (SmolLM2 LoRA 150k tokens/s, scoring 1,000 samples/s): targets
     until ``benchmarks/bench_gpu.py`` measures them. ``cpu-main`` sets the rates measured on this CPU.
@@ -82,6 +84,17 @@ class TimeModel:
         default_factory=list,
         metadata={"help": "--list-parts also prints the total with ours' training set (A mix + B-set) at these sizes."},
     )
+    rates_top_layers: int | None = field(
+        default=None,
+        metadata={
+            "help": "The lora_top_layers the training and first-pass rates were measured at. With model_layers, a "
+            "suite tuning another number of layers scales them. None: the rates are used as they are."
+        },
+    )
+    model_layers: int | None = field(
+        default=None,
+        metadata={"help": "Decoder layers of the model the rates were measured on (with rates_top_layers)."},
+    )
 
     def __post_init__(self) -> None:
         rates = {"train_tokens_per_s": self.train_tokens_per_s, "score_samples_per_s": self.score_samples_per_s}
@@ -95,3 +108,13 @@ class TimeModel:
             raise ValueError(f"time_model.score_model_fraction must be in (0, 1], got {self.score_model_fraction}")
         if any(n <= 0 for n in self.plan_samples):
             raise ValueError(f"time_model.plan_samples must be positive sizes, got {self.plan_samples}")
+        if (self.rates_top_layers is None) != (self.model_layers is None):
+            raise ValueError(
+                "time_model.rates_top_layers and time_model.model_layers go together (the tuned and the decoder "
+                f"layers the rates were measured at); got {self.rates_top_layers} and {self.model_layers}"
+            )
+        if self.model_layers is not None and not 1 <= self.rates_top_layers < self.model_layers:
+            raise ValueError(
+                f"time_model.rates_top_layers must be between 1 and model_layers - 1 ({self.model_layers - 1}): "
+                f"the rates of a first pass need frozen layers; got {self.rates_top_layers}"
+            )

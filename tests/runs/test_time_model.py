@@ -9,7 +9,15 @@ import numpy as np
 import pytest
 
 from behaviorlm_plugin.runs.bench.runner import load_suite
-from behaviorlm_plugin.runs.bench.time_model import at_samples, estimate_part, estimate_parts, nested, without_reuse
+from behaviorlm_plugin.runs.bench.time_model import (
+    LayerScales,
+    at_samples,
+    estimate_part,
+    estimate_parts,
+    layer_scales,
+    nested,
+    without_reuse,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 CPU_MAIN = ROOT / "yaml_recipes" / "bench" / "cpu-main.yaml"
@@ -99,3 +107,52 @@ def test_the_nesting_rule_is_numpys(small, large, pool):
         a = set(np.random.default_rng([seed, 2]).choice(pool, small, replace=False).tolist())
         b = set(np.random.default_rng([seed, 2]).choice(pool, large, replace=False).tolist())
         assert (a <= b) == nested(small, large, pool), (small, large, pool, seed)
+
+
+PILOT = ROOT / "yaml_recipes" / "bench" / "cpu-pilot.yaml"
+
+
+def test_rates_measured_at_4_tuned_layers_scale_to_8():
+    """With the reuse an epoch costs in proportion to the tuned layers and the first pass to the frozen ones: at
+    N = 8 of 30 against the rates' N = 4, an epoch costs twice as much and the first pass 22/26 of it."""
+    top4, top8 = load_suite(PILOT), load_suite(PILOT, ["lora_top_layers=8"])
+    assert (top4.time_model.rates_top_layers, top4.time_model.model_layers) == (4, 30)
+    assert layer_scales(top4) == LayerScales()
+    scales = layer_scales(top8)
+    assert scales.epoch == 2.0 and scales.first_pass == pytest.approx(22 / 26)
+    assert scales.stock_epoch == pytest.approx((30 + 16) / (30 + 8))
+    tm = top4.time_model
+    epoch = 8000 * tm.tokens_per_sample / tm.train_tokens_per_s
+    first_pass = 8000 * tm.tokens_per_sample / tm.first_pass_tokens_per_s
+    part = next(p for p in top4.parts if p.name == "n8k-ft")  # one training run of 8,000 samples, cold
+    extra = estimate_part(top8, part) - estimate_part(top4, part)
+    assert extra == pytest.approx(epoch * (2 - 1) + first_pass * (22 / 26 - 1))
+    # Rates without their layers are used as they are, whatever the suite tunes.
+    unscaled = load_suite(
+        PILOT, ["lora_top_layers=8", "time_model.rates_top_layers=null", "time_model.model_layers=null"]
+    )
+    assert layer_scales(unscaled) == LayerScales() and estimate_part(unscaled, part) == estimate_part(top4, part)
+
+
+def test_a_stock_forward_suite_is_estimated_at_the_stock_rate_with_no_first_pass():
+    pilot, stock = load_suite(PILOT), load_suite(PILOT, ["stock_forward=true"])
+    tm = pilot.time_model
+    part = next(p for p in pilot.parts if p.name == "n8k-ft")
+    tokens = 8000 * tm.tokens_per_sample
+    reuse_cost = tokens / tm.train_tokens_per_s + tokens / tm.first_pass_tokens_per_s
+    assert estimate_part(stock, part) - estimate_part(pilot, part) == pytest.approx(
+        tokens / tm.stock_train_tokens_per_s - reuse_cost
+    )
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["time_model.model_layers=null"], "go together"),
+        (["time_model.rates_top_layers=30"], "between 1 and model_layers - 1"),
+        (["lora_top_layers=31"], "more than time_model.model_layers=30"),
+    ],
+)
+def test_the_layer_fields_are_checked(overrides, message):
+    with pytest.raises(Exception, match=message):
+        load_suite(PILOT, overrides)

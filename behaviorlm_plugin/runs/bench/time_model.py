@@ -19,6 +19,11 @@ one) when the pool is over 10,000 and ``n`` over a fiftieth of it, and otherwise
 larger draw's first pass pays only for the samples a nested earlier draw of its family did not have.
 ``estimate_part`` alone estimates one part from a cold cache.
 
+Rates measured at one number of tuned layers (``time_model.rates_top_layers`` of ``model_layers``) are scaled to
+the suite's ``lora_top_layers`` (:func:`layer_scales`): with the reuse an epoch runs forward and backward through
+the tuned layers only, so it costs in proportion to them, and the first pass in proportion to the frozen ones; a
+stock epoch runs forward through every layer and backward through the tuned ones, about L + 2N layer passes.
+
 The rates are the suite's; ``yaml_recipes/bench/cpu-main.yaml`` takes them from ``benchmarks/results/``.
 """
 
@@ -72,6 +77,28 @@ def _draw_family(ident: tuple) -> tuple:
     return ident
 
 
+@dataclass(frozen=True)
+class LayerScales:
+    """Factors on the time a rate gives, for the suite's tuned layers against the rates' own."""
+
+    epoch: float = 1.0  # an epoch with the reuse
+    first_pass: float = 1.0  # the frozen layers' first pass (0: nothing is frozen)
+    stock_epoch: float = 1.0  # an epoch without the reuse
+
+
+def layer_scales(suite: SuiteConfig) -> LayerScales:
+    """The suite's ``lora_top_layers`` N against the rates' N_r of L layers: an epoch with the reuse N / N_r, the
+    first pass (L - N) / (L - N_r), a stock epoch (L + 2N) / (L + 2N_r); all 1 where the rates say no layers."""
+    tm = suite.time_model
+    if tm.rates_top_layers is None or tm.model_layers is None:
+        return LayerScales()
+    big_l, n_r = tm.model_layers, tm.rates_top_layers
+    n = big_l if suite.lora_top_layers is None else suite.lora_top_layers  # None: LoRA on every layer
+    return LayerScales(
+        epoch=n / n_r, first_pass=(big_l - n) / (big_l - n_r), stock_epoch=(big_l + 2 * n) / (big_l + 2 * n_r)
+    )
+
+
 @dataclass
 class _Tally:
     """One part's work, each shared piece once (as the step cache runs it)."""
@@ -85,17 +112,27 @@ class _Tally:
     seconds: float = 0.0
 
     @property
+    def stock(self) -> bool:
+        """Training runs the stock forward: the reuse is off, or ``stock_forward`` turns it off."""
+        return not self.suite.frozen_reuse.enabled or self.suite.stock_forward
+
+    @property
     def reuse(self) -> bool:
-        return self.suite.frozen_reuse.enabled and self.suite.time_model.first_pass_tokens_per_s is not None
+        return not self.stock and self.suite.time_model.first_pass_tokens_per_s is not None
 
     def train(self, run: tuple, data: list[tuple[tuple, float]]) -> None:
         """One training run (``run``: what identifies it) on ``data``: (dataset identity, samples) pairs."""
         if run in self.trainings:
             return
         self.trainings.add(run)
-        tm = self.suite.time_model
+        tm, scale = self.suite.time_model, layer_scales(self.suite)
         n = sum(size for _, size in data)
-        self.seconds += tm.train_fixed_s + tm.epochs * n * tm.tokens_per_sample / tm.train_tokens_per_s
+        if self.stock:  # a stock_forward suite at the stock rate where there is one (without_reuse swapped it in)
+            stock_rate = tm.stock_train_tokens_per_s if self.suite.stock_forward else None
+            rate, per_epoch = stock_rate or tm.train_tokens_per_s, scale.stock_epoch
+        else:
+            rate, per_epoch = tm.train_tokens_per_s, scale.epoch
+        self.seconds += tm.train_fixed_s + tm.epochs * n * tm.tokens_per_sample / rate * per_epoch
         if self.reuse:
             # Train_all's size stands for the anchors' pool too (an upper bound: the anchors are part of it).
             pool = self.suite.prepare.max_train_samples
@@ -105,7 +142,7 @@ class _Tally:
                 covered = max((c for c in cached if nested(c, size, pool)), default=0.0)
                 fresh += max(0.0, size - covered)
                 cached.append(size)
-            self.seconds += fresh * tm.tokens_per_sample / tm.first_pass_tokens_per_s
+            self.seconds += fresh * tm.tokens_per_sample / tm.first_pass_tokens_per_s * scale.first_pass
 
     def select(self, picked: tuple, scored: int) -> None:
         """One selection (``picked``: the B-set it makes), scoring ``scored`` pool samples."""
