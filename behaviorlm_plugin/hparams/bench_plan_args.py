@@ -46,6 +46,7 @@ class TimeModel:
     Rates: train_tokens_per_s (an epoch, as trained: at the reuse rate when ``frozen_reuse`` is on),
         first_pass_tokens_per_s (the frozen layers' first pass, once per training dataset, with the reuse),
         stock_train_tokens_per_s (an epoch without the reuse: the plan's comparison),
+        stock_forward_tokens_per_s (an epoch of a ``stock_forward`` suite: LLaMA-Factory's own forward),
         score_samples_per_s (one model), score_model_fraction (each further model of a shared scoring pass)
     Sizes: tokens_per_sample, epochs, behaviors; plan_samples (the totals ``--list-parts`` also prints)
     Layers: rates_top_layers, model_layers (the tuned and the decoder layers the rates were measured at; a suite
@@ -69,7 +70,17 @@ class TimeModel:
     )
     stock_train_tokens_per_s: float | None = field(
         default=None,
-        metadata={"help": "The epoch rate without the reuse: --list-parts then also prints the plan without it."},
+        metadata={
+            "help": "The epoch rate without the reuse (the answer-only head kept): a suite with frozen_reuse off "
+            "trains at it, and --list-parts also prints the plan without the reuse."
+        },
+    )
+    stock_forward_tokens_per_s: float | None = field(
+        default=None,
+        metadata={
+            "help": "The epoch rate of LLaMA-Factory's own forward (stock_forward: no reuse, the full LM head at "
+            "every token). None: stock_train_tokens_per_s, which underestimates it."
+        },
     )
     score_samples_per_s: float = field(default=1_000.0, metadata={"help": "Candidate scoring of one model."})
     score_model_fraction: float = field(
@@ -98,7 +109,7 @@ class TimeModel:
 
     def __post_init__(self) -> None:
         rates = {"train_tokens_per_s": self.train_tokens_per_s, "score_samples_per_s": self.score_samples_per_s}
-        for key in ("first_pass_tokens_per_s", "stock_train_tokens_per_s"):
+        for key in ("first_pass_tokens_per_s", "stock_train_tokens_per_s", "stock_forward_tokens_per_s"):
             if getattr(self, key) is not None:
                 rates[key] = getattr(self, key)
         for key, value in rates.items():
@@ -111,10 +122,16 @@ class TimeModel:
         if (self.rates_top_layers is None) != (self.model_layers is None):
             raise ValueError(
                 "time_model.rates_top_layers and time_model.model_layers go together (the tuned and the decoder "
-                f"layers the rates were measured at); got {self.rates_top_layers} and {self.model_layers}"
+                f"layers the rates were measured at): set both or neither; got {self.rates_top_layers} and "
+                f"{self.model_layers}"
+            )
+        if self.model_layers is not None and self.model_layers < 2:
+            raise ValueError(
+                f"time_model.model_layers must be >= 2 (the model's decoder layers), got {self.model_layers}"
             )
         if self.model_layers is not None and not 1 <= self.rates_top_layers < self.model_layers:
             raise ValueError(
-                f"time_model.rates_top_layers must be between 1 and model_layers - 1 ({self.model_layers - 1}): "
-                f"the rates of a first pass need frozen layers; got {self.rates_top_layers}"
+                f"time_model.rates_top_layers must be between 1 and model_layers - 1 ({self.model_layers - 1}), the "
+                f"tuned layers of the run that measured the rates (a first pass needs frozen layers); got "
+                f"{self.rates_top_layers}"
             )

@@ -134,14 +134,28 @@ def test_rates_measured_at_4_tuned_layers_scale_to_8():
     assert layer_scales(unscaled) == LayerScales() and estimate_part(unscaled, part) == estimate_part(top4, part)
 
 
-def test_a_stock_forward_suite_is_estimated_at_the_stock_rate_with_no_first_pass():
-    pilot, stock = load_suite(PILOT), load_suite(PILOT, ["stock_forward=true"])
+def test_without_the_reuse_there_is_no_first_pass_and_the_stock_rates_scale_by_l_plus_2n():
+    """frozen_reuse off trains at stock_train_tokens_per_s; stock_forward (no answer-only head either) at
+    stock_forward_tokens_per_s; both scale by (L + 2N) / (L + 2N_r) at another lora_top_layers."""
+    pilot = load_suite(PILOT)
     tm = pilot.time_model
     part = next(p for p in pilot.parts if p.name == "n8k-ft")
     tokens = 8000 * tm.tokens_per_sample
-    reuse_cost = tokens / tm.train_tokens_per_s + tokens / tm.first_pass_tokens_per_s
-    assert estimate_part(stock, part) - estimate_part(pilot, part) == pytest.approx(
-        tokens / tm.stock_train_tokens_per_s - reuse_cost
+    scale8 = (30 + 16) / (30 + 8)
+    for top in (4, 8):
+        scale = 1.0 if top == 4 else scale8
+        at = [f"lora_top_layers={top}"]
+        usual = estimate_part(load_suite(PILOT, at), part)
+        usual_reuse = tokens / tm.train_tokens_per_s * top / 4 + tokens / tm.first_pass_tokens_per_s * (30 - top) / 26
+        off = estimate_part(load_suite(PILOT, [*at, "frozen_reuse.enabled=false"]), part)
+        assert off - usual == pytest.approx(tokens / tm.stock_train_tokens_per_s * scale - usual_reuse)
+        stock = estimate_part(load_suite(PILOT, [*at, "stock_forward=true"]), part)
+        assert stock - usual == pytest.approx(tokens / tm.stock_forward_tokens_per_s * scale - usual_reuse)
+    assert tm.stock_forward_tokens_per_s < tm.stock_train_tokens_per_s  # the full LM head costs more
+    # without_reuse (the plan's comparison) is the frozen_reuse-off estimate.
+    top8 = load_suite(PILOT, ["lora_top_layers=8"])
+    assert estimate_part(without_reuse(top8), part) - estimate_part(without_reuse(pilot), part) == pytest.approx(
+        tokens / tm.stock_train_tokens_per_s * (scale8 - 1)
     )
 
 
@@ -150,6 +164,7 @@ def test_a_stock_forward_suite_is_estimated_at_the_stock_rate_with_no_first_pass
     [
         (["time_model.model_layers=null"], "go together"),
         (["time_model.rates_top_layers=30"], "between 1 and model_layers - 1"),
+        (["time_model.model_layers=1", "time_model.rates_top_layers=1"], "must be >= 2"),
         (["lora_top_layers=31"], "more than time_model.model_layers=30"),
     ],
 )

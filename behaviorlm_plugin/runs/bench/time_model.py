@@ -4,7 +4,9 @@ The estimate counts the work as the step cache and the reuse paths do it:
 
 * a training run shared by several rows (``anchor-only`` is BehaviorLM's A-Tuning; ``one-stage`` retrains on
   ours' data) counts once; with ``frozen_reuse`` on, the frozen layers' first pass counts once per training
-  dataset (the mix, a subset, a B-set) and every epoch runs at the reuse rate;
+  dataset (the mix, a subset, a B-set) and every epoch runs at the reuse rate; without it (``frozen_reuse`` off,
+  or ``stock_forward``) there is no first pass and an epoch runs at ``stock_train_tokens_per_s`` (a
+  ``stock_forward`` suite at ``stock_forward_tokens_per_s``: no answer-only head either);
 * a part's trained models are scored together, ``score_together`` at a time, each model after the first
   costing ``score_model_fraction`` of one (``model/twin.py``);
 * selection scores its pool (``max_scored_per_class`` per behavior) with the A-Tuned model.
@@ -19,10 +21,11 @@ one) when the pool is over 10,000 and ``n`` over a fiftieth of it, and otherwise
 larger draw's first pass pays only for the samples a nested earlier draw of its family did not have.
 ``estimate_part`` alone estimates one part from a cold cache.
 
-Rates measured at one number of tuned layers (``time_model.rates_top_layers`` of ``model_layers``) are scaled to
-the suite's ``lora_top_layers`` (:func:`layer_scales`): with the reuse an epoch runs forward and backward through
-the tuned layers only, so it costs in proportion to them, and the first pass in proportion to the frozen ones; a
-stock epoch runs forward through every layer and backward through the tuned ones, about L + 2N layer passes.
+Training and first-pass rates measured at one number of tuned layers (``time_model.rates_top_layers`` of
+``model_layers``) are scaled to the suite's ``lora_top_layers`` (:func:`layer_scales`): with the reuse an epoch
+runs forward and backward through the tuned layers only, so it costs in proportion to them, and the first pass in
+proportion to the frozen ones; a stock epoch runs forward through every layer and backward through the tuned ones,
+about L + 2N layer passes. Scoring rates are not scaled (a shared pass's extra models cost more at a larger N).
 
 The rates are the suite's; ``yaml_recipes/bench/cpu-main.yaml`` takes them from ``benchmarks/results/``.
 """
@@ -127,9 +130,11 @@ class _Tally:
         self.trainings.add(run)
         tm, scale = self.suite.time_model, layer_scales(self.suite)
         n = sum(size for _, size in data)
-        if self.stock:  # a stock_forward suite at the stock rate where there is one (without_reuse swapped it in)
-            stock_rate = tm.stock_train_tokens_per_s if self.suite.stock_forward else None
-            rate, per_epoch = stock_rate or tm.train_tokens_per_s, scale.stock_epoch
+        if self.stock:  # no first pass; the stock rates where the suite gives them
+            rate = tm.stock_train_tokens_per_s or tm.train_tokens_per_s
+            if self.suite.stock_forward:
+                rate = tm.stock_forward_tokens_per_s or rate
+            per_epoch = scale.stock_epoch
         else:
             rate, per_epoch = tm.train_tokens_per_s, scale.epoch
         self.seconds += tm.train_fixed_s + tm.epochs * n * tm.tokens_per_sample / rate * per_epoch
